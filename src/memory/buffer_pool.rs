@@ -1,0 +1,265 @@
+//! A result partition's share of the segments (Flink's `LocalBufferPool`).
+
+use crate::sync::atomic::{AtomicU32, Ordering};
+use crate::sync::{Arc, IndexQueue, Parker};
+
+use super::{Buffer, BufferBuilder, MemoryError, SegmentPool};
+
+/// A bounded share of the [`SegmentPool`] for one result partition.
+///
+/// It reserves `min` segments when created (failing cleanly if memory is
+/// short) and borrows more from the global pool on demand, up to `max` —
+/// Flink's defaults are `subpartitions + 1` and `2 × subpartitions + 8`.
+/// When none is free the writer is back-pressured; a recycled segment makes
+/// the pool available again and unparks its owner if it sleeps.
+///
+/// `request` is called by the owning task; `recycle` from any thread.
+#[derive(Debug)]
+pub struct BufferPool {
+    segments: Arc<SegmentPool>,
+    available: IndexQueue,
+    min: u32,
+    max: u32,
+    /// Segments this pool holds (free here or lent out). Only grows.
+    owned: AtomicU32,
+    /// The owner, woken when a segment comes back.
+    owner: Arc<Parker>,
+}
+
+impl BufferPool {
+    /// Flink's default bounds for a partition with `subpartitions` channels:
+    /// `(subpartitions + 1, 2 × subpartitions + 8)`.
+    pub fn default_bounds(subpartitions: u32) -> (u32, u32) {
+        (subpartitions + 1, 2 * subpartitions + 8)
+    }
+
+    /// Reserves `min` segments and allows growth to `max`; `owner` is woken
+    /// whenever a segment comes back.
+    pub fn new(
+        segments: Arc<SegmentPool>,
+        min: u32,
+        max: u32,
+        owner: Arc<Parker>,
+    ) -> Result<Self, MemoryError> {
+        if min == 0 || min > max {
+            return Err(MemoryError::PoolBounds { min, max });
+        }
+        let available = IndexQueue::new(max as usize);
+        for segment in segments.take_many(min)? {
+            available.push(segment).expect("min <= max");
+        }
+        Ok(Self {
+            segments,
+            available,
+            min,
+            max,
+            owned: AtomicU32::new(min),
+            owner,
+        })
+    }
+
+    /// A free segment to write, or `None` when the pool is exhausted
+    /// (back-pressure: wait for [`is_available`](Self::is_available)).
+    #[inline]
+    pub fn request(&self) -> Option<BufferBuilder> {
+        let segment = match self.available.pop() {
+            Some(segment) => segment,
+            None => self.grow()?,
+        };
+        Some(self.segments.lend(segment))
+    }
+
+    #[cold]
+    fn grow(&self) -> Option<u32> {
+        self.owned
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |owned| {
+                (owned < self.max).then_some(owned + 1)
+            })
+            .ok()?;
+        let segment = self.segments.take();
+        if segment.is_none() {
+            self.owned.fetch_sub(1, Ordering::Relaxed);
+        }
+        segment
+    }
+
+    /// Ends writing a segment: its bytes become a readable [`Buffer`] with
+    /// one reference.
+    #[inline]
+    pub fn finish(&self, builder: BufferBuilder) -> Buffer {
+        self.segments.publish(builder.segment());
+        builder.finish()
+    }
+
+    /// Returns a builder's segment unwritten (an empty flush, a canceled job).
+    pub fn discard(&self, builder: BufferBuilder) {
+        let buffer = self.finish(builder);
+        self.recycle(buffer);
+    }
+
+    /// Another handle to the same bytes, for one more reader (broadcast).
+    #[inline]
+    pub fn share(&self, buffer: &Buffer) -> Buffer {
+        self.segments.share(buffer)
+    }
+
+    /// Gives a handle back; the segment is free again once every handle to
+    /// it is back. Any thread may call this.
+    ///
+    /// # Panics
+    /// If the buffer belongs to another segment pool.
+    #[inline]
+    pub fn recycle(&self, buffer: Buffer) {
+        if let Some(segment) = self.segments.release(buffer) {
+            self.available
+                .push(segment)
+                .expect("a pool never holds more than max segments");
+            self.owner.unpark();
+        }
+    }
+
+    /// Wakes the owner (a consumer went away; credit it waits for may
+    /// never come back through `recycle`).
+    pub fn notify_owner(&self) {
+        self.owner.unpark();
+    }
+
+    /// Whether a `request` would succeed now (a hint, racy by nature).
+    #[inline]
+    pub fn is_available(&self) -> bool {
+        !self.available.is_empty()
+            || (self.owned.load(Ordering::Relaxed) < self.max
+                && self.segments.available_segments() > 0)
+    }
+
+    /// Segments free in this pool.
+    pub fn available_segments(&self) -> u32 {
+        self.available.len() as u32
+    }
+
+    /// Segments this pool holds, free or lent out.
+    pub fn owned_segments(&self) -> u32 {
+        self.owned.load(Ordering::Relaxed)
+    }
+
+    /// Segments lent out now (being written, in a ring, or being read).
+    pub fn segments_in_use(&self) -> u32 {
+        self.owned_segments() - self.available_segments()
+    }
+
+    /// Whether every segment this pool holds is back.
+    pub fn is_full(&self) -> bool {
+        self.segments_in_use() == 0
+    }
+
+    /// Minimum (reserved) segments.
+    pub fn min(&self) -> u32 {
+        self.min
+    }
+
+    /// Maximum segments.
+    pub fn max(&self) -> u32 {
+        self.max
+    }
+
+    /// Bytes per segment.
+    pub fn segment_size(&self) -> usize {
+        self.segments.segment_size()
+    }
+
+    /// The global pool this one draws from.
+    pub fn segment_pool(&self) -> &Arc<SegmentPool> {
+        &self.segments
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        while let Some(segment) = self.available.pop() {
+            self.segments.give_back(segment);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryConfig;
+
+    fn segments(total: u32) -> Arc<SegmentPool> {
+        let config = MemoryConfig {
+            segment_size: 4096,
+            total_segments: total,
+            huge_pages: false,
+        };
+        Arc::new(SegmentPool::new(&config).unwrap())
+    }
+
+    #[test]
+    fn reserves_min_and_grows_to_max() {
+        let global = segments(8);
+        let pool = BufferPool::new(global.clone(), 2, 4, Arc::default()).unwrap();
+        assert_eq!(global.available_segments(), 6);
+        let builders: Vec<_> = (0..4).map(|_| pool.request().unwrap()).collect();
+        assert!(pool.request().is_none(), "max is 4");
+        assert!(!pool.is_available());
+        assert_eq!(global.available_segments(), 4);
+        for b in builders {
+            pool.discard(b);
+        }
+        assert!(pool.is_full());
+        drop(pool);
+        assert!(global.is_full());
+    }
+
+    #[test]
+    fn shared_buffer_returns_after_last_handle() {
+        let global = segments(2);
+        let pool = BufferPool::new(global.clone(), 1, 1, Arc::default()).unwrap();
+        let mut builder = pool.request().unwrap();
+        assert_eq!(builder.append(b"broadcast"), 9);
+        let first = pool.finish(builder);
+        let second = pool.share(&first);
+        let third = pool.share(&first);
+        assert_eq!(second.as_slice(), b"broadcast");
+        pool.recycle(first);
+        pool.recycle(third);
+        assert!(!pool.is_full());
+        assert!(pool.request().is_none());
+        pool.recycle(second);
+        assert!(pool.is_full());
+        assert!(pool.request().is_some_and(|b| {
+            pool.discard(b);
+            true
+        }));
+    }
+
+    #[test]
+    fn too_little_memory_is_an_error_not_a_panic() {
+        let global = segments(3);
+        let err = BufferPool::new(global.clone(), 4, 8, Arc::default()).unwrap_err();
+        assert!(matches!(
+            err,
+            MemoryError::InsufficientSegments {
+                required: 4,
+                available: 3,
+                total: 3
+            }
+        ));
+        assert!(err.to_string().contains("insufficient network buffers"));
+        assert!(global.is_full(), "a failed reservation gives back what it took");
+        assert!(matches!(
+            BufferPool::new(global, 3, 2, Arc::default()),
+            Err(MemoryError::PoolBounds { min: 3, max: 2 })
+        ));
+    }
+
+    #[test]
+    #[should_panic(expected = "does not belong to this segment pool")]
+    fn foreign_buffer_is_refused() {
+        let a = BufferPool::new(segments(1), 1, 1, Arc::default()).unwrap();
+        let b = BufferPool::new(segments(1), 1, 1, Arc::default()).unwrap();
+        let buffer = a.finish(a.request().unwrap());
+        b.recycle(buffer);
+    }
+}

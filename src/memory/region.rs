@@ -1,0 +1,107 @@
+//! The one anonymous mapping that backs every segment.
+
+use std::ptr::NonNull;
+
+use memmap2::{MmapMut, MmapOptions};
+
+use super::{MemoryConfig, MemoryError};
+
+/// An anonymous, pre-faulted mapping cut into equal segments.
+///
+/// Pre-faulting (`MAP_POPULATE`) means the measured phase of a job takes no
+/// page faults. The region never moves; segments are addressed by index.
+#[derive(Debug)]
+pub struct MemoryRegion {
+    map: MmapMut,
+    base: NonNull<u8>,
+    segment_size: usize,
+    segments: u32,
+    huge_pages: bool,
+}
+
+// SAFETY: the region is plain memory; which thread may touch which segment is
+// governed by the `BufferBuilder`/`Buffer` handles, not by the region.
+unsafe impl Send for MemoryRegion {}
+// SAFETY: as above; the region itself is never mutated through `&self`.
+unsafe impl Sync for MemoryRegion {}
+
+impl MemoryRegion {
+    /// Maps and pre-faults the region the configuration describes.
+    pub fn new(config: &MemoryConfig) -> Result<Self, MemoryError> {
+        config.validate()?;
+        let bytes = config.region_bytes();
+        let map_err = |source| MemoryError::Map { bytes, source };
+        let (mut map, huge_pages) = if config.huge_pages {
+            match Self::map(bytes, true) {
+                Ok(map) => (map, true),
+                Err(_) => (Self::map(bytes, false).map_err(map_err)?, false),
+            }
+        } else {
+            (Self::map(bytes, false).map_err(map_err)?, false)
+        };
+        let base = NonNull::new(map.as_mut_ptr()).expect("mmap never returns null");
+        Ok(Self {
+            map,
+            base,
+            segment_size: config.segment_size,
+            segments: config.total_segments,
+            huge_pages,
+        })
+    }
+
+    fn map(bytes: usize, huge: bool) -> std::io::Result<MmapMut> {
+        let mut options = MmapOptions::new();
+        options.len(bytes).populate();
+        #[cfg(target_os = "linux")]
+        if huge {
+            options.huge(None);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = huge;
+        options.map_anon()
+    }
+
+    /// Bytes per segment.
+    pub fn segment_size(&self) -> usize {
+        self.segment_size
+    }
+
+    /// Number of segments.
+    pub fn segments(&self) -> u32 {
+        self.segments
+    }
+
+    /// Whether the region is backed by huge pages.
+    pub fn huge_pages(&self) -> bool {
+        self.huge_pages
+    }
+
+    /// Total bytes mapped.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the region is empty (it never is once built).
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Start of segment `index`.
+    ///
+    /// # Panics
+    /// If `index` is out of range.
+    #[inline]
+    pub(crate) fn segment_ptr(&self, index: u32) -> NonNull<u8> {
+        assert!(index < self.segments, "segment {index} out of range");
+        // SAFETY: index < segments, so the offset stays inside the mapping.
+        unsafe { self.base.add(index as usize * self.segment_size) }
+    }
+
+    /// Whether `ptr` is the start of a segment of this region, and which.
+    #[inline]
+    pub(crate) fn segment_of(&self, ptr: NonNull<u8>) -> Option<u32> {
+        let offset = (ptr.as_ptr() as usize).checked_sub(self.base.as_ptr() as usize)?;
+        let index = offset / self.segment_size;
+        (offset % self.segment_size == 0 && index < self.segments as usize).then_some(index as u32)
+    }
+}

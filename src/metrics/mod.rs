@@ -1,0 +1,5 @@
+//! Measurements a run reports; so far the allocation counter.
+
+pub mod alloc;
+
+pub use alloc::{AllocationCount, CountingAllocator};

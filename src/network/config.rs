@@ -1,0 +1,67 @@
+//! Network configuration: how channels are sized.
+
+use crate::memory::{MemoryConfig, MemoryError};
+
+/// Sizes of the network stack, with Flink's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// Memory region and segment size.
+    pub memory: MemoryConfig,
+    /// Exclusive buffers per input channel (Flink's
+    /// `taskmanager.network.memory.buffers-per-channel`, default 2).
+    pub buffers_per_channel: u32,
+    /// Floating buffers per input gate (Flink's
+    /// `taskmanager.network.memory.floating-buffers-per-gate`, default 8).
+    pub floating_buffers: u32,
+    /// Largest record a channel carries; larger ones are an error.
+    pub max_record_size: usize,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self {
+            memory: MemoryConfig::default(),
+            buffers_per_channel: 2,
+            floating_buffers: 8,
+            max_record_size: 1 << 20,
+        }
+    }
+}
+
+/// Why a network configuration is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkConfigError {
+    /// Memory is misconfigured.
+    #[error(transparent)]
+    Memory(#[from] MemoryError),
+    /// No exclusive buffer per channel.
+    #[error("buffers_per_channel is 0: every input channel needs at least 1 exclusive buffer")]
+    NoChannelBuffers,
+    /// The maximum record size is 0.
+    #[error("max_record_size is 0: records need at least 1 byte")]
+    NoRecordSize,
+}
+
+impl NetworkConfig {
+    /// Checks every field, naming the offending one.
+    pub fn validate(&self) -> Result<(), NetworkConfigError> {
+        self.memory.validate()?;
+        if self.buffers_per_channel == 0 {
+            return Err(NetworkConfigError::NoChannelBuffers);
+        }
+        if self.max_record_size == 0 {
+            return Err(NetworkConfigError::NoRecordSize);
+        }
+        Ok(())
+    }
+
+    /// A local channel's credit: the buffers that may be in flight on it.
+    ///
+    /// A remote Flink channel's credit is its exclusive buffers plus the
+    /// floating buffers it wins from its gate; a local channel here may hold
+    /// all of them, which with the defaults (2 + 8) equals Flink's
+    /// `max-buffers-per-channel` of 10.
+    pub fn channel_credit(&self) -> usize {
+        (self.buffers_per_channel + self.floating_buffers) as usize
+    }
+}

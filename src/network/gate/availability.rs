@@ -1,0 +1,105 @@
+//! Which of a gate's channels have data: a queue of channel indices that
+//! producers fill and the consumer drains, plus the consumer's parker.
+
+use crate::sync::atomic::{fence, AtomicBool, Ordering};
+use crate::sync::{Arc, CachePadded, IndexQueue, Parker};
+
+/// The gate-side signal producers use to say "channel `i` has data"
+/// (Flink's `SingleInputGate.notifyChannelNonEmpty` / `queueChannel`).
+///
+/// A channel is in the queue at most once: its `queued` flag is set by the
+/// producer that enqueues it and cleared by the consumer only when it finds
+/// the channel's ring empty, after which the consumer re-checks the ring.
+/// The consumer re-queues a channel that still has data behind the others,
+/// so channels are served round-robin and none starves.
+#[derive(Debug)]
+pub struct ChannelAvailability {
+    queue: IndexQueue,
+    queued: Box<[CachePadded<AtomicBool>]>,
+    consumer: Arc<Parker>,
+}
+
+impl ChannelAvailability {
+    /// A signal for a gate of `channels` channels whose task parks on
+    /// `consumer`.
+    pub fn new(channels: usize, consumer: Arc<Parker>) -> Self {
+        Self {
+            queue: IndexQueue::new(channels.max(1)),
+            queued: (0..channels)
+                .map(|_| CachePadded::new(AtomicBool::new(false)))
+                .collect(),
+            consumer,
+        }
+    }
+
+    /// Number of channels.
+    pub fn channels(&self) -> usize {
+        self.queued.len()
+    }
+
+    /// The consumer task's parker.
+    pub fn consumer(&self) -> &Arc<Parker> {
+        &self.consumer
+    }
+
+    /// Producer side, after publishing an item into channel `channel`'s ring:
+    /// queue the channel unless it is queued, and wake the consumer if it
+    /// sleeps. In steady state (channel already queued) this is a fence and
+    /// a load.
+    #[inline]
+    pub fn notify(&self, channel: u32) {
+        let flag = &self.queued[channel as usize];
+        // SeqCst fence: pairs with the SeqCst fence in `dequeue_empty`. Either
+        // we see the flag cleared, or the consumer's re-check sees our item.
+        fence(Ordering::SeqCst);
+        if flag.load(Ordering::Relaxed) {
+            return;
+        }
+        self.enqueue(channel);
+    }
+
+    #[cold]
+    fn enqueue(&self, channel: u32) {
+        // Acquire: pairs with the Release clear in `dequeue_empty`; AcqRel
+        // makes sure exactly one of several racing setters enqueues.
+        if !self.queued[channel as usize].swap(true, Ordering::AcqRel) {
+            self.queue
+                .push(channel)
+                .expect("a channel is queued at most once");
+            self.consumer.unpark();
+        }
+    }
+
+    /// Consumer side: the next channel that may have data.
+    #[inline]
+    pub(super) fn next(&self) -> Option<u32> {
+        self.queue.pop()
+    }
+
+    /// Consumer side: the channel still has data; queue it behind the others.
+    #[inline]
+    pub(super) fn requeue(&self, channel: u32) {
+        self.queue
+            .push(channel)
+            .expect("a channel is queued at most once");
+    }
+
+    /// Consumer side: channel `channel` looked empty. Clears its flag, then
+    /// re-checks with `has_data` and queues it again if an item slipped in.
+    #[inline]
+    pub(super) fn dequeue_empty(&self, channel: u32, has_data: impl FnOnce() -> bool) {
+        // Release: pairs with the Acquire swap in `enqueue`.
+        self.queued[channel as usize].store(false, Ordering::Release);
+        // SeqCst fence: pairs with the fence in `notify` (see there).
+        fence(Ordering::SeqCst);
+        if has_data() {
+            self.enqueue(channel);
+        }
+    }
+
+    /// Whether some channel is queued (the park re-check).
+    #[inline]
+    pub fn has_queued(&self) -> bool {
+        !self.queue.is_empty()
+    }
+}

@@ -1,0 +1,184 @@
+//! Flink's `SingleInputGate`: one task input over many channels.
+
+use super::input_channel::release_all;
+use super::{ChannelAvailability, ChannelMetrics, InputChannel};
+use crate::network::event::{ChannelItem, Event};
+use crate::network::serde::SerdeError;
+use crate::sync::{Arc, Parker};
+
+/// What one [`InputGate::poll`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Poll {
+    /// One buffer of `channel` was read; `records` records were handed to the
+    /// callback (0 if the buffer only continued a spanning record).
+    Records {
+        /// The channel read.
+        channel: usize,
+        /// Records yielded.
+        records: usize,
+    },
+    /// An in-band event arrived on `channel`.
+    Event {
+        /// The channel it arrived on.
+        channel: usize,
+        /// The event.
+        event: Event,
+    },
+    /// No channel has anything now: wait for input.
+    Empty,
+    /// Every channel delivered `EndOfPartition`.
+    Finished,
+}
+
+/// Why reading a gate failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// A channel's byte stream is not well-formed.
+    #[error("input channel {channel}: {source}")]
+    Serde {
+        /// The channel.
+        channel: usize,
+        /// What went wrong.
+        source: SerdeError,
+    },
+}
+
+/// A task's input over `n` channels. Knows which channels have data through
+/// a [`ChannelAvailability`] queue (no scan over all channels) and serves
+/// them round-robin, one buffer per turn.
+#[derive(Debug)]
+pub struct InputGate {
+    availability: Arc<ChannelAvailability>,
+    channels: Vec<InputChannel>,
+    finished_channels: usize,
+}
+
+impl InputGate {
+    /// A gate over `channels`, in the order their producers were wired to
+    /// `availability`.
+    pub fn new(availability: Arc<ChannelAvailability>, channels: Vec<InputChannel>) -> Self {
+        assert_eq!(
+            availability.channels(),
+            channels.len(),
+            "the availability signal covers every channel"
+        );
+        Self {
+            availability,
+            channels,
+            finished_channels: 0,
+        }
+    }
+
+    /// Number of channels.
+    pub fn num_channels(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// Whether every channel delivered `EndOfPartition`.
+    pub fn is_finished(&self) -> bool {
+        self.finished_channels == self.channels.len()
+    }
+
+    /// Whether some channel has something (the park re-check; a hint).
+    #[inline]
+    pub fn has_input(&self) -> bool {
+        self.availability.has_queued()
+    }
+
+    /// The consumer task's parker the producers wake.
+    pub fn parker(&self) -> &Arc<Parker> {
+        self.availability.consumer()
+    }
+
+    /// Channel `index`'s counters.
+    pub fn channel_metrics(&self, index: usize) -> ChannelMetrics {
+        self.channels[index].metrics()
+    }
+
+    /// Counters summed over all channels.
+    pub fn metrics(&self) -> ChannelMetrics {
+        self.channels
+            .iter()
+            .fold(ChannelMetrics::default(), |mut sum, channel| {
+                let m = channel.metrics();
+                sum.records_in += m.records_in;
+                sum.buffers_in += m.buffers_in;
+                sum.bytes_in += m.bytes_in;
+                sum
+            })
+    }
+
+    /// Reads the next buffer or event of the next channel with data. Records
+    /// of a buffer are handed to `on_record` as zero-copy views (records that
+    /// spanned buffers from the channel's spill buffer); the buffer goes back
+    /// to its producer's pool before this returns.
+    #[inline]
+    pub fn poll(&mut self, mut on_record: impl FnMut(&[u8])) -> Result<Poll, GateError> {
+        loop {
+            let Some(index) = self.availability.next() else {
+                return Ok(if self.is_finished() {
+                    Poll::Finished
+                } else {
+                    Poll::Empty
+                });
+            };
+            let channel = &mut self.channels[index as usize];
+            let item = channel.ring.pop();
+            if channel.ring.has_items() {
+                self.availability.requeue(index);
+            } else {
+                let ring = &channel.ring;
+                self.availability.dequeue_empty(index, || ring.has_items());
+            }
+            let Some(item) = item else { continue };
+            let channel_index = index as usize;
+            return match item {
+                ChannelItem::Data(buffer) => {
+                    channel.metrics.buffers_in += 1;
+                    channel.metrics.bytes_in += buffer.len() as u64;
+                    channel.deserializer.set_next_buffer(buffer);
+                    let result = channel.deserializer.for_each_record(&mut on_record);
+                    if let Some(buffer) = channel.deserializer.take_buffer() {
+                        channel.pool.recycle(buffer);
+                    }
+                    let records = result.map_err(|source| GateError::Serde {
+                        channel: channel_index,
+                        source,
+                    })?;
+                    channel.metrics.records_in += records as u64;
+                    Ok(Poll::Records {
+                        channel: channel_index,
+                        records,
+                    })
+                }
+                ChannelItem::Event(event) => {
+                    if event == Event::EndOfPartition {
+                        channel
+                            .deserializer
+                            .check_complete()
+                            .map_err(|source| GateError::Serde {
+                                channel: channel_index,
+                                source,
+                            })?;
+                        channel.finished = true;
+                        self.finished_channels += 1;
+                    } else {
+                        // Events take no buffer, so no recycle wakes a
+                        // producer waiting for credit; wake it here.
+                        channel.pool.notify_owner();
+                    }
+                    Ok(Poll::Event {
+                        channel: channel_index,
+                        event,
+                    })
+                }
+            };
+        }
+    }
+}
+
+impl Drop for InputGate {
+    fn drop(&mut self) {
+        release_all(&mut self.channels);
+    }
+}

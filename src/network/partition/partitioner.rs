@@ -1,0 +1,115 @@
+//! Channel selection: which subpartition(s) a record goes to.
+
+use super::key_group;
+
+/// How records are distributed over a partition's subpartitions (Flink's
+/// `StreamPartitioner`s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partitioner {
+    /// Everything to subpartition 0 (one consumer, same parallelism).
+    Forward,
+    /// Round-robin over all subpartitions.
+    Rebalance,
+    /// Round-robin over the subpartitions this producer is wired to; the
+    /// difference from rebalance lies in the job graph's point-wise wiring.
+    Rescale,
+    /// Flink's key-group hash: `murmur(key.hashCode()) % max_parallelism`,
+    /// then the key group's subtask.
+    Hash {
+        /// Flink's max parallelism (number of key groups).
+        max_parallelism: u32,
+    },
+    /// Every record to every subpartition, written once and shared.
+    Broadcast,
+}
+
+impl Partitioner {
+    /// Key-group hashing with the max parallelism Flink derives from the
+    /// consumer's parallelism.
+    pub fn hash_for(parallelism: u32) -> Self {
+        Partitioner::Hash {
+            max_parallelism: key_group::default_max_parallelism(parallelism),
+        }
+    }
+}
+
+/// Where one record goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// One subpartition.
+    One(usize),
+    /// All subpartitions (broadcast).
+    All,
+}
+
+/// A partitioner bound to a number of subpartitions, with its round-robin
+/// position.
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelSelector {
+    partitioner: Partitioner,
+    channels: usize,
+    next: usize,
+}
+
+impl ChannelSelector {
+    /// Binds `partitioner` to `channels` subpartitions; round-robin starts at
+    /// `start % channels` (Flink starts at a random channel; a seed keeps
+    /// runs repeatable).
+    pub fn new(partitioner: Partitioner, channels: usize, start: usize) -> Self {
+        assert!(channels > 0, "a partition has at least one subpartition");
+        Self {
+            partitioner,
+            channels,
+            next: start % channels,
+        }
+    }
+
+    /// The partitioner.
+    pub fn partitioner(&self) -> Partitioner {
+        self.partitioner
+    }
+
+    /// Picks the subpartition(s) for a record with `key`.
+    #[inline]
+    pub fn select(&mut self, key: u64) -> Selection {
+        match self.partitioner {
+            Partitioner::Forward => Selection::One(0),
+            Partitioner::Rebalance | Partitioner::Rescale => {
+                let channel = self.next;
+                self.next += 1;
+                if self.next == self.channels {
+                    self.next = 0;
+                }
+                Selection::One(channel)
+            }
+            Partitioner::Hash { max_parallelism } => Selection::One(
+                key_group::assign_key_to_operator(key, max_parallelism, self.channels as u32) as usize,
+            ),
+            Partitioner::Broadcast => Selection::All,
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_partitioner_selects_as_flink_does() {
+        let mut forward = ChannelSelector::new(Partitioner::Forward, 1, 0);
+        assert_eq!(forward.select(5), Selection::One(0));
+
+        let mut rebalance = ChannelSelector::new(Partitioner::Rebalance, 3, 1);
+        let picks: Vec<_> = (0..6).map(|k| rebalance.select(k)).collect();
+        let expected: Vec<_> = [1, 2, 0, 1, 2, 0].map(Selection::One).into();
+        assert_eq!(picks, expected);
+
+        let mut hash = ChannelSelector::new(Partitioner::hash_for(4), 4, 0);
+        assert_eq!(hash.select(7), Selection::One(3));
+        assert_eq!(hash.select(7), Selection::One(3), "a key always lands on the same channel");
+        assert_eq!(hash.select(0), Selection::One(2));
+
+        let mut broadcast = ChannelSelector::new(Partitioner::Broadcast, 4, 0);
+        assert_eq!(broadcast.select(1), Selection::All);
+    }
+}

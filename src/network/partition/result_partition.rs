@@ -1,0 +1,353 @@
+//! A task's output: one subpartition per consuming channel, written through
+//! buffer builders drawn from the partition's buffer pool.
+
+use std::time::Instant;
+
+use crate::memory::{Buffer, BufferBuilder, BufferPool};
+use crate::network::event::{ChannelItem, Event};
+use crate::network::gate::ChannelAvailability;
+use crate::network::ring::{self, PushError};
+use crate::network::serde::{RecordSerializer, SerdeError};
+use crate::sync::{Arc, Parker, WaitStrategy};
+
+/// Why a write did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The record cannot be serialized.
+    #[error(transparent)]
+    Serde(#[from] SerdeError),
+    /// The task was interrupted (canceled) while it waited for capacity.
+    #[error("interrupted while waiting for output capacity")]
+    Interrupted,
+    /// The consumer of a subpartition is gone; what it would have read was
+    /// recycled.
+    #[error("the consumer of subpartition {subpartition} is gone")]
+    ConsumerGone {
+        /// The subpartition.
+        subpartition: usize,
+    },
+}
+
+/// Output counters of one partition. Updated per buffer (records per record,
+/// a plain add); back-pressure time is read from the clock only around waits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartitionMetrics {
+    /// Records emitted (a broadcast record counts once).
+    pub records_out: u64,
+    /// Buffers handed to rings (a broadcast buffer counts once per channel).
+    pub buffers_out: u64,
+    /// Bytes in those buffers.
+    pub bytes_out: u64,
+    /// Events handed to rings.
+    pub events_out: u64,
+    /// Time waiting for a free buffer (Flink's hard back-pressure).
+    pub hard_back_pressured_ns: u64,
+    /// Time waiting for room in a ring (no credit; soft back-pressure).
+    pub soft_back_pressured_ns: u64,
+}
+
+/// The producing end of one channel: the ring to its consumer, the buffer
+/// being filled, and how to tell the consumer's gate that data arrived.
+#[derive(Debug)]
+pub struct ResultSubpartition {
+    ring: ring::Producer<ChannelItem>,
+    builder: Option<BufferBuilder>,
+    availability: Arc<ChannelAvailability>,
+    /// This channel's index in the consumer's gate.
+    channel: u32,
+}
+
+impl ResultSubpartition {
+    pub(crate) fn new(
+        ring: ring::Producer<ChannelItem>,
+        availability: Arc<ChannelAvailability>,
+        channel: u32,
+    ) -> Self {
+        Self {
+            ring,
+            builder: None,
+            availability,
+            channel,
+        }
+    }
+
+    /// Returns everything this subpartition still holds to the pool.
+    fn release(self, pool: &BufferPool) {
+        if let Some(builder) = self.builder {
+            pool.discard(builder);
+        }
+        for item in self.ring.close() {
+            if let ChannelItem::Data(buffer) = item {
+                pool.recycle(buffer);
+            }
+        }
+    }
+}
+
+/// Flink's `ResultPartition` (pipelined, in-process): records are serialized
+/// into per-subpartition buffer builders; a full or flushed buffer goes into
+/// the subpartition's ring.
+///
+/// Waits for capacity (no free buffer, no credit) use the task's
+/// [`WaitStrategy`] and [`Parker`]; the consumer's recycling wakes it, and an
+/// interrupt (cancellation) ends the wait with [`WriteError::Interrupted`].
+#[derive(Debug)]
+pub struct ResultPartition {
+    subpartitions: Vec<ResultSubpartition>,
+    /// The one builder a broadcast partition writes, shared on flush.
+    broadcast: Option<BufferBuilder>,
+    pool: Arc<BufferPool>,
+    serializer: RecordSerializer,
+    parker: Arc<Parker>,
+    wait: WaitStrategy,
+    metrics: PartitionMetrics,
+}
+
+impl ResultPartition {
+    /// A partition over `subpartitions` drawing from `pool`. `parker` is the
+    /// writing task's (the pool must wake the same one).
+    pub fn new(
+        pool: Arc<BufferPool>,
+        subpartitions: Vec<ResultSubpartition>,
+        max_record_size: usize,
+        parker: Arc<Parker>,
+        wait: WaitStrategy,
+    ) -> Self {
+        assert!(!subpartitions.is_empty(), "a partition has at least one subpartition");
+        Self {
+            subpartitions,
+            broadcast: None,
+            pool,
+            serializer: RecordSerializer::new(max_record_size),
+            parker,
+            wait,
+            metrics: PartitionMetrics::default(),
+        }
+    }
+
+    /// Number of subpartitions (consuming channels).
+    pub fn num_subpartitions(&self) -> usize {
+        self.subpartitions.len()
+    }
+
+    /// The partition's buffer pool.
+    pub fn pool(&self) -> &Arc<BufferPool> {
+        &self.pool
+    }
+
+    /// Counters so far.
+    pub fn metrics(&self) -> PartitionMetrics {
+        self.metrics
+    }
+
+    /// Appends a record to subpartition `index`, waiting for capacity if
+    /// needed.
+    #[inline]
+    pub fn emit(&mut self, index: usize, record: &[u8]) -> Result<(), WriteError> {
+        self.serializer.check(record)?;
+        self.metrics.records_out += 1;
+        if let Some(builder) = &mut self.subpartitions[index].builder {
+            let mut written = 0;
+            if self.serializer.serialize(builder, record, &mut written) && !builder.is_full() {
+                return Ok(());
+            }
+            return self.emit_slow(index, record, written);
+        }
+        self.emit_slow(index, record, 0)
+    }
+
+    /// Continues a record that did not fit (or completes a full builder).
+    #[cold]
+    fn emit_slow(&mut self, index: usize, record: &[u8], mut written: usize) -> Result<(), WriteError> {
+        let frame = 4 + record.len();
+        loop {
+            if let Some(builder) = &mut self.subpartitions[index].builder {
+                let done = written == frame || self.serializer.serialize(builder, record, &mut written);
+                if !builder.is_full() {
+                    debug_assert!(done);
+                    return Ok(());
+                }
+                self.flush(index)?;
+                if done {
+                    return Ok(());
+                }
+            }
+            let builder = self.request_builder()?;
+            self.subpartitions[index].builder = Some(builder);
+        }
+    }
+
+    /// Appends a record for every subpartition, written once into a shared
+    /// buffer (Flink's `BroadcastRecordWriter`). Use either this or
+    /// [`emit`](Self::emit) on one partition, not both.
+    #[inline]
+    pub fn emit_broadcast(&mut self, record: &[u8]) -> Result<(), WriteError> {
+        self.serializer.check(record)?;
+        self.metrics.records_out += 1;
+        let frame = 4 + record.len();
+        let mut written = 0;
+        loop {
+            if let Some(builder) = &mut self.broadcast {
+                let done = written == frame || self.serializer.serialize(builder, record, &mut written);
+                if !builder.is_full() {
+                    return Ok(());
+                }
+                self.flush_broadcast()?;
+                if done {
+                    return Ok(());
+                }
+            }
+            self.broadcast = Some(self.request_builder()?);
+        }
+    }
+
+    /// Hands subpartition `index`'s partially filled buffer to its consumer.
+    pub fn flush(&mut self, index: usize) -> Result<(), WriteError> {
+        let sp = &mut self.subpartitions[index];
+        match sp.builder.take() {
+            Some(builder) if !builder.is_empty() => {
+                let buffer = self.pool.finish(builder);
+                self.push_buffer(index, buffer)
+            }
+            unused => {
+                sp.builder = unused;
+                Ok(())
+            }
+        }
+    }
+
+    /// Hands every partially filled buffer to its consumer (buffer timeout,
+    /// before parking, before an event, at end of input).
+    pub fn flush_all(&mut self) -> Result<(), WriteError> {
+        self.flush_broadcast()?;
+        for index in 0..self.subpartitions.len() {
+            self.flush(index)?;
+        }
+        Ok(())
+    }
+
+    /// Whether any subpartition holds a partially filled buffer.
+    pub fn has_unflushed_data(&self) -> bool {
+        self.broadcast.as_ref().is_some_and(|b| !b.is_empty())
+            || self
+                .subpartitions
+                .iter()
+                .any(|sp| sp.builder.as_ref().is_some_and(|b| !b.is_empty()))
+    }
+
+    fn flush_broadcast(&mut self) -> Result<(), WriteError> {
+        let buffer = match self.broadcast.take() {
+            Some(builder) if !builder.is_empty() => self.pool.finish(builder),
+            unused => {
+                self.broadcast = unused;
+                return Ok(());
+            }
+        };
+        let last = self.subpartitions.len() - 1;
+        for index in 0..last {
+            let shared = self.pool.share(&buffer);
+            if let Err(e) = self.push_buffer(index, shared) {
+                self.pool.recycle(buffer);
+                return Err(e);
+            }
+        }
+        self.push_buffer(last, buffer)
+    }
+
+    /// Sends an event to every consumer, after the data before it.
+    pub fn broadcast_event(&mut self, event: Event) -> Result<(), WriteError> {
+        self.flush_all()?;
+        for index in 0..self.subpartitions.len() {
+            self.push_item(index, ChannelItem::Event(event))?;
+            self.metrics.events_out += 1;
+        }
+        Ok(())
+    }
+
+    /// Ends the partition: flushes and sends `EndOfPartition` to every
+    /// consumer (Flink's `ResultPartition.finish`).
+    pub fn finish(&mut self) -> Result<(), WriteError> {
+        self.broadcast_event(Event::EndOfPartition)
+    }
+
+    /// Whether an emit could proceed without waiting for a buffer (Flink's
+    /// `getAvailableFuture().isDone()`; a hint).
+    pub fn is_available(&self) -> bool {
+        self.pool.is_available()
+    }
+
+    fn push_buffer(&mut self, index: usize, buffer: Buffer) -> Result<(), WriteError> {
+        let bytes = buffer.len() as u64;
+        self.push_item(index, ChannelItem::Data(buffer))?;
+        self.metrics.buffers_out += 1;
+        self.metrics.bytes_out += bytes;
+        Ok(())
+    }
+
+    /// Pushes into a subpartition's ring, waiting for credit if it is full.
+    fn push_item(&mut self, index: usize, mut item: ChannelItem) -> Result<(), WriteError> {
+        let sp = &mut self.subpartitions[index];
+        let mut waited_since = None;
+        let mut waiter = self.wait.waiter();
+        let result = loop {
+            match sp.ring.push(item) {
+                Ok(()) => break Ok(()),
+                Err(PushError::Full(back)) => item = back,
+            }
+            if sp.ring.is_abandoned() {
+                if let ChannelItem::Data(buffer) = item {
+                    self.pool.recycle(buffer);
+                }
+                break Err(WriteError::ConsumerGone { subpartition: index });
+            }
+            if self.parker.is_interrupted() {
+                if let ChannelItem::Data(buffer) = item {
+                    self.pool.recycle(buffer);
+                }
+                break Err(WriteError::Interrupted);
+            }
+            waited_since.get_or_insert_with(Instant::now);
+            let ring = &sp.ring;
+            waiter.wait(&self.parker, || ring.has_room() || ring.is_abandoned(), None);
+        };
+        if let Some(start) = waited_since {
+            self.metrics.soft_back_pressured_ns += start.elapsed().as_nanos() as u64;
+        }
+        if result.is_ok() {
+            sp.availability.notify(sp.channel);
+        }
+        result
+    }
+
+    /// A free buffer builder, waiting for one if the pool is exhausted.
+    fn request_builder(&mut self) -> Result<BufferBuilder, WriteError> {
+        if let Some(builder) = self.pool.request() {
+            return Ok(builder);
+        }
+        let start = Instant::now();
+        let mut waiter = self.wait.waiter();
+        let result = loop {
+            if let Some(builder) = self.pool.request() {
+                break Ok(builder);
+            }
+            if self.parker.is_interrupted() {
+                break Err(WriteError::Interrupted);
+            }
+            let pool = &self.pool;
+            waiter.wait(&self.parker, || pool.is_available(), None);
+        };
+        self.metrics.hard_back_pressured_ns += start.elapsed().as_nanos() as u64;
+        result
+    }
+}
+
+impl Drop for ResultPartition {
+    fn drop(&mut self) {
+        if let Some(builder) = self.broadcast.take() {
+            self.pool.discard(builder);
+        }
+        for sp in self.subpartitions.drain(..) {
+            sp.release(&self.pool);
+        }
+    }
+}

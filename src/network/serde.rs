@@ -1,0 +1,286 @@
+//! Record framing: `[u32 little-endian length][bytes]`, appended into
+//! segments, a record continuing into the next buffer when it does not fit.
+
+use crate::memory::{Buffer, BufferBuilder};
+
+const HEADER: usize = 4;
+
+/// Why a record could not be (de)serialized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SerdeError {
+    /// A record is larger than the configured maximum.
+    #[error("record of {size} bytes exceeds the maximum record size of {max} bytes")]
+    RecordTooLarge {
+        /// Size of the record.
+        size: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A channel ended in the middle of a record.
+    #[error("channel ended inside a record: {missing} bytes never arrived")]
+    Truncated {
+        /// Bytes of the record still missing.
+        missing: usize,
+    },
+}
+
+/// Appends framed records to buffer builders (Flink's `SpanningRecordSerializer`).
+///
+/// The serializer is stateless; a record that does not fit is tracked by the
+/// caller's `written` count, so one serializer serves every subpartition.
+#[derive(Clone, Copy, Debug)]
+pub struct RecordSerializer {
+    max_record_size: usize,
+}
+
+impl RecordSerializer {
+    /// A serializer for records up to `max_record_size` bytes.
+    pub fn new(max_record_size: usize) -> Self {
+        Self { max_record_size }
+    }
+
+    /// The largest record accepted.
+    pub fn max_record_size(&self) -> usize {
+        self.max_record_size
+    }
+
+    /// Refuses a record above the maximum (call before the first `serialize`).
+    #[inline]
+    pub fn check(&self, record: &[u8]) -> Result<(), SerdeError> {
+        if record.len() > self.max_record_size {
+            return Err(SerdeError::RecordTooLarge {
+                size: record.len(),
+                max: self.max_record_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes as much of `record`'s frame as fits into `builder`, starting at
+    /// frame byte `*written` (0 for a new record). Returns `true` when the
+    /// whole frame is written; otherwise the builder is full and the caller
+    /// continues with a fresh builder and the same `written`.
+    #[inline]
+    pub fn serialize(&self, builder: &mut BufferBuilder, record: &[u8], written: &mut usize) -> bool {
+        let frame = HEADER + record.len();
+        if *written == 0 {
+            let free = builder.unused_mut();
+            if free.len() >= frame {
+                free[..HEADER].copy_from_slice(&(record.len() as u32).to_le_bytes());
+                free[HEADER..frame].copy_from_slice(record);
+                builder.commit(frame);
+                return true;
+            }
+        }
+        self.serialize_spanning(builder, record, written)
+    }
+
+    #[cold]
+    fn serialize_spanning(&self, builder: &mut BufferBuilder, record: &[u8], written: &mut usize) -> bool {
+        let header = (record.len() as u32).to_le_bytes();
+        if *written < HEADER {
+            *written += builder.append(&header[*written..]);
+        }
+        if *written >= HEADER {
+            *written += builder.append(&record[*written - HEADER..]);
+        }
+        *written == HEADER + record.len()
+    }
+}
+
+/// Where a record being assembled across buffers stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Spanning {
+    /// Between records.
+    None,
+    /// `have` of the 4 header bytes collected.
+    Header { have: usize },
+    /// Header read; `len` payload bytes expected, some already spilled.
+    Payload { len: usize },
+}
+
+/// Yields the records of a channel's buffers (Flink's
+/// `SpillingAdaptiveSpanningRecordDeserializer`): zero-copy views of records
+/// inside one buffer, and records that span buffers assembled in a spill
+/// buffer sized at setup, so nothing allocates once running.
+#[derive(Debug)]
+pub struct RecordDeserializer {
+    current: Option<Buffer>,
+    position: usize,
+    spanning: Spanning,
+    header: [u8; HEADER],
+    spill: Vec<u8>,
+    max_record_size: usize,
+}
+
+impl RecordDeserializer {
+    /// A deserializer for records up to `max_record_size` bytes; the spill
+    /// buffer is allocated here, once.
+    pub fn new(max_record_size: usize) -> Self {
+        Self {
+            current: None,
+            position: 0,
+            spanning: Spanning::None,
+            header: [0; HEADER],
+            spill: Vec::with_capacity(max_record_size),
+            max_record_size,
+        }
+    }
+
+    /// Hands over the channel's next buffer.
+    ///
+    /// # Panics
+    /// If the previous buffer was not taken back with
+    /// [`take_buffer`](Self::take_buffer).
+    #[inline]
+    pub fn set_next_buffer(&mut self, buffer: Buffer) {
+        assert!(self.current.is_none(), "previous buffer not taken back");
+        self.current = Some(buffer);
+        self.position = 0;
+    }
+
+    /// Takes the current buffer back (to recycle it) once its records are read.
+    #[inline]
+    pub fn take_buffer(&mut self) -> Option<Buffer> {
+        self.current.take()
+    }
+
+    /// Whether a record is only partly received.
+    pub fn has_partial_record(&self) -> bool {
+        self.spanning != Spanning::None
+    }
+
+    /// Bytes of the partial record still missing, if any (for the error at
+    /// end of input).
+    pub fn check_complete(&self) -> Result<(), SerdeError> {
+        let missing = match self.spanning {
+            Spanning::None => return Ok(()),
+            Spanning::Header { have } => HEADER - have,
+            Spanning::Payload { len } => len - self.spill.len(),
+        };
+        Err(SerdeError::Truncated { missing })
+    }
+
+    /// Calls `f` for every complete record in the current buffer (and a
+    /// spanning record it completes); returns how many records it yielded.
+    #[inline]
+    pub fn for_each_record(&mut self, mut f: impl FnMut(&[u8])) -> Result<usize, SerdeError> {
+        let mut count = 0;
+        if self.spanning != Spanning::None {
+            if !self.continue_spanning()? {
+                return Ok(0);
+            }
+            f(&self.spill);
+            count += 1;
+            self.spanning = Spanning::None;
+        }
+        let Some(buffer) = &self.current else {
+            return Ok(count);
+        };
+        let bytes = buffer.as_slice();
+        let mut pos = self.position;
+        loop {
+            let rest = &bytes[pos..];
+            if rest.len() < HEADER {
+                break;
+            }
+            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            if len > self.max_record_size {
+                return Err(self.too_large(len));
+            }
+            let Some(record) = rest.get(HEADER..HEADER + len) else {
+                break;
+            };
+            f(record);
+            count += 1;
+            pos += HEADER + len;
+        }
+        let ended = pos == bytes.len();
+        self.position = pos;
+        if !ended {
+            // The tail of this buffer starts a record that spans into the next.
+            self.start_spanning();
+            self.continue_spanning()?;
+        }
+        Ok(count)
+    }
+
+    /// The next record, or `None` when the current buffer is used up.
+    #[inline]
+    pub fn next_record(&mut self) -> Result<Option<&[u8]>, SerdeError> {
+        if self.spanning == Spanning::None {
+            let Some(buffer) = &self.current else {
+                return Ok(None);
+            };
+            let rest = &buffer.as_slice()[self.position..];
+            if rest.is_empty() {
+                return Ok(None);
+            }
+            if rest.len() >= HEADER {
+                let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                if len > self.max_record_size {
+                    return Err(self.too_large(len));
+                }
+                if rest.len() - HEADER >= len {
+                    let start = self.position + HEADER;
+                    self.position = start + len;
+                    let bytes = self.current.as_ref().map_or(&[][..], Buffer::as_slice);
+                    return Ok(Some(&bytes[start..start + len]));
+                }
+            }
+            self.start_spanning();
+        }
+        if !self.continue_spanning()? {
+            return Ok(None);
+        }
+        self.spanning = Spanning::None;
+        Ok(Some(&self.spill))
+    }
+
+    fn start_spanning(&mut self) {
+        self.spanning = Spanning::Header { have: 0 };
+        self.spill.clear();
+    }
+
+    fn too_large(&self, size: usize) -> SerdeError {
+        SerdeError::RecordTooLarge {
+            size,
+            max: self.max_record_size,
+        }
+    }
+
+    /// Feeds the current buffer's unread bytes into the spanning record;
+    /// returns whether the record is now complete (left in `spill`, state
+    /// `Payload { len == spill.len() }`).
+    #[cold]
+    fn continue_spanning(&mut self) -> Result<bool, SerdeError> {
+        let Some(buffer) = &self.current else {
+            return Ok(false);
+        };
+        let bytes = &buffer.as_slice()[self.position..];
+        let mut used = 0;
+        if let Spanning::Header { have } = self.spanning {
+            let take = (HEADER - have).min(bytes.len());
+            self.header[have..have + take].copy_from_slice(&bytes[..take]);
+            used = take;
+            if have + take < HEADER {
+                self.spanning = Spanning::Header { have: have + take };
+                self.position += used;
+                return Ok(false);
+            }
+            let len = u32::from_le_bytes(self.header) as usize;
+            if len > self.max_record_size {
+                return Err(self.too_large(len));
+            }
+            self.spanning = Spanning::Payload { len };
+        }
+        let Spanning::Payload { len } = self.spanning else {
+            unreachable!("header handled above")
+        };
+        let take = (len - self.spill.len()).min(bytes.len() - used);
+        // Never grows past the capacity reserved at setup: len <= max.
+        self.spill.extend_from_slice(&bytes[used..used + take]);
+        self.position += used + take;
+        Ok(self.spill.len() == len)
+    }
+}
