@@ -1,13 +1,20 @@
 //! A counting global allocator: proves "no allocation on the data path".
 
 use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    // Const-initialised and without a destructor, so using it inside the
+    // allocator never allocates or re-enters.
+    static THREAD_ALLOCATIONS: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
 /// Wraps an allocator and counts every allocation and reallocation made
-/// through it, process-wide.
+/// through it, process-wide and per thread.
 ///
 /// Install it in a binary or test crate:
 ///
@@ -52,6 +59,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
 fn count(bytes: usize) {
     ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
     ALLOCATED_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
+    // `try_with`: during thread teardown the slot may be gone; such late
+    // allocations still count process-wide.
+    let _ = THREAD_ALLOCATIONS.try_with(|c| {
+        let (n, b) = c.get();
+        c.set((n + 1, b + bytes as u64));
+    });
 }
 
 /// Allocation counters at one instant.
@@ -73,11 +86,26 @@ impl AllocationCount {
         }
     }
 
+    /// The calling thread's counters now: what this thread allocated, free
+    /// of noise from other threads of the process (a test harness, say).
+    pub fn thread_now() -> Self {
+        let (allocations, bytes) = THREAD_ALLOCATIONS.try_with(Cell::get).unwrap_or_default();
+        Self { allocations, bytes }
+    }
+
     /// What was allocated between `earlier` and `self`.
     pub fn since(self, earlier: AllocationCount) -> AllocationCount {
         AllocationCount {
             allocations: self.allocations - earlier.allocations,
             bytes: self.bytes - earlier.bytes,
+        }
+    }
+
+    /// The sum of two counts (e.g. of two threads).
+    pub fn plus(self, other: AllocationCount) -> AllocationCount {
+        AllocationCount {
+            allocations: self.allocations + other.allocations,
+            bytes: self.bytes + other.bytes,
         }
     }
 }

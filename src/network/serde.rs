@@ -69,6 +69,7 @@ impl RecordSerializer {
                 free[..HEADER].copy_from_slice(&(record.len() as u32).to_le_bytes());
                 free[HEADER..frame].copy_from_slice(record);
                 builder.commit(frame);
+                *written = frame;
                 return true;
             }
         }
