@@ -76,10 +76,19 @@ fn demo(args: &DemoArgs) -> ExitCode {
                 args.channels,
                 args.segment_size / 1024
             );
-            println!("  time          {:>12.3} ms", report.elapsed.as_secs_f64() * 1e3);
+            println!(
+                "  time          {:>12.3} ms",
+                report.elapsed.as_secs_f64() * 1e3
+            );
             println!("  records/s     {:>12.3} M", report.records_per_sec() / 1e6);
-            println!("  bytes/s       {:>12.3} MiB", report.bytes_per_sec() / (1 << 20) as f64);
-            println!("  allocations   {:>12} (during the run)", report.allocations.allocations);
+            println!(
+                "  bytes/s       {:>12.3} MiB",
+                report.bytes_per_sec() / (1 << 20) as f64
+            );
+            println!(
+                "  allocations   {:>12} (during the run)",
+                report.allocations.allocations
+            );
             println!("  pools full    {:>12}", report.pools_full);
             ExitCode::SUCCESS
         }

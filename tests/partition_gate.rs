@@ -4,6 +4,8 @@
 //! partitioner picks; every pool is full afterwards; nothing allocates
 //! between the start of the run and the end of input.
 
+#![cfg(not(loom))]
+
 use std::sync::{Arc, Barrier};
 
 use taskbench::memory::{BufferPool, MemoryConfig, SegmentPool};
@@ -48,7 +50,11 @@ fn check(record: &[u8]) -> u64 {
     let seq = u64::from_le_bytes(record[..8].try_into().unwrap());
     assert_eq!(record.len(), record_size(seq), "length of record {seq}");
     for (i, &byte) in record[8..].iter().enumerate() {
-        assert_eq!(byte, (seq as u8).wrapping_add(i as u8), "byte {i} of record {seq}");
+        assert_eq!(
+            byte,
+            (seq as u8).wrapping_add(i as u8),
+            "byte {i} of record {seq}"
+        );
     }
     seq
 }
@@ -57,9 +63,11 @@ fn expected_channel(partitioner: Partitioner, channels: usize, seq: u64) -> Opti
     match partitioner {
         Partitioner::Forward => Some(0),
         Partitioner::Rebalance | Partitioner::Rescale => Some((seq % channels as u64) as usize),
-        Partitioner::Hash { max_parallelism } => {
-            Some(key_group::assign_key_to_operator(key(seq), max_parallelism, channels as u32) as usize)
-        }
+        Partitioner::Hash { max_parallelism } => Some(key_group::assign_key_to_operator(
+            key(seq),
+            max_parallelism,
+            channels as u32,
+        ) as usize),
         Partitioner::Broadcast => None,
     }
 }
@@ -78,10 +86,19 @@ fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: Wai
     let producer_parker = Arc::new(Parker::new());
     let consumer_parker = Arc::new(Parker::new());
     let (min, max) = BufferPool::default_bounds(channels as u32);
-    let pool = Arc::new(BufferPool::new(segments.clone(), min, max, producer_parker.clone()).unwrap());
+    let pool =
+        Arc::new(BufferPool::new(segments.clone(), min, max, producer_parker.clone()).unwrap());
     let availability = Arc::new(ChannelAvailability::new(channels, consumer_parker));
     let (outputs, inputs): (Vec<_>, Vec<_>) = (0..channels as u32)
-        .map(|c| local_channel(network.channel_credit(), pool.clone(), &availability, c, MAX_RECORD))
+        .map(|c| {
+            local_channel(
+                network.channel_credit(),
+                pool.clone(),
+                &availability,
+                c,
+                MAX_RECORD,
+            )
+        })
         .unzip();
     let partition = ResultPartition::new(pool.clone(), outputs, MAX_RECORD, producer_parker, wait);
     let mut writer = RecordWriter::new(partition, partitioner, 0);
@@ -124,7 +141,10 @@ fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: Wai
                             if let Some(expected) = expected_channel(partitioner, channels, seq) {
                                 assert_eq!(channel, expected, "record {seq} on the wrong channel");
                             }
-                            assert!(seq >= next_seq[channel], "record {seq} out of order on channel {channel}");
+                            assert!(
+                                seq >= next_seq[channel],
+                                "record {seq} out of order on channel {channel}"
+                            );
                             next_seq[channel] = seq + 1;
                             checksum = checksum.wrapping_add(seq);
                         }
@@ -147,14 +167,23 @@ fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: Wai
     let (counts, checksum, consumer_allocations, gate) = consumer.join().unwrap();
     let (writer, producer_allocations) = producer.join().unwrap();
 
-    let case = format!("{partitioner:?} × {channels} channels, {segment_size} B segments, {wait:?}");
+    let case =
+        format!("{partitioner:?} × {channels} channels, {segment_size} B segments, {wait:?}");
     assert_eq!(
         producer_allocations.plus(consumer_allocations).allocations,
         0,
         "{case}: allocations on the data path"
     );
-    let copies = if partitioner == Partitioner::Broadcast { channels as u64 } else { 1 };
-    assert_eq!(counts.iter().sum::<u64>(), RECORDS * copies, "{case}: record count");
+    let copies = if partitioner == Partitioner::Broadcast {
+        channels as u64
+    } else {
+        1
+    };
+    assert_eq!(
+        counts.iter().sum::<u64>(),
+        RECORDS * copies,
+        "{case}: record count"
+    );
     let sum = (0..RECORDS).fold(0u64, |a, s| a.wrapping_add(s));
     assert_eq!(checksum, sum.wrapping_mul(copies), "{case}: checksum");
     if partitioner == Partitioner::Broadcast {
@@ -208,6 +237,11 @@ fn four_channels_1m_segments() {
 
 #[test]
 fn spin_yield_and_busy_spin_waits() {
-    run(Partitioner::Rebalance, 4, 4 << 10, WaitStrategy::SpinYield { spins: 16 });
+    run(
+        Partitioner::Rebalance,
+        4,
+        4 << 10,
+        WaitStrategy::SpinYield { spins: 16 },
+    );
     run(Partitioner::Rebalance, 2, 4 << 10, WaitStrategy::BusySpin);
 }

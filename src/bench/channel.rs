@@ -3,16 +3,16 @@
 //! of `n` channels. The smallest complete data path: serializer, pool,
 //! rings, availability, deserializer, recycling.
 
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use crate::memory::{BufferPool, SegmentPool};
 use crate::metrics::AllocationCount;
 use crate::network::{
-    local_channel, ChannelAvailability, InputGate, NetworkConfig, NetworkConfigError, Partitioner, Poll,
-    RecordWriter, ResultPartition,
+    local_channel, ChannelAvailability, InputGate, NetworkConfig, NetworkConfigError, Partitioner,
+    Poll, RecordWriter, ResultPartition,
 };
-use crate::sync::{Parker, WaitStrategy};
+use crate::sync::{Arc, Parker, WaitStrategy};
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -104,7 +104,12 @@ pub fn run_channel(run: &ChannelRun) -> Result<ChannelReport, ChannelRunError> {
     let consumer_parker = Arc::new(Parker::new());
     let n = run.channels as u32;
     let (min, max) = BufferPool::default_bounds(n);
-    let pool = Arc::new(BufferPool::new(segments.clone(), min, max, producer_parker.clone())?);
+    let pool = Arc::new(BufferPool::new(
+        segments.clone(),
+        min,
+        max,
+        producer_parker.clone(),
+    )?);
     let availability = Arc::new(ChannelAvailability::new(run.channels, consumer_parker));
     let (outputs, inputs): (Vec<_>, Vec<_>) = (0..n)
         .map(|channel| {
@@ -133,7 +138,7 @@ pub fn run_channel(run: &ChannelRun) -> Result<ChannelReport, ChannelRunError> {
         Vec::new()
     };
     let (producer_core, consumer_core) = (cores.first().copied(), cores.get(1).copied());
-    let start = Arc::new(Barrier::new(3));
+    let start = std::sync::Arc::new(Barrier::new(3));
     let records = run.records;
     let record_size = run.record_size;
     let wait = run.wait;
@@ -187,7 +192,14 @@ pub fn run_channel(run: &ChannelRun) -> Result<ChannelReport, ChannelRunError> {
                 }
                 let elapsed = began.elapsed();
                 let allocations_at_end = AllocationCount::now();
-                Ok::<_, crate::network::gate::GateError>((count, bytes, checksum, elapsed, allocations_at_end, gate))
+                Ok::<_, crate::network::gate::GateError>((
+                    count,
+                    bytes,
+                    checksum,
+                    elapsed,
+                    allocations_at_end,
+                    gate,
+                ))
             })
             .map_err(|e| ChannelRunError::Failed(e.to_string()))?
     };

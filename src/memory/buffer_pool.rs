@@ -247,7 +247,10 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("insufficient network buffers"));
-        assert!(global.is_full(), "a failed reservation gives back what it took");
+        assert!(
+            global.is_full(),
+            "a failed reservation gives back what it took"
+        );
         assert!(matches!(
             BufferPool::new(global, 3, 2, Arc::default()),
             Err(MemoryError::PoolBounds { min: 3, max: 2 })

@@ -8,7 +8,7 @@
 //! in steady state a push or pop touches no shared line but its own.
 
 use std::fmt;
-use std::mem::{ManuallyDrop, MaybeUninit};
+use std::mem::MaybeUninit;
 
 use crate::sync::atomic::{AtomicUsize, Ordering};
 use crate::sync::{Arc, CachePadded, UnsafeCell};
@@ -18,13 +18,15 @@ use crate::sync::{Arc, CachePadded, UnsafeCell};
 pub enum PushError<T> {
     /// The ring is full (no credit).
     Full(T),
+    /// This half was closed.
+    Closed(T),
 }
 
 impl<T> PushError<T> {
     /// The value that was not pushed.
     pub fn into_inner(self) -> T {
         match self {
-            PushError::Full(value) => value,
+            PushError::Full(value) | PushError::Closed(value) => value,
         }
     }
 }
@@ -41,34 +43,29 @@ struct Shared<T> {
     capacity: usize,
 }
 
+/// Marks one half closed; returns what is left in the ring if it was the
+/// last half, so exactly one side disposes of the remaining items.
+fn close_half<T>(shared: &Arc<Shared<T>>) -> Remaining<T> {
+    // AcqRel: the Release half pairs with the Acquire half of the other
+    // side's decrement, so the last closer sees every slot write or read the
+    // other side made before closing.
+    let last = shared.open_halves.fetch_sub(1, Ordering::AcqRel) == 1;
+    if !last {
+        return Remaining::empty(shared);
+    }
+    Remaining {
+        shared: Arc::clone(shared),
+        head: shared.head.load(Ordering::Relaxed),
+        tail: shared.tail.load(Ordering::Relaxed),
+    }
+}
+
 impl<T> Shared<T> {
     /// The slot for free-running index `index`.
     #[inline]
     fn slot(&self, index: usize) -> &UnsafeCell<MaybeUninit<T>> {
         // SAFETY: `index & mask < slots.len()` since `slots.len() == mask + 1`.
         unsafe { self.slots.get_unchecked(index & self.mask) }
-    }
-
-    /// Marks one half closed; returns what is left in the ring if it was the
-    /// last half, so exactly one side disposes of the remaining items.
-    fn close_half(self: &Arc<Self>) -> Remaining<T> {
-        // AcqRel: the Release half pairs with the Acquire half of the other
-        // side's decrement, so the last closer sees every slot write or read
-        // the other side made before closing.
-        let last = self.open_halves.fetch_sub(1, Ordering::AcqRel) == 1;
-        let (head, tail) = if last {
-            (
-                self.head.load(Ordering::Relaxed),
-                self.tail.load(Ordering::Relaxed),
-            )
-        } else {
-            (0, 0)
-        };
-        Remaining {
-            shared: Arc::clone(self),
-            head,
-            tail,
-        }
     }
 }
 
@@ -96,11 +93,13 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
             shared: shared.clone(),
             tail: 0,
             cached_head: 0,
+            closed: false,
         },
         Consumer {
             shared,
             head: 0,
             cached_tail: 0,
+            closed: false,
         },
     )
 }
@@ -112,6 +111,8 @@ pub struct Producer<T> {
     tail: usize,
     /// Last head seen; the ring may have more room than this says, never less.
     cached_head: usize,
+    /// Whether `close` was called; a closed half touches no slot again.
+    closed: bool,
 }
 
 // SAFETY: the producer only writes slots the consumer is not reading (between
@@ -126,6 +127,9 @@ impl<T> Producer<T> {
         if self.free_slots_cached() == 0 && self.reload_head() == 0 {
             return Err(PushError::Full(value));
         }
+        if self.closed {
+            return Err(PushError::Closed(value));
+        }
         self.write(value);
         self.publish();
         Ok(())
@@ -135,17 +139,29 @@ impl<T> Producer<T> {
     /// single store; returns how many were pushed.
     #[inline]
     pub fn push_batch(&mut self, items: &mut impl Iterator<Item = T>) -> usize {
-        let mut room = self.free_slots_cached();
-        if room == 0 {
-            room = self.reload_head();
+        if self.closed {
+            return 0;
         }
         let mut pushed = 0;
-        while pushed < room {
-            match items.next() {
-                Some(value) => self.write(value),
-                None => break,
+        // Fill what the cached head allows; when that runs out with items
+        // left, look at the consumer's progress once more.
+        for _ in 0..2 {
+            let room = match self.free_slots_cached() {
+                0 => self.reload_head(),
+                room => room,
+            };
+            let mut written = 0;
+            while written < room {
+                match items.next() {
+                    Some(value) => self.write(value),
+                    None => break,
+                }
+                written += 1;
             }
-            pushed += 1;
+            pushed += written;
+            if written < room {
+                break;
+            }
         }
         if pushed > 0 {
             self.publish();
@@ -169,7 +185,9 @@ impl<T> Producer<T> {
     #[inline]
     pub fn has_room(&self) -> bool {
         // Acquire: pairs with `Consumer::publish`.
-        self.tail.wrapping_sub(self.shared.head.load(Ordering::Acquire)) < self.shared.capacity
+        self.tail
+            .wrapping_sub(self.shared.head.load(Ordering::Acquire))
+            < self.shared.capacity
     }
 
     /// The channel's credit: how many items the ring holds at most.
@@ -182,16 +200,15 @@ impl<T> Producer<T> {
         self.shared.open_halves.load(Ordering::Relaxed) < 2
     }
 
-    /// Closes this half. If the consumer is already gone, the items it never
-    /// read are handed back (so their memory can be recycled); otherwise the
-    /// returned iterator is empty and the consumer will see them.
-    pub fn close(self) -> Remaining<T> {
-        let this = ManuallyDrop::new(self);
-        let remaining = this.shared.close_half();
-        // SAFETY: `this` is never used again and its `Drop` does not run, so
-        // moving the `Arc` out drops it exactly once.
-        drop(unsafe { std::ptr::read(&this.shared) });
-        remaining
+    /// Closes this half: nothing is pushed any more. If the consumer is
+    /// already gone, the items it never read are handed back (so their memory
+    /// can be recycled); otherwise the returned iterator is empty and the
+    /// consumer will see them. Closing twice returns nothing the second time.
+    pub fn close(&mut self) -> Remaining<T> {
+        if std::mem::replace(&mut self.closed, true) {
+            return Remaining::empty(&self.shared);
+        }
+        close_half(&self.shared)
     }
 
     #[inline]
@@ -230,7 +247,7 @@ impl<T> Producer<T> {
 
 impl<T> Drop for Producer<T> {
     fn drop(&mut self) {
-        drop(self.shared.close_half());
+        drop(self.close());
     }
 }
 
@@ -250,6 +267,8 @@ pub struct Consumer<T> {
     head: usize,
     /// Last tail seen; the ring may hold more than this says, never less.
     cached_tail: usize,
+    /// Whether `close` was called; a closed half touches no slot again.
+    closed: bool,
 }
 
 // SAFETY: the consumer only reads slots the producer has published (between
@@ -264,6 +283,9 @@ impl<T> Consumer<T> {
         if self.head == self.cached_tail && self.reload_tail() == 0 {
             return None;
         }
+        if self.closed {
+            return None;
+        }
         let value = self.read();
         self.publish();
         Some(value)
@@ -273,8 +295,11 @@ impl<T> Consumer<T> {
     /// store; returns how many were popped.
     #[inline]
     pub fn pop_batch(&mut self, max: usize, mut sink: impl FnMut(T)) -> usize {
+        if self.closed {
+            return 0;
+        }
         let mut ready = self.cached_tail.wrapping_sub(self.head);
-        if ready == 0 {
+        if ready < max {
             ready = self.reload_tail();
         }
         let n = ready.min(max);
@@ -317,18 +342,17 @@ impl<T> Consumer<T> {
         self.shared.open_halves.load(Ordering::Relaxed) < 2
     }
 
-    /// Closes this half. If the producer is already gone, the items left in
-    /// the ring are handed back; otherwise the iterator is empty and the
-    /// producer gets back what it pushes from now on when it closes.
-    pub fn close(self) -> Remaining<T> {
-        let this = ManuallyDrop::new(self);
+    /// Closes this half: nothing is popped any more. If the producer is
+    /// already gone, the items left in the ring are handed back; otherwise the
+    /// iterator is empty and the producer gets back what it pushed when it
+    /// closes. Closing twice returns nothing the second time.
+    pub fn close(&mut self) -> Remaining<T> {
+        if std::mem::replace(&mut self.closed, true) {
+            return Remaining::empty(&self.shared);
+        }
         // Publish how far we read, so the last closer starts there.
-        this.publish();
-        let remaining = this.shared.close_half();
-        // SAFETY: `this` is never used again and its `Drop` does not run, so
-        // moving the `Arc` out drops it exactly once.
-        drop(unsafe { std::ptr::read(&this.shared) });
-        remaining
+        self.publish();
+        close_half(&self.shared)
     }
 
     #[cold]
@@ -363,8 +387,7 @@ impl<T> Consumer<T> {
 
 impl<T> Drop for Consumer<T> {
     fn drop(&mut self) {
-        self.publish();
-        drop(self.shared.close_half());
+        drop(self.close());
     }
 }
 
@@ -383,6 +406,16 @@ pub struct Remaining<T> {
     shared: Arc<Shared<T>>,
     head: usize,
     tail: usize,
+}
+
+impl<T> Remaining<T> {
+    fn empty(shared: &Arc<Shared<T>>) -> Self {
+        Remaining {
+            shared: Arc::clone(shared),
+            head: 0,
+            tail: 0,
+        }
+    }
 }
 
 impl<T> Iterator for Remaining<T> {
@@ -457,10 +490,13 @@ mod tests {
         assert_eq!(rx.pop(), Some(1));
         assert!(!tx.is_abandoned());
         assert_eq!(rx.close().count(), 0, "the producer is still open");
+        assert_eq!(rx.pop(), None, "a closed consumer pops nothing");
         assert!(tx.is_abandoned());
         assert_eq!(tx.close().collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(tx.close().count(), 0, "closing twice hands back nothing");
+        assert_eq!(tx.push(9), Err(PushError::Closed(9)));
 
-        let (mut tx, rx) = channel(4);
+        let (mut tx, mut rx) = channel(4);
         tx.push(7).unwrap();
         assert_eq!(tx.close().count(), 0);
         assert_eq!(rx.close().collect::<Vec<_>>(), [7]);

@@ -61,7 +61,12 @@ impl RecordSerializer {
     /// whole frame is written; otherwise the builder is full and the caller
     /// continues with a fresh builder and the same `written`.
     #[inline]
-    pub fn serialize(&self, builder: &mut BufferBuilder, record: &[u8], written: &mut usize) -> bool {
+    pub fn serialize(
+        &self,
+        builder: &mut BufferBuilder,
+        record: &[u8],
+        written: &mut usize,
+    ) -> bool {
         let frame = HEADER + record.len();
         if *written == 0 {
             let free = builder.unused_mut();
@@ -77,7 +82,12 @@ impl RecordSerializer {
     }
 
     #[cold]
-    fn serialize_spanning(&self, builder: &mut BufferBuilder, record: &[u8], written: &mut usize) -> bool {
+    fn serialize_spanning(
+        &self,
+        builder: &mut BufferBuilder,
+        record: &[u8],
+        written: &mut usize,
+    ) -> bool {
         let header = (record.len() as u32).to_le_bytes();
         if *written < HEADER {
             *written += builder.append(&header[*written..]);

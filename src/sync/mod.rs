@@ -13,9 +13,13 @@ pub use parker::Parker;
 pub use wait::{WaitStrategy, Waiter};
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{atomic, Arc, Mutex};
+pub use loom::sync::Arc;
+#[cfg(loom)]
+pub(crate) use loom::sync::{atomic, Mutex};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{atomic, Arc, Mutex};
+pub use std::sync::Arc;
+#[cfg(not(loom))]
+pub(crate) use std::sync::{atomic, Mutex};
 
 #[cfg(loom)]
 pub(crate) use loom::thread;

@@ -68,7 +68,12 @@ impl Waiter {
     /// `ready` is the re-check used by the park handshake; `deadline` bounds
     /// a park (a buffer-timeout flush, a cancellation check).
     #[inline]
-    pub fn wait(&mut self, parker: &Parker, ready: impl FnOnce() -> bool, deadline: Option<Instant>) {
+    pub fn wait(
+        &mut self,
+        parker: &Parker,
+        ready: impl FnOnce() -> bool,
+        deadline: Option<Instant>,
+    ) {
         let round = self.round;
         self.round = self.round.saturating_add(1);
         match self.strategy {
@@ -117,7 +122,11 @@ mod tests {
     #[test]
     fn spin_park_escalates_to_park_after_spins_and_yields() {
         let parker = Parker::new();
-        let mut waiter = WaitStrategy::SpinPark { spins: 2, yields: 3 }.waiter();
+        let mut waiter = WaitStrategy::SpinPark {
+            spins: 2,
+            yields: 3,
+        }
+        .waiter();
         for _ in 0..5 {
             assert!(!waiter.would_park());
             waiter.wait(&parker, || true, None);

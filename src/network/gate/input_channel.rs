@@ -53,31 +53,20 @@ impl InputChannel {
     pub fn metrics(&self) -> ChannelMetrics {
         self.metrics
     }
-
-    /// Gives every buffer this channel holds back to its pool and wakes the
-    /// producer (it may wait for credit on a consumer that is gone).
-    fn release(self) {
-        let InputChannel {
-            ring,
-            pool,
-            mut deserializer,
-            ..
-        } = self;
-        if let Some(buffer) = deserializer.take_buffer() {
-            pool.recycle(buffer);
-        }
-        for item in ring.close() {
-            if let ChannelItem::Data(buffer) = item {
-                pool.recycle(buffer);
-            }
-        }
-        pool.notify_owner();
-    }
 }
 
-/// Releases channels when their gate goes away.
-pub(super) fn release_all(channels: &mut Vec<InputChannel>) {
-    for channel in channels.drain(..) {
-        channel.release();
+impl Drop for InputChannel {
+    /// Gives every buffer this channel holds back to its pool and wakes the
+    /// producer (it may wait for credit from a consumer that is gone).
+    fn drop(&mut self) {
+        if let Some(buffer) = self.deserializer.take_buffer() {
+            self.pool.recycle(buffer);
+        }
+        for item in self.ring.close() {
+            if let ChannelItem::Data(buffer) = item {
+                self.pool.recycle(buffer);
+            }
+        }
+        self.pool.notify_owner();
     }
 }

@@ -1,6 +1,5 @@
 //! Flink's `SingleInputGate`: one task input over many channels.
 
-use super::input_channel::release_all;
 use super::{ChannelAvailability, ChannelMetrics, InputChannel};
 use crate::network::event::{ChannelItem, Event};
 use crate::network::serde::SerdeError;
@@ -153,13 +152,12 @@ impl InputGate {
                 }
                 ChannelItem::Event(event) => {
                     if event == Event::EndOfPartition {
-                        channel
-                            .deserializer
-                            .check_complete()
-                            .map_err(|source| GateError::Serde {
+                        channel.deserializer.check_complete().map_err(|source| {
+                            GateError::Serde {
                                 channel: channel_index,
                                 source,
-                            })?;
+                            }
+                        })?;
                         channel.finished = true;
                         self.finished_channels += 1;
                     } else {
@@ -174,11 +172,5 @@ impl InputGate {
                 }
             };
         }
-    }
-}
-
-impl Drop for InputGate {
-    fn drop(&mut self) {
-        release_all(&mut self.channels);
     }
 }

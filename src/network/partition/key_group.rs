@@ -9,9 +9,10 @@ pub const UPPER_BOUND_MAX_PARALLELISM: u32 = 1 << 15;
 /// The max parallelism Flink derives from an operator's parallelism:
 /// `min(max(next_pow2(p + p/2), 128), 32768)`.
 pub fn default_max_parallelism(parallelism: u32) -> u32 {
-    (parallelism + parallelism / 2)
-        .next_power_of_two()
-        .clamp(DEFAULT_LOWER_BOUND_MAX_PARALLELISM, UPPER_BOUND_MAX_PARALLELISM)
+    (parallelism + parallelism / 2).next_power_of_two().clamp(
+        DEFAULT_LOWER_BOUND_MAX_PARALLELISM,
+        UPPER_BOUND_MAX_PARALLELISM,
+    )
 }
 
 /// Java's `Long.hashCode()`: the key as Flink would hash a `long` key.
@@ -76,7 +77,14 @@ mod tests {
 
     #[test]
     fn default_max_parallelism_follows_flink() {
-        for (p, expected) in [(1, 128), (4, 128), (85, 128), (86, 256), (200, 512), (30000, 32768)] {
+        for (p, expected) in [
+            (1, 128),
+            (4, 128),
+            (85, 128),
+            (86, 256),
+            (200, 512),
+            (30000, 32768),
+        ] {
             assert_eq!(default_max_parallelism(p), expected, "parallelism {p}");
         }
     }
@@ -100,8 +108,17 @@ mod tests {
     fn long_keys_land_where_flink_puts_them() {
         // Reference: Long.hashCode, then KeyGroupRangeAssignment with max
         // parallelism 128 and parallelism 4, on a JVM.
-        for (key, group, index) in [(0, 94, 2), (7, 113, 3), (123_456_789, 81, 2), (1 << 40, 54, 1)] {
-            assert_eq!(key_group_for_hash(java_long_hash(key), 128), group, "key {key}");
+        for (key, group, index) in [
+            (0, 94, 2),
+            (7, 113, 3),
+            (123_456_789, 81, 2),
+            (1 << 40, 54, 1),
+        ] {
+            assert_eq!(
+                key_group_for_hash(java_long_hash(key), 128),
+                group,
+                "key {key}"
+            );
             assert_eq!(assign_key_to_operator(key, 128, 4), index, "key {key}");
         }
     }

@@ -83,7 +83,8 @@ impl ChannelSelector {
                 Selection::One(channel)
             }
             Partitioner::Hash { max_parallelism } => Selection::One(
-                key_group::assign_key_to_operator(key, max_parallelism, self.channels as u32) as usize,
+                key_group::assign_key_to_operator(key, max_parallelism, self.channels as u32)
+                    as usize,
             ),
             Partitioner::Broadcast => Selection::All,
         }
@@ -106,7 +107,11 @@ mod tests {
 
         let mut hash = ChannelSelector::new(Partitioner::hash_for(4), 4, 0);
         assert_eq!(hash.select(7), Selection::One(3));
-        assert_eq!(hash.select(7), Selection::One(3), "a key always lands on the same channel");
+        assert_eq!(
+            hash.select(7),
+            Selection::One(3),
+            "a key always lands on the same channel"
+        );
         assert_eq!(hash.select(0), Selection::One(2));
 
         let mut broadcast = ChannelSelector::new(Partitioner::Broadcast, 4, 0);

@@ -72,8 +72,8 @@ impl ResultSubpartition {
     }
 
     /// Returns everything this subpartition still holds to the pool.
-    fn release(self, pool: &BufferPool) {
-        if let Some(builder) = self.builder {
+    fn release(&mut self, pool: &BufferPool) {
+        if let Some(builder) = self.builder.take() {
             pool.discard(builder);
         }
         for item in self.ring.close() {
@@ -113,7 +113,10 @@ impl ResultPartition {
         parker: Arc<Parker>,
         wait: WaitStrategy,
     ) -> Self {
-        assert!(!subpartitions.is_empty(), "a partition has at least one subpartition");
+        assert!(
+            !subpartitions.is_empty(),
+            "a partition has at least one subpartition"
+        );
         Self {
             subpartitions,
             broadcast: None,
@@ -158,11 +161,17 @@ impl ResultPartition {
 
     /// Continues a record that did not fit (or completes a full builder).
     #[cold]
-    fn emit_slow(&mut self, index: usize, record: &[u8], mut written: usize) -> Result<(), WriteError> {
+    fn emit_slow(
+        &mut self,
+        index: usize,
+        record: &[u8],
+        mut written: usize,
+    ) -> Result<(), WriteError> {
         let frame = 4 + record.len();
         loop {
             if let Some(builder) = &mut self.subpartitions[index].builder {
-                let done = written == frame || self.serializer.serialize(builder, record, &mut written);
+                let done =
+                    written == frame || self.serializer.serialize(builder, record, &mut written);
                 if !builder.is_full() {
                     debug_assert!(done);
                     return Ok(());
@@ -188,7 +197,8 @@ impl ResultPartition {
         let mut written = 0;
         loop {
             if let Some(builder) = &mut self.broadcast {
-                let done = written == frame || self.serializer.serialize(builder, record, &mut written);
+                let done =
+                    written == frame || self.serializer.serialize(builder, record, &mut written);
                 if !builder.is_full() {
                     return Ok(());
                 }
@@ -292,13 +302,15 @@ impl ResultPartition {
         let result = loop {
             match sp.ring.push(item) {
                 Ok(()) => break Ok(()),
-                Err(PushError::Full(back)) => item = back,
+                Err(PushError::Full(back) | PushError::Closed(back)) => item = back,
             }
             if sp.ring.is_abandoned() {
                 if let ChannelItem::Data(buffer) = item {
                     self.pool.recycle(buffer);
                 }
-                break Err(WriteError::ConsumerGone { subpartition: index });
+                break Err(WriteError::ConsumerGone {
+                    subpartition: index,
+                });
             }
             if self.parker.is_interrupted() {
                 if let ChannelItem::Data(buffer) = item {
@@ -308,7 +320,11 @@ impl ResultPartition {
             }
             waited_since.get_or_insert_with(Instant::now);
             let ring = &sp.ring;
-            waiter.wait(&self.parker, || ring.has_room() || ring.is_abandoned(), None);
+            waiter.wait(
+                &self.parker,
+                || ring.has_room() || ring.is_abandoned(),
+                None,
+            );
         };
         if let Some(start) = waited_since {
             self.metrics.soft_back_pressured_ns += start.elapsed().as_nanos() as u64;
@@ -346,7 +362,7 @@ impl Drop for ResultPartition {
         if let Some(builder) = self.broadcast.take() {
             self.pool.discard(builder);
         }
-        for sp in self.subpartitions.drain(..) {
+        for sp in &mut self.subpartitions {
             sp.release(&self.pool);
         }
     }
