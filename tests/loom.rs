@@ -17,6 +17,7 @@ use taskbench::network::{
 };
 use taskbench::sync::{Parker, WaitStrategy};
 
+/// Runs a model with a preemption bound of 3, or `LOOM_MAX_PREEMPTIONS`.
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
