@@ -1,7 +1,9 @@
 //! A result partition's share of the segments (Flink's `LocalBufferPool`).
 
 use crate::sync::atomic::{AtomicU32, Ordering};
-use crate::sync::{Arc, IndexQueue, Parker};
+use std::time::Instant;
+
+use crate::sync::{Arc, IndexQueue, Parker, WaitStrategy};
 
 use super::{Buffer, BufferBuilder, MemoryError, SegmentPool};
 
@@ -67,6 +69,34 @@ impl BufferPool {
             None => self.grow()?,
         };
         Some(self.segments.lend(segment))
+    }
+
+    /// A free segment to write, waiting by `wait` while the pool is
+    /// exhausted (hard back-pressure). The time spent waiting is added to
+    /// `back_pressured_ns` (the clock is read only when a wait happens).
+    /// Returns `None` if the owner is interrupted (canceled) meanwhile.
+    #[inline]
+    pub fn request_waiting(
+        &self,
+        wait: WaitStrategy,
+        back_pressured_ns: &mut u64,
+    ) -> Option<BufferBuilder> {
+        if let Some(builder) = self.request() {
+            return Some(builder);
+        }
+        let start = Instant::now();
+        let mut waiter = wait.waiter();
+        let builder = loop {
+            if let Some(builder) = self.request() {
+                break Some(builder);
+            }
+            if self.owner.is_interrupted() {
+                break None;
+            }
+            waiter.wait(&self.owner, || self.is_available(), None);
+        };
+        *back_pressured_ns += start.elapsed().as_nanos() as u64;
+        builder
     }
 
     #[cold]

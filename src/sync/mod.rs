@@ -27,7 +27,9 @@ pub(crate) use loom::thread;
 pub(crate) use std::thread;
 
 pub(crate) use cell::UnsafeCell;
-pub(crate) use index_queue::IndexQueue;
+pub use bounded_queue::BoundedQueue;
+/// The free lists of segment indices.
+pub(crate) type IndexQueue = BoundedQueue<u32>;
 
 /// `UnsafeCell` with loom's closure API, so accesses are tracked under loom.
 #[cfg(loom)]
@@ -58,37 +60,41 @@ mod cell {
     }
 }
 
-/// A bounded MPMC queue of indices: the free lists of the memory pools and
-/// the gate's queue of channels with data.
+/// A bounded MPMC queue: the free lists of the memory pools, the gate's
+/// queue of channels with data, the task mailbox's lanes.
 ///
-/// Outside loom this is crossbeam's `ArrayQueue<u32>` (lock-free, itself
-/// tested upstream). Under loom it is a mutex-protected deque with the same
-/// API, so the models check *our* protocols around the queue (reference
-/// counts, availability, wake-ups) without exploring crossbeam's internals.
+/// Outside loom this is crossbeam's `ArrayQueue` (lock-free, itself tested
+/// upstream). Under loom it is a mutex-protected deque with the same API, so
+/// the models check *our* protocols around the queue (reference counts,
+/// availability, wake-ups) without exploring crossbeam's internals.
 #[cfg(not(loom))]
-mod index_queue {
-    pub(crate) type IndexQueue = crossbeam_queue::ArrayQueue<u32>;
+mod bounded_queue {
+    /// crossbeam's `ArrayQueue` (see the module docs).
+    pub type BoundedQueue<T> = crossbeam_queue::ArrayQueue<T>;
 }
 
 #[cfg(loom)]
-mod index_queue {
+mod bounded_queue {
     use std::collections::VecDeque;
 
+    /// A loom-visible stand-in for crossbeam's `ArrayQueue`.
     #[derive(Debug)]
-    pub(crate) struct IndexQueue {
-        items: loom::sync::Mutex<VecDeque<u32>>,
+    pub struct BoundedQueue<T> {
+        items: loom::sync::Mutex<VecDeque<T>>,
         capacity: usize,
     }
 
-    impl IndexQueue {
-        pub(crate) fn new(capacity: usize) -> Self {
+    impl<T> BoundedQueue<T> {
+        /// A queue of at most `capacity` items.
+        pub fn new(capacity: usize) -> Self {
             Self {
                 items: loom::sync::Mutex::new(VecDeque::with_capacity(capacity)),
                 capacity,
             }
         }
 
-        pub(crate) fn push(&self, value: u32) -> Result<(), u32> {
+        /// Appends, or hands the value back when full.
+        pub fn push(&self, value: T) -> Result<(), T> {
             let mut items = self.items.lock().unwrap();
             if items.len() == self.capacity {
                 return Err(value);
@@ -97,16 +103,24 @@ mod index_queue {
             Ok(())
         }
 
-        pub(crate) fn pop(&self) -> Option<u32> {
+        /// Takes the oldest item.
+        pub fn pop(&self) -> Option<T> {
             self.items.lock().unwrap().pop_front()
         }
 
-        pub(crate) fn len(&self) -> usize {
+        /// Items queued.
+        pub fn len(&self) -> usize {
             self.items.lock().unwrap().len()
         }
 
-        pub(crate) fn is_empty(&self) -> bool {
+        /// Whether nothing is queued.
+        pub fn is_empty(&self) -> bool {
             self.len() == 0
+        }
+
+        /// Maximum number of items.
+        pub fn capacity(&self) -> usize {
+            self.capacity
         }
     }
 }

@@ -337,23 +337,9 @@ impl ResultPartition {
 
     /// A free buffer builder, waiting for one if the pool is exhausted.
     fn request_builder(&mut self) -> Result<BufferBuilder, WriteError> {
-        if let Some(builder) = self.pool.request() {
-            return Ok(builder);
-        }
-        let start = Instant::now();
-        let mut waiter = self.wait.waiter();
-        let result = loop {
-            if let Some(builder) = self.pool.request() {
-                break Ok(builder);
-            }
-            if self.parker.is_interrupted() {
-                break Err(WriteError::Interrupted);
-            }
-            let pool = &self.pool;
-            waiter.wait(&self.parker, || pool.is_available(), None);
-        };
-        self.metrics.hard_back_pressured_ns += start.elapsed().as_nanos() as u64;
-        result
+        let pool = &self.pool;
+        pool.request_waiting(self.wait, &mut self.metrics.hard_back_pressured_ns)
+            .ok_or(WriteError::Interrupted)
     }
 }
 
