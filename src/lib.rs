@@ -7,4 +7,5 @@ pub mod bench;
 pub mod memory;
 pub mod metrics;
 pub mod network;
+pub mod runtime;
 pub mod sync;
