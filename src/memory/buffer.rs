@@ -77,8 +77,8 @@ impl Buffer {
 /// The unique writer of one segment, handed out by a
 /// [`BufferPool`](super::BufferPool).
 ///
-/// Bytes are appended at the end; [`finish`](Self::finish) turns the builder
-/// into a readable [`Buffer`] of the bytes written so far.
+/// Bytes are appended at the end; finishing turns the builder
+/// into a readable [`Buffer`] of the bytes written so far ([`BufferPool::finish`](super::BufferPool::finish)).
 #[derive(Debug)]
 #[must_use = "a buffer builder must be finished and recycled, or its segment is lost"]
 pub struct BufferBuilder {

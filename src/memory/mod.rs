@@ -4,7 +4,7 @@
 //! carry a segment's bytes from writer to reader.
 //!
 //! Ownership of a segment's bytes follows its handle: a [`BufferBuilder`] is
-//! the only writer of its segment; [`BufferBuilder::finish`] turns it into a
+//! the only writer of its segment; [`BufferPool::finish`] turns it into a
 //! read-only [`Buffer`]; passing a `Buffer` through a ring passes the bytes;
 //! [`BufferPool::recycle`] gives the segment back (that is the credit).
 
