@@ -42,4 +42,5 @@ pub mod memory;
 pub mod metrics;
 pub mod network;
 pub mod runtime;
+pub mod streaming;
 pub mod sync;
