@@ -87,7 +87,7 @@ impl Item for Handle {
 
     #[inline]
     fn is(&self, seq: u64) -> bool {
-        self.seq == seq && self.segment == seq as u32
+        self.seq == seq && self.segment == seq as u32 && self.len == 32 << 10
     }
 }
 
