@@ -43,7 +43,10 @@ fn channel_run(record_size: usize, segment_size: usize, records: u64) -> Channel
 fn pipeline(record_size: usize, segment_size: usize, iters: u64) -> Duration {
     let report = run_channel(&channel_run(record_size, segment_size, iters)).expect("channel run");
     assert_eq!(report.records, iters, "every record arrives");
-    assert_eq!(report.checksum, (0..iters).fold(0u64, |a, s| a.wrapping_add(s)));
+    assert_eq!(
+        report.checksum,
+        (0..iters).fold(0u64, |a, s| a.wrapping_add(s))
+    );
     assert!(report.pools_full);
     report.elapsed
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use taskbench::memory::{BufferPool, MemoryConfig, SegmentPool};
 use taskbench::network::{
-    local_channel, ChannelAvailability, InputGate, Partitioner, Poll, RecordWriter, ResultPartition, WriteError,
+    local_channel, ChannelAvailability, InputGate, Partitioner, Poll, RecordWriter,
+    ResultPartition, WriteError,
 };
 use taskbench::sync::{Arc, Parker, WaitStrategy};
 
@@ -77,7 +78,9 @@ fn interrupt_ends_a_back_pressured_wait() {
             std::thread::yield_now();
         }
         producer.interrupt();
-        let (err, writer) = result.recv_timeout(GUARD).expect("interrupted writer returns");
+        let (err, writer) = result
+            .recv_timeout(GUARD)
+            .expect("interrupted writer returns");
         assert!(matches!(err, WriteError::Interrupted), "{wait:?}: {err}");
         thread.join().unwrap();
         drop((writer, gate));
@@ -102,9 +105,16 @@ fn a_consumer_that_goes_away_releases_the_writer() {
         std::thread::yield_now();
     }
     drop(gate);
-    let (err, writer) = result.recv_timeout(GUARD).expect("writer notices the consumer is gone");
-    assert!(matches!(err, WriteError::ConsumerGone { subpartition: 0 }), "{err}");
-    assert!(err.to_string().contains("consumer of subpartition 0 is gone"));
+    let (err, writer) = result
+        .recv_timeout(GUARD)
+        .expect("writer notices the consumer is gone");
+    assert!(
+        matches!(err, WriteError::ConsumerGone { subpartition: 0 }),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .contains("consumer of subpartition 0 is gone"));
     thread.join().unwrap();
     drop(writer);
     assert!(pool.is_full());
@@ -119,7 +129,10 @@ fn recycling_wakes_a_parked_writer_and_back_pressure_is_counted() {
         mut gate,
         pool,
         ..
-    } = job(WaitStrategy::SpinPark { spins: 0, yields: 0 });
+    } = job(WaitStrategy::SpinPark {
+        spins: 0,
+        yields: 0,
+    });
     const RECORDS: usize = 200;
     let thread = std::thread::spawn(move || {
         let mut writer = writer;

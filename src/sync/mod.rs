@@ -26,8 +26,8 @@ pub(crate) use loom::thread;
 #[cfg(not(loom))]
 pub(crate) use std::thread;
 
-pub(crate) use cell::UnsafeCell;
 pub use bounded_queue::BoundedQueue;
+pub(crate) use cell::UnsafeCell;
 /// The free lists of segment indices.
 pub(crate) type IndexQueue = BoundedQueue<u32>;
 
