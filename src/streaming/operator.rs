@@ -164,7 +164,11 @@ pub(crate) fn push<E>(
             }
             Ok(())
         }
-        Operator::KeyedAggregate { kind, state, scratch } => {
+        Operator::KeyedAggregate {
+            kind,
+            state,
+            scratch,
+        } => {
             let value = record::value(input);
             let key = (value % state.len() as u64) as usize;
             let slot = &mut state[key];
@@ -208,12 +212,28 @@ mod tests {
     fn each_operator_and_a_chain_of_them() {
         let cases: &[(&[OperatorSpec], &[u64], &[u64])] = &[
             (&[], &[1, 2], &[1, 2]),
-            (&[OperatorSpec::Map(MapFunction::MultiplyByTwo)], &[1, 5], &[2, 10]),
+            (
+                &[OperatorSpec::Map(MapFunction::MultiplyByTwo)],
+                &[1, 5],
+                &[2, 10],
+            ),
             (&[OperatorSpec::Map(MapFunction::Increment)], &[1], &[2]),
             (&[OperatorSpec::Map(MapFunction::Identity)], &[7], &[7]),
-            (&[OperatorSpec::Filter(FilterFunction::EvenValues)], &[1, 2, 3, 4], &[2, 4]),
-            (&[OperatorSpec::Filter(FilterFunction::OneIn(3))], &[1, 3, 6, 7], &[3, 6]),
-            (&[OperatorSpec::FlatMap(FlatMapFunction::Explode(3))], &[2], &[6, 7, 8]),
+            (
+                &[OperatorSpec::Filter(FilterFunction::EvenValues)],
+                &[1, 2, 3, 4],
+                &[2, 4],
+            ),
+            (
+                &[OperatorSpec::Filter(FilterFunction::OneIn(3))],
+                &[1, 3, 6, 7],
+                &[3, 6],
+            ),
+            (
+                &[OperatorSpec::FlatMap(FlatMapFunction::Explode(3))],
+                &[2],
+                &[6, 7, 8],
+            ),
             (
                 &[OperatorSpec::KeyedAggregate {
                     kind: AggregateKind::Count,
