@@ -77,8 +77,8 @@ fn burst(pool: &BufferPool, builders: &mut Vec<BufferBuilder>) {
 
 #[inline]
 fn broadcast(pool: &BufferPool) {
-    let first = pool.finish(request(pool));
-    let copies: [Buffer; READERS - 1] = std::array::from_fn(|_| pool.share(&first));
+    let mut first = pool.finish(request(pool));
+    let copies: [Buffer; READERS - 1] = std::array::from_fn(|_| pool.share(&mut first));
     pool.recycle(first);
     for copy in copies {
         pool.recycle(black_box(copy));
@@ -100,8 +100,8 @@ fn one_thread(c: &mut Criterion) {
     burst(&pool, &mut builders);
     assert_full(&pool, "burst");
     assert!(pool.owned_segments() >= BURST as u32, "burst grew the pool");
-    let first = pool.finish(request(&pool));
-    let second = pool.share(&first);
+    let mut first = pool.finish(request(&pool));
+    let second = pool.share(&mut first);
     pool.recycle(first);
     assert!(
         !pool.is_full(),

@@ -86,11 +86,11 @@ fn serialize_stream(
 fn deserialize_stream(
     pool: &BufferPool,
     deserializer: &mut RecordDeserializer,
-    stream: &[Buffer],
+    stream: &mut [Buffer],
     mut f: impl FnMut(&[u8]),
 ) -> u64 {
     let mut count = 0;
-    for buffer in stream {
+    for buffer in stream.iter_mut() {
         deserializer.set_next_buffer(pool.share(buffer));
         count += deserializer.for_each_record(&mut f).expect("valid frames") as u64;
         pool.recycle(deserializer.take_buffer().expect("buffer set"));
@@ -103,11 +103,11 @@ fn deserialize_stream(
 fn deserialize_stream_one_by_one(
     pool: &BufferPool,
     deserializer: &mut RecordDeserializer,
-    stream: &[Buffer],
+    stream: &mut [Buffer],
     mut f: impl FnMut(&[u8]),
 ) -> u64 {
     let mut count = 0;
-    for buffer in stream {
+    for buffer in stream.iter_mut() {
         deserializer.set_next_buffer(pool.share(buffer));
         while let Some(record) = deserializer.next_record().expect("valid frames") {
             f(record);
@@ -135,12 +135,12 @@ fn check_round_trip(pool: &BufferPool, size: usize) -> Vec<Buffer> {
     );
 
     let mut deserializer = RecordDeserializer::new(MAX_RECORD_SIZE);
-    let read = deserialize_stream(pool, &mut deserializer, &stream, |r| {
+    let read = deserialize_stream(pool, &mut deserializer, &mut stream, |r| {
         assert_eq!(r, expected, "{size} B: record content")
     });
     assert_eq!(read, n, "{size} B: records read with for_each_record");
     assert!(deserializer.check_complete().is_ok());
-    let read = deserialize_stream_one_by_one(pool, &mut deserializer, &stream, |r| {
+    let read = deserialize_stream_one_by_one(pool, &mut deserializer, &mut stream, |r| {
         assert_eq!(r, expected, "{size} B: record content")
     });
     assert_eq!(read, n, "{size} B: records read with next_record");
@@ -161,7 +161,7 @@ fn serializer_bench(group: &mut BenchmarkGroup<'_, WallTime>, pool: &BufferPool,
 fn deserializer_bench(
     group: &mut BenchmarkGroup<'_, WallTime>,
     pool: &BufferPool,
-    stream: &[Buffer],
+    stream: &mut [Buffer],
     size: usize,
 ) {
     let n = stream_len(size);
@@ -190,7 +190,7 @@ fn deserializer_bench(
 
 fn serde(c: &mut Criterion) {
     let (segments, pool) = pools();
-    let streams: Vec<Vec<Buffer>> = RECORD_SIZES
+    let mut streams: Vec<Vec<Buffer>> = RECORD_SIZES
         .iter()
         .map(|&size| check_round_trip(&pool, size))
         .collect();
@@ -202,7 +202,7 @@ fn serde(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("deserializer");
-    for (stream, size) in streams.iter().zip(RECORD_SIZES) {
+    for (stream, size) in streams.iter_mut().zip(RECORD_SIZES) {
         deserializer_bench(&mut group, &pool, stream, size);
     }
     group.finish();

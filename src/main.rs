@@ -85,6 +85,12 @@ fn demo(args: &DemoArgs) -> ExitCode {
                 "  bytes/s       {:>12.3} MiB",
                 report.bytes_per_sec() / (1 << 20) as f64
             );
+            let share = |ns: u64| 100.0 * ns as f64 / report.elapsed.as_nanos() as f64;
+            println!(
+                "  writer waited {:>11.1} % for a buffer, {:.1} % for credit",
+                share(report.partition.hard_back_pressured_ns),
+                share(report.partition.soft_back_pressured_ns)
+            );
             println!(
                 "  allocations   {:>12} (during the run)",
                 report.allocations.allocations

@@ -120,8 +120,8 @@ fn shared_buffer_comes_back_once_and_wakes_the_writer() {
         let pool = Arc::new(BufferPool::new(segments(1), 1, 1, parker.clone()).unwrap());
         let mut builder = pool.request().unwrap();
         builder.append(&[42]);
-        let first = pool.finish(builder);
-        let second = pool.share(&first);
+        let mut first = pool.finish(builder);
+        let second = pool.share(&mut first);
         let readers: Vec<_> = [first, second]
             .into_iter()
             .map(|buffer| {

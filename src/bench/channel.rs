@@ -62,6 +62,8 @@ pub struct ChannelReport {
     pub allocations: AllocationCount,
     /// Whether every pool was full again after the run.
     pub pools_full: bool,
+    /// The writer's counters (back-pressure time among them).
+    pub partition: crate::network::partition::PartitionMetrics,
 }
 
 impl ChannelReport {
@@ -214,6 +216,7 @@ pub fn run_channel(run: &ChannelRun) -> Result<ChannelReport, ChannelRunError> {
     let writer = produced
         .map_err(|_| ChannelRunError::Failed("producer thread panicked".into()))?
         .map_err(|e| ChannelRunError::Failed(e.to_string()))?;
+    let partition = writer.partition().metrics();
     drop(writer);
     drop(gate);
     let pools_full = pool.is_full();
@@ -225,5 +228,6 @@ pub fn run_channel(run: &ChannelRun) -> Result<ChannelReport, ChannelRunError> {
         checksum,
         allocations: allocations_at_end.since(allocations_at_start),
         pools_full: pools_full && segments.is_full(),
+        partition,
     })
 }

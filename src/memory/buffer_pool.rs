@@ -113,11 +113,10 @@ impl BufferPool {
         segment
     }
 
-    /// Ends writing a segment: its bytes become a readable [`Buffer`] with
-    /// one reference.
+    /// Ends writing a segment: its bytes become a readable [`Buffer`], the
+    /// only handle to them.
     #[inline]
     pub fn finish(&self, builder: BufferBuilder) -> Buffer {
-        self.segments.publish(builder.segment());
         builder.finish()
     }
 
@@ -129,7 +128,7 @@ impl BufferPool {
 
     /// Another handle to the same bytes, for one more reader (broadcast).
     #[inline]
-    pub fn share(&self, buffer: &Buffer) -> Buffer {
+    pub fn share(&self, buffer: &mut Buffer) -> Buffer {
         self.segments.share(buffer)
     }
 
@@ -248,9 +247,9 @@ mod tests {
         let pool = BufferPool::new(global.clone(), 1, 1, Arc::default()).unwrap();
         let mut builder = pool.request().unwrap();
         assert_eq!(builder.append(b"broadcast"), 9);
-        let first = pool.finish(builder);
-        let second = pool.share(&first);
-        let third = pool.share(&first);
+        let mut first = pool.finish(builder);
+        let second = pool.share(&mut first);
+        let third = pool.share(&mut first);
         assert_eq!(second.as_slice(), b"broadcast");
         pool.recycle(first);
         pool.recycle(third);

@@ -14,8 +14,8 @@ use super::{Buffer, BufferBuilder, MemoryConfig, MemoryError, MemoryRegion};
 pub struct SegmentPool {
     region: ManuallyDrop<MemoryRegion>,
     free: IndexQueue,
-    /// Per segment: the number of `Buffer` handles out (0 while free or
-    /// while a `BufferBuilder` writes it).
+    /// Per segment: the number of `Buffer` handles out while it is shared
+    /// (broadcast); unused for exclusive buffers.
     refs: Box<[AtomicU32]>,
 }
 
@@ -104,27 +104,31 @@ impl SegmentPool {
         )
     }
 
-    /// Counts the first reader handle of a segment whose builder finished.
-    #[inline]
-    pub(super) fn publish(&self, segment: u32) {
-        self.refs[segment as usize].store(1, Ordering::Relaxed);
-    }
-
     /// Another handle to `buffer`'s bytes (broadcast).
     #[inline]
-    pub(super) fn share(&self, buffer: &Buffer) -> Buffer {
-        self.check_owned(buffer);
-        // Relaxed: the caller holds a handle, so the count cannot reach zero
-        // concurrently (as in `Arc::clone`).
-        self.refs[buffer.segment() as usize].fetch_add(1, Ordering::Relaxed);
+    pub(super) fn share(&self, buffer: &mut Buffer) -> Buffer {
+        let refs = &self.refs[self.check_owned(buffer) as usize];
+        if buffer.is_shared() {
+            // Relaxed: the caller holds a handle, so the count cannot reach
+            // zero concurrently (as in `Arc::clone`).
+            refs.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // The only handle so far: no one else reads the count. The
+            // handles carry it to other threads through Release/Acquire
+            // hand-offs (the rings).
+            refs.store(2, Ordering::Relaxed);
+        }
         buffer.alias()
     }
 
-    /// Drops one handle; true if it was the last, so the segment is free to
-    /// be written again.
+    /// Drops one handle; the segment index if it was the last, so the
+    /// segment is free to be written again.
     #[inline]
     pub(super) fn release(&self, buffer: Buffer) -> Option<u32> {
         let segment = self.check_owned(&buffer);
+        if !buffer.is_shared() {
+            return Some(segment);
+        }
         // Release: pairs with the Acquire fence below in whichever thread
         // drops the last handle, so every reader's reads happen before the
         // segment is written again (as in `Arc::drop`).

@@ -123,7 +123,7 @@ impl InputGate {
             };
             let channel = &mut self.channels[index as usize];
             let item = channel.ring.pop();
-            if channel.ring.has_items() {
+            if !channel.ring.is_empty() {
                 self.availability.requeue(index);
             } else {
                 let ring = &channel.ring;

@@ -246,7 +246,7 @@ impl ResultPartition {
     }
 
     fn flush_broadcast(&mut self) -> Result<(), WriteError> {
-        let buffer = match self.broadcast.take() {
+        let mut buffer = match self.broadcast.take() {
             Some(builder) if !builder.is_empty() => self.pool.finish(builder),
             unused => {
                 self.broadcast = unused;
@@ -255,7 +255,7 @@ impl ResultPartition {
         };
         let last = self.subpartitions.len() - 1;
         for index in 0..last {
-            let shared = self.pool.share(&buffer);
+            let shared = self.pool.share(&mut buffer);
             if let Err(e) = self.push_buffer(index, shared) {
                 self.pool.recycle(buffer);
                 return Err(e);
