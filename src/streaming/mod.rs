@@ -1,6 +1,8 @@
 //! Stream tasks and their operators.
 
+mod chain;
 mod operator;
 pub mod record;
 
+pub use chain::{ChainEnd, OperatorChain, SinkKind, SinkResult};
 pub use operator::{AggregateKind, FilterFunction, FlatMapFunction, MapFunction, OperatorSpec};
