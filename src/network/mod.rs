@@ -12,11 +12,13 @@ pub mod gate;
 pub mod partition;
 pub mod ring;
 pub mod serde;
+pub mod shuffle;
 
 pub use config::{NetworkConfig, NetworkConfigError};
 pub use event::{ChannelItem, CheckpointBarrier, CheckpointKind, Event};
 pub use gate::{ChannelAvailability, InputChannel, InputGate, Poll};
 pub use partition::{Partitioner, RecordWriter, ResultPartition, ResultSubpartition, WriteError};
+pub use shuffle::{GateKey, PartitionKey, ShuffleEnvironment, ShuffleError};
 
 use crate::memory::BufferPool;
 use crate::sync::Arc;
@@ -34,6 +36,6 @@ pub fn local_channel(
     let (producer, consumer) = ring::channel(credit);
     (
         ResultSubpartition::new(producer, availability.clone(), channel),
-        InputChannel::new(consumer, pool, max_record_size),
+        InputChannel::new(consumer, gate::Recycler::bound(pool), max_record_size),
     )
 }

@@ -1,6 +1,8 @@
 //! The consuming end of one channel.
 
-use crate::memory::BufferPool;
+use std::sync::OnceLock;
+
+use crate::memory::{Buffer, BufferPool};
 use crate::network::event::ChannelItem;
 use crate::network::ring;
 use crate::network::serde::RecordDeserializer;
@@ -17,13 +19,58 @@ pub struct ChannelMetrics {
     pub bytes_in: u64,
 }
 
+/// The pool a channel's buffers go back to (Flink's `BufferRecycler`),
+/// bound when the producer sets its partition up, which may be after the
+/// consumer set up its gate. A buffer arrives only after its pool exists,
+/// so recycling always finds it bound.
+#[derive(Debug, Default)]
+pub struct Recycler(OnceLock<Arc<BufferPool>>);
+
+impl Recycler {
+    /// A recycler already bound to `pool`.
+    pub fn bound(pool: Arc<BufferPool>) -> Arc<Self> {
+        let recycler = Arc::new(Recycler::default());
+        recycler.bind(pool);
+        recycler
+    }
+
+    /// Binds the producer's pool (once; later calls are ignored).
+    pub fn bind(&self, pool: Arc<BufferPool>) {
+        let _ = self.0.set(pool);
+    }
+
+    /// Whether the producer's pool is bound.
+    pub fn is_bound(&self) -> bool {
+        self.0.get().is_some()
+    }
+
+    /// Gives a buffer back to the producer's pool.
+    ///
+    /// # Panics
+    /// If no pool is bound: a buffer cannot exist before its pool.
+    #[inline]
+    pub fn recycle(&self, buffer: Buffer) {
+        self.0
+            .get()
+            .expect("a buffer arrived before its pool was bound")
+            .recycle(buffer);
+    }
+
+    /// Wakes the producer, if it has set up.
+    pub fn notify_producer(&self) {
+        if let Some(pool) = self.0.get() {
+            pool.notify_owner();
+        }
+    }
+}
+
 /// Flink's `LocalInputChannel`: reads the ring its producer's subpartition
 /// fills and gives each buffer back to the producer's pool once read.
 #[derive(Debug)]
 pub struct InputChannel {
     pub(super) ring: ring::Consumer<ChannelItem>,
-    /// The pool the producer's buffers come from (the recycler).
-    pub(super) pool: Arc<BufferPool>,
+    /// Where the producer's buffers go back to.
+    pub(super) recycler: Arc<Recycler>,
     pub(super) deserializer: RecordDeserializer,
     pub(super) finished: bool,
     pub(super) metrics: ChannelMetrics,
@@ -32,12 +79,12 @@ pub struct InputChannel {
 impl InputChannel {
     pub(crate) fn new(
         ring: ring::Consumer<ChannelItem>,
-        pool: Arc<BufferPool>,
+        recycler: Arc<Recycler>,
         max_record_size: usize,
     ) -> Self {
         Self {
             ring,
-            pool,
+            recycler,
             deserializer: RecordDeserializer::new(max_record_size),
             finished: false,
             metrics: ChannelMetrics::default(),
@@ -60,13 +107,13 @@ impl Drop for InputChannel {
     /// producer (it may wait for credit from a consumer that is gone).
     fn drop(&mut self) {
         if let Some(buffer) = self.deserializer.take_buffer() {
-            self.pool.recycle(buffer);
+            self.recycler.recycle(buffer);
         }
         for item in self.ring.close() {
             if let ChannelItem::Data(buffer) = item {
-                self.pool.recycle(buffer);
+                self.recycler.recycle(buffer);
             }
         }
-        self.pool.notify_owner();
+        self.recycler.notify_producer();
     }
 }

@@ -138,7 +138,7 @@ impl InputGate {
                     channel.deserializer.set_next_buffer(buffer);
                     let result = channel.deserializer.for_each_record(&mut on_record);
                     if let Some(buffer) = channel.deserializer.take_buffer() {
-                        channel.pool.recycle(buffer);
+                        channel.recycler.recycle(buffer);
                     }
                     let records = result.map_err(|source| GateError::Serde {
                         channel: channel_index,
@@ -163,7 +163,7 @@ impl InputGate {
                     } else {
                         // Events take no buffer, so no recycle wakes a
                         // producer waiting for credit; wake it here.
-                        channel.pool.notify_owner();
+                        channel.recycler.notify_producer();
                     }
                     Ok(Poll::Event {
                         channel: channel_index,

@@ -6,5 +6,5 @@ mod input_channel;
 mod input_gate;
 
 pub use availability::ChannelAvailability;
-pub use input_channel::{ChannelMetrics, InputChannel};
+pub use input_channel::{ChannelMetrics, InputChannel, Recycler};
 pub use input_gate::{GateError, InputGate, Poll};
