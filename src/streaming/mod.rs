@@ -3,6 +3,8 @@
 mod chain;
 mod operator;
 pub mod record;
+mod source;
 
 pub use chain::{ChainEnd, OperatorChain, SinkKind, SinkResult};
 pub use operator::{AggregateKind, FilterFunction, FlatMapFunction, MapFunction, OperatorSpec};
+pub use source::{SourceFunction, SourceSpec, SourceStatus};
