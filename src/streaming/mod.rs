@@ -1,10 +1,12 @@
 //! Stream tasks and their operators.
 
 mod chain;
+mod input;
 mod operator;
 pub mod record;
 mod source;
 
 pub use chain::{ChainEnd, OperatorChain, SinkKind, SinkResult};
+pub use input::{InputError, InputProcessor, InputStatus};
 pub use operator::{AggregateKind, FilterFunction, FlatMapFunction, MapFunction, OperatorSpec};
 pub use source::{SourceFunction, SourceSpec, SourceStatus};

@@ -1,0 +1,223 @@
+//! Flink's `StreamOneInputProcessor` / `StreamMultipleInputProcessor`: reads
+//! a task's input gates into its operator chain, one buffer per call.
+
+use std::time::Instant;
+
+use super::OperatorChain;
+use crate::network::gate::GateError;
+use crate::network::{InputGate, Poll, WriteError};
+
+/// Why processing input failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// An input channel carried a malformed stream.
+    #[error(transparent)]
+    Gate(#[from] GateError),
+    /// Writing the chain's output failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+/// What one call found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputStatus {
+    /// A buffer or event was processed; there may be more.
+    MoreAvailable,
+    /// No gate has anything now.
+    NothingAvailable,
+    /// Every gate is finished.
+    EndOfInput,
+}
+
+/// Reads one or more gates (one-input, two-input, N-input tasks) into a
+/// chain. Gates take turns, and a gate with nothing is skipped, so an idle
+/// input never stalls the others and a busy one cannot starve them.
+#[derive(Debug)]
+pub struct InputProcessor {
+    gates: Vec<InputGate>,
+    finished: Vec<bool>,
+    remaining: usize,
+    next: usize,
+    epoch: Instant,
+}
+
+impl InputProcessor {
+    /// A processor over `gates`; `epoch` is the job's time origin (latency).
+    pub fn new(gates: Vec<InputGate>, epoch: Instant) -> Self {
+        let n = gates.len();
+        Self {
+            gates,
+            finished: vec![false; n],
+            remaining: n,
+            next: 0,
+            epoch,
+        }
+    }
+
+    /// Processes one buffer or event from the next gate with input.
+    #[inline]
+    pub fn process(&mut self, chain: &mut OperatorChain) -> Result<InputStatus, InputError> {
+        if self.remaining == 0 {
+            return Ok(InputStatus::EndOfInput);
+        }
+        if chain.measures_latency() {
+            chain.set_clock(self.epoch.elapsed().as_nanos() as u64);
+        }
+        let n = self.gates.len();
+        for _ in 0..n {
+            let index = self.next;
+            self.next = if index + 1 == n { 0 } else { index + 1 };
+            if self.finished[index] {
+                continue;
+            }
+            let mut failed = None;
+            let poll = self.gates[index].poll(|record| {
+                if failed.is_none() {
+                    if let Err(e) = chain.process(record) {
+                        failed = Some(e);
+                    }
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            match poll {
+                Poll::Records { .. } | Poll::Event { .. } => return Ok(InputStatus::MoreAvailable),
+                Poll::Finished => {
+                    self.finished[index] = true;
+                    self.remaining -= 1;
+                    if self.remaining == 0 {
+                        return Ok(InputStatus::EndOfInput);
+                    }
+                }
+                Poll::Empty => {}
+            }
+        }
+        Ok(InputStatus::NothingAvailable)
+    }
+
+    /// Whether some unfinished gate has input (the park re-check).
+    #[inline]
+    pub fn is_input_available(&self) -> bool {
+        self.gates
+            .iter()
+            .zip(&self.finished)
+            .any(|(gate, &finished)| !finished && gate.has_input())
+    }
+
+    /// The gates.
+    pub fn gates(&self) -> &[InputGate] {
+        &self.gates
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryConfig;
+    use crate::network::{
+        GateKey, NetworkConfig, PartitionKey, Partitioner, RecordWriter, ShuffleEnvironment,
+    };
+    use crate::streaming::{ChainEnd, SinkKind};
+    use crate::sync::{Arc, Parker, WaitStrategy};
+
+    /// Two producers, each wired to its own single-channel gate.
+    fn two_inputs() -> (
+        RecordWriter,
+        RecordWriter,
+        InputProcessor,
+        Arc<ShuffleEnvironment>,
+    ) {
+        let env = Arc::new(
+            ShuffleEnvironment::new(NetworkConfig {
+                memory: MemoryConfig {
+                    segment_size: 4096,
+                    total_segments: 32,
+                    huge_pages: false,
+                },
+                ..NetworkConfig::default()
+            })
+            .unwrap(),
+        );
+        let consumer = Arc::new(Parker::new());
+        let mut writers = Vec::new();
+        let mut gates = Vec::new();
+        for i in 0..2 {
+            env.register_partition(PartitionKey(i), 1).unwrap();
+            env.register_gate(GateKey(i), 1, consumer.clone()).unwrap();
+            env.connect(PartitionKey(i), 0, GateKey(i), 0).unwrap();
+            gates.push(env.create_gate(GateKey(i)).unwrap());
+            let partition = env
+                .create_partition(
+                    PartitionKey(i),
+                    Arc::new(Parker::new()),
+                    WaitStrategy::default(),
+                )
+                .unwrap();
+            writers.push(RecordWriter::new(partition, Partitioner::Forward, 0));
+        }
+        let b = writers.pop().unwrap();
+        let a = writers.pop().unwrap();
+        (a, b, InputProcessor::new(gates, Instant::now()), env)
+    }
+
+    #[test]
+    fn an_idle_input_never_stalls_the_other() {
+        let (mut busy, mut idle, mut input, env) = two_inputs();
+        let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+        for v in 0..1000u64 {
+            busy.emit(v, &v.to_le_bytes()).unwrap();
+        }
+        busy.finish().unwrap();
+        let mut turns = 0;
+        while chain.sink_result().unwrap().records < 1000 {
+            let status = input.process(&mut chain).unwrap();
+            assert_ne!(
+                status,
+                InputStatus::EndOfInput,
+                "the idle input is not finished"
+            );
+            turns += 1;
+            assert!(turns < 10_000, "the busy input was stalled");
+        }
+        assert_eq!(
+            chain.sink_result().unwrap().checksum,
+            (0..1000u64).sum::<u64>()
+        );
+        // Drain the busy gate's end, then the idle input is all that is left.
+        while input.process(&mut chain).unwrap() == InputStatus::MoreAvailable {}
+        assert!(!input.is_input_available());
+        idle.emit(7, &7u64.to_le_bytes()).unwrap();
+        idle.finish().unwrap();
+        assert!(input.is_input_available());
+        let mut status = InputStatus::MoreAvailable;
+        while status != InputStatus::EndOfInput {
+            status = input.process(&mut chain).unwrap();
+        }
+        assert_eq!(chain.sink_result().unwrap().records, 1001);
+        drop((busy, idle, input));
+        assert!(env.segments().is_full());
+    }
+
+    #[test]
+    fn both_busy_inputs_take_turns() {
+        let (mut a, mut b, mut input, _env) = two_inputs();
+        for v in 0..4u64 {
+            a.emit(v, &v.to_le_bytes()).unwrap();
+            a.flush_all().unwrap();
+            b.emit(100 + v, &(100 + v).to_le_bytes()).unwrap();
+            b.flush_all().unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+        for _ in 0..8 {
+            let before = chain.sink_result().unwrap().checksum;
+            assert_eq!(
+                input.process(&mut chain).unwrap(),
+                InputStatus::MoreAvailable
+            );
+            seen.push(chain.sink_result().unwrap().checksum - before);
+        }
+        assert_eq!(seen, [0, 100, 1, 101, 2, 102, 3, 103]);
+    }
+}
