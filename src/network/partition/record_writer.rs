@@ -9,6 +9,8 @@ use crate::network::event::Event;
 pub struct RecordWriter {
     partition: ResultPartition,
     selector: ChannelSelector,
+    /// Flush after every record (Flink's buffer timeout 0).
+    flush_always: bool,
 }
 
 impl RecordWriter {
@@ -19,16 +21,34 @@ impl RecordWriter {
         Self {
             partition,
             selector,
+            flush_always: false,
         }
+    }
+
+    /// Flush the record's buffer after every record (buffer timeout 0):
+    /// lowest latency, one buffer per record.
+    pub fn set_flush_always(&mut self, flush_always: bool) {
+        self.flush_always = flush_always;
     }
 
     /// Writes one record with routing key `key` (ignored unless hashing).
     #[inline]
     pub fn emit(&mut self, key: u64, record: &[u8]) -> Result<(), WriteError> {
         match self.selector.select(key) {
-            Selection::One(index) => self.partition.emit(index, record),
-            Selection::All => self.partition.emit_broadcast(record),
+            Selection::One(index) => {
+                self.partition.emit(index, record)?;
+                if self.flush_always {
+                    self.partition.flush(index)?;
+                }
+            }
+            Selection::All => {
+                self.partition.emit_broadcast(record)?;
+                if self.flush_always {
+                    self.partition.flush_all()?;
+                }
+            }
         }
+        Ok(())
     }
 
     /// Writes one record to every channel whatever the partitioner (a
@@ -67,5 +87,53 @@ impl RecordWriter {
     /// The partition written to, mutably.
     pub fn partition_mut(&mut self) -> &mut ResultPartition {
         &mut self.partition
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::memory::{BufferPool, MemoryConfig, SegmentPool};
+    use crate::network::{local_channel, ChannelAvailability, InputGate, Poll};
+    use crate::sync::{Arc, Parker, WaitStrategy};
+
+    #[test]
+    fn flush_always_sends_one_buffer_per_record() {
+        let memory = MemoryConfig {
+            segment_size: 4096,
+            total_segments: 16,
+            huge_pages: false,
+        };
+        let segments = Arc::new(SegmentPool::new(&memory).unwrap());
+        let parker = Arc::new(Parker::new());
+        let pool = Arc::new(BufferPool::new(segments, 2, 8, parker.clone()).unwrap());
+        let availability = Arc::new(ChannelAvailability::new(1, Arc::new(Parker::new())));
+        let (output, input) = local_channel(10, pool.clone(), &availability, 0, 64);
+        let partition = ResultPartition::new(
+            pool.clone(),
+            vec![output],
+            64,
+            parker,
+            WaitStrategy::default(),
+        );
+        let mut writer = RecordWriter::new(partition, Partitioner::Forward, 0);
+        let mut gate = InputGate::new(availability, vec![input]);
+        for flush_always in [false, true] {
+            writer.set_flush_always(flush_always);
+            for v in 0..3u64 {
+                writer.emit(v, &v.to_le_bytes()).unwrap();
+            }
+            let mut buffers = 0;
+            while let Poll::Records { records, .. } = gate.poll(|_| {}).unwrap() {
+                assert_eq!(records, 1);
+                buffers += 1;
+            }
+            // Without flushing, nothing is sent until a buffer fills.
+            assert_eq!(buffers, if flush_always { 3 } else { 0 });
+            writer.flush_all().unwrap();
+            while gate.poll(|_| {}).unwrap() != Poll::Empty {}
+        }
+        drop((writer, gate));
+        assert!(pool.is_full());
     }
 }
