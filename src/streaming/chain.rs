@@ -143,6 +143,11 @@ impl OperatorChain {
         &mut self.writers
     }
 
+    /// The task's record writers, to inspect.
+    pub fn writers_ref(&self) -> &[RecordWriter] {
+        &self.writers
+    }
+
     /// What the sink counted, if the chain ends in one.
     pub fn sink_result(&self) -> Option<SinkResult> {
         self.sink.as_ref().map(|s| SinkResult {

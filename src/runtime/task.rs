@@ -1,0 +1,337 @@
+//! Flink's `Task`: one subtask's thread, its `ExecutionState` machine and
+//! `doRun`.
+
+use std::sync::{mpsc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use super::deployment::TaskDeploymentDescriptor;
+use super::ids::ExecutionAttemptId;
+use super::{AtomicExecutionState, ExecutionState};
+use crate::mailbox::{LoopExit, Mail, MailboxMetrics, MailboxProcessor, TaskMailbox};
+use crate::network::{RecordWriter, ShuffleEnvironment};
+use crate::streaming::{StreamTask, StreamTaskResult};
+use crate::sync::{Arc, Parker, WaitStrategy};
+
+/// A task's state change, reported to whoever runs the job (Flink's
+/// `TaskManagerActions.updateTaskExecutionState`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskStateUpdate {
+    /// The task.
+    pub execution_id: ExecutionAttemptId,
+    /// Its new state.
+    pub state: ExecutionState,
+    /// Why it failed, for `Failed`.
+    pub cause: Option<String>,
+}
+
+/// What a terminated task leaves behind.
+#[derive(Clone, Debug)]
+pub struct TaskOutcome {
+    /// The final state.
+    pub state: ExecutionState,
+    /// Why it failed, if it did.
+    pub cause: Option<String>,
+    /// What the stream task did (absent if it never ran).
+    pub result: Option<StreamTaskResult>,
+    /// Busy/idle/back-pressured time of its mailbox loop.
+    pub mailbox: MailboxMetrics,
+}
+
+/// Settings every task of an executor shares.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskSettings {
+    /// How a task waits for input, output capacity and mail.
+    pub wait: WaitStrategy,
+    /// Mails per mailbox lane.
+    pub mailbox_capacity: usize,
+    /// The job's time origin (latency timestamps).
+    pub epoch: Instant,
+}
+
+/// One subtask: created by `TaskExecutor::submit_task`, run on its own
+/// thread, ended by finishing, failing, or `cancel`/`fail_externally` from
+/// any thread.
+#[derive(Debug)]
+pub struct Task {
+    descriptor: TaskDeploymentDescriptor,
+    state: AtomicExecutionState,
+    parker: Arc<Parker>,
+    mailbox: Arc<TaskMailbox>,
+    shuffle: Arc<ShuffleEnvironment>,
+    settings: TaskSettings,
+    failure: Mutex<Option<String>>,
+    outcome: Mutex<Option<TaskOutcome>>,
+    terminated: Condvar,
+    updates: Mutex<mpsc::Sender<TaskStateUpdate>>,
+}
+
+impl Task {
+    /// A task in state CREATED; `parker` is the one its gates were wired
+    /// with.
+    pub fn new(
+        descriptor: TaskDeploymentDescriptor,
+        parker: Arc<Parker>,
+        shuffle: Arc<ShuffleEnvironment>,
+        settings: TaskSettings,
+        updates: mpsc::Sender<TaskStateUpdate>,
+    ) -> Self {
+        let mailbox = Arc::new(TaskMailbox::new(settings.mailbox_capacity, parker.clone()));
+        Self {
+            descriptor,
+            state: AtomicExecutionState::new(ExecutionState::Created),
+            parker,
+            mailbox,
+            shuffle,
+            settings,
+            failure: Mutex::new(None),
+            outcome: Mutex::new(None),
+            terminated: Condvar::new(),
+            updates: Mutex::new(updates),
+        }
+    }
+
+    /// This execution attempt.
+    pub fn execution_id(&self) -> ExecutionAttemptId {
+        self.descriptor.execution_id
+    }
+
+    /// The deployment it was created from.
+    pub fn descriptor(&self) -> &TaskDeploymentDescriptor {
+        &self.descriptor
+    }
+
+    /// The current state.
+    pub fn state(&self) -> ExecutionState {
+        self.state.load()
+    }
+
+    /// The task's mailbox (mails from other threads wake it).
+    pub fn mailbox(&self) -> &Arc<TaskMailbox> {
+        &self.mailbox
+    }
+
+    /// "name (index+1/parallelism)", as Flink names task threads.
+    pub fn thread_name(&self) -> String {
+        let info = &self.descriptor.task_information;
+        format!(
+            "{} ({}/{})",
+            info.task_name,
+            self.descriptor.subtask_index + 1,
+            info.parallelism
+        )
+    }
+
+    /// Flink's `Task.doRun`, on the task's own thread.
+    pub fn run(&self) {
+        // CREATED → DEPLOYING, or end at once if canceled or failed first.
+        loop {
+            match self.state.load() {
+                ExecutionState::Created => {
+                    if self.transition(ExecutionState::Created, ExecutionState::Deploying) {
+                        break;
+                    }
+                }
+                ExecutionState::Canceling => {
+                    self.transition(ExecutionState::Canceling, ExecutionState::Canceled);
+                }
+                state if state.is_terminal() => return self.terminate(None, MailboxMetrics::default()),
+                state => {
+                    self.record_failure(format!("task thread started in state {state}"));
+                    self.state_to_failed();
+                    return self.terminate(None, MailboxMetrics::default());
+                }
+            }
+        }
+        let mut processor = MailboxProcessor::new(self.mailbox.clone(), self.settings.wait);
+        let (exit, result) = self.run_invokable(&mut processor);
+        // Everything the invokable held (partitions, gates, pools) is
+        // released by now: `run_invokable` dropped the stream task.
+        match exit {
+            Ok(LoopExit::Finished) => {
+                if !self.transition(ExecutionState::Running, ExecutionState::Finished) {
+                    self.end_canceled_or_failed(None);
+                }
+            }
+            Ok(LoopExit::Canceled) => self.end_canceled_or_failed(None),
+            Err(cause) => self.end_canceled_or_failed(Some(cause)),
+        }
+        self.terminate(result, processor.metrics());
+    }
+
+    /// Sets up, restores and invokes; returns how the loop ended and what
+    /// the task did. Errors carry the cause.
+    fn run_invokable(&self, processor: &mut MailboxProcessor) -> (Result<LoopExit, String>, Option<StreamTaskResult>) {
+        let d = &self.descriptor;
+        let setup = || -> Result<StreamTask, String> {
+            let mut writers = Vec::with_capacity(d.produced_partitions.len());
+            for produced in &d.produced_partitions {
+                let partition = self
+                    .shuffle
+                    .create_partition(produced.key, self.parker.clone(), self.settings.wait)
+                    .map_err(|e| e.to_string())?;
+                writers.push(RecordWriter::new(partition, produced.partitioner, d.subtask_index as usize));
+            }
+            let gates = d
+                .input_gates
+                .iter()
+                .map(|key| self.shuffle.create_gate(*key))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            StreamTask::new(
+                &d.task_information.config,
+                gates,
+                writers,
+                self.shuffle.config().max_record_size,
+                (d.subtask_index, d.task_information.parallelism),
+                self.settings.epoch,
+            )
+            .map_err(|e| e.to_string())
+        };
+        let mut task = match setup() {
+            Ok(task) => task,
+            Err(cause) => return (Err(cause), None),
+        };
+        if !self.transition(ExecutionState::Deploying, ExecutionState::Initializing) {
+            return (Ok(LoopExit::Canceled), None);
+        }
+        // Restore: nothing to restore until checkpoints exist.
+        if !self.transition(ExecutionState::Initializing, ExecutionState::Running) {
+            return (Ok(LoopExit::Canceled), None);
+        }
+        let exit = task.invoke(processor).map_err(|e| e.to_string());
+        (exit, Some(task.result()))
+    }
+
+    /// Cancels the task from any thread (Flink's `cancelExecution`): a task
+    /// not yet started ends CANCELED at once; a running, parked or
+    /// back-pressured one is interrupted and ends CANCELED shortly.
+    pub fn cancel(&self) {
+        loop {
+            let state = self.state.load();
+            let target = match state {
+                ExecutionState::Created => ExecutionState::Canceled,
+                ExecutionState::Deploying | ExecutionState::Initializing | ExecutionState::Running => {
+                    ExecutionState::Canceling
+                }
+                _ => return,
+            };
+            if self.transition(state, target) {
+                break;
+            }
+        }
+        self.interrupt();
+    }
+
+    /// Fails the task from any thread with `cause` (Flink's
+    /// `failExternally`).
+    pub fn fail_externally(&self, cause: impl Into<String>) {
+        let cause = cause.into();
+        loop {
+            let state = self.state.load();
+            if state.is_terminal() {
+                return;
+            }
+            self.record_failure(cause.clone());
+            if self.transition(state, ExecutionState::Failed) {
+                break;
+            }
+        }
+        self.interrupt();
+    }
+
+    /// Waits until the task reached a final state; `None` on timeout (the
+    /// caller's watchdog reports that as fatal).
+    pub fn await_termination(&self, timeout: Duration) -> Option<TaskOutcome> {
+        let outcome = self.outcome.lock().expect("outcome lock");
+        let (outcome, _) = self
+            .terminated
+            .wait_timeout_while(outcome, timeout, |o| o.is_none())
+            .expect("outcome lock");
+        outcome.clone()
+    }
+
+    /// The outcome, once terminated.
+    pub fn outcome(&self) -> Option<TaskOutcome> {
+        self.outcome.lock().expect("outcome lock").clone()
+    }
+
+    fn interrupt(&self) {
+        self.parker.interrupt();
+        let _ = self.mailbox.put_first(Mail::Cancel);
+    }
+
+    fn transition(&self, from: ExecutionState, to: ExecutionState) -> bool {
+        if self.state.transition(from, to).is_err() {
+            return false;
+        }
+        if !to.is_terminal() {
+            self.report(to);
+        }
+        true
+    }
+
+    /// Ends a task that did not finish: CANCELED if it was being canceled
+    /// (an error then is the cancellation's doing, e.g. an interrupted
+    /// wait, as Flink's `doRun` treats it), FAILED with `cause` otherwise; an
+    /// external failure stays FAILED.
+    fn end_canceled_or_failed(&self, cause: Option<String>) {
+        loop {
+            match self.state.load() {
+                ExecutionState::Canceling => {
+                    if self.transition(ExecutionState::Canceling, ExecutionState::Canceled) {
+                        return;
+                    }
+                }
+                state if state.is_terminal() => return,
+                _ => {
+                    self.record_failure(
+                        cause
+                            .clone()
+                            .unwrap_or_else(|| "the task's loop ended without finishing".into()),
+                    );
+                    if self.state_to_failed() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn state_to_failed(&self) -> bool {
+        let state = self.state.load();
+        state.is_terminal() || self.transition(state, ExecutionState::Failed)
+    }
+
+    fn record_failure(&self, cause: String) {
+        self.failure.lock().expect("failure lock").get_or_insert(cause);
+    }
+
+    fn report(&self, state: ExecutionState) {
+        let cause = (state == ExecutionState::Failed).then(|| self.failure.lock().expect("failure lock").clone()).flatten();
+        let _ = self.updates.lock().expect("updates lock").send(TaskStateUpdate {
+            execution_id: self.descriptor.execution_id,
+            state,
+            cause,
+        });
+    }
+
+    /// Records the outcome, reports the final state, wakes waiters (Flink's
+    /// `notifyFinalState` and `terminationFuture.complete`).
+    fn terminate(&self, result: Option<StreamTaskResult>, mailbox: MailboxMetrics) {
+        self.mailbox.close();
+        let state = self.state.load();
+        let cause = if state == ExecutionState::Failed {
+            self.failure.lock().expect("failure lock").clone()
+        } else {
+            None
+        };
+        *self.outcome.lock().expect("outcome lock") = Some(TaskOutcome {
+            state,
+            cause,
+            result,
+            mailbox,
+        });
+        self.report(state);
+        self.terminated.notify_all();
+    }
+}

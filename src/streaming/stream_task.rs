@@ -1,0 +1,309 @@
+//! Flink's `StreamTask` and its kinds: `SourceStreamTask`,
+//! `OneInputStreamTask`, `TwoInputStreamTask`, `MultipleInputStreamTask`.
+//!
+//! A stream task is the mailbox loop's default action: a source emits one
+//! batch per turn, an input task processes one buffer per turn, and both
+//! push records through their operator chain into a sink or the task's
+//! record writers.
+
+use std::time::{Duration, Instant};
+
+use super::{
+    ChainEnd, InputError, InputProcessor, InputStatus, OperatorChain, OperatorSpec, SinkResult,
+    SourceFunction, SourceSpec, SourceStatus,
+};
+use crate::mailbox::{ActionStatus, LoopExit, Mail, MailboxDefaultAction, MailboxProcessor};
+use crate::network::partition::PartitionMetrics;
+use crate::network::{InputGate, RecordWriter, WriteError};
+
+/// When partially filled output buffers are sent (Flink's
+/// `execution.buffer-timeout`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferTimeout {
+    /// Flush after every record (`0 ms`): lowest latency.
+    EveryRecord,
+    /// Flush at least this often (`N ms`; Flink's default is 100 ms).
+    Interval(Duration),
+    /// Flush only full buffers (`none`), and at end of input, before events
+    /// and before the task parks.
+    Never,
+}
+
+impl Default for BufferTimeout {
+    fn default() -> Self {
+        BufferTimeout::Interval(Duration::from_millis(100))
+    }
+}
+
+/// The invokable of a task (Flink's invokable class name).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum StreamTaskKind {
+    /// A source task: the source function is the default action.
+    Source(SourceSpec),
+    /// One input gate.
+    OneInput,
+    /// Two input gates, served fairly.
+    TwoInput,
+    /// Any number of input gates.
+    MultiInput,
+}
+
+/// What a deployment descriptor says about a stream task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamTaskConfig {
+    /// Which invokable.
+    pub kind: StreamTaskKind,
+    /// The chained operators, head first.
+    pub operators: Vec<OperatorSpec>,
+    /// Where the chain ends.
+    pub end: ChainEnd,
+    /// When partial buffers are flushed.
+    pub buffer_timeout: BufferTimeout,
+}
+
+/// Why a stream task failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamTaskError {
+    /// Reading input failed.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// Writing output failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// The task's inputs or outputs do not fit its kind.
+    #[error("invalid stream task: {0}")]
+    Config(String),
+}
+
+#[derive(Debug)]
+enum Head {
+    Source {
+        function: SourceFunction,
+        wait_until: Option<Instant>,
+    },
+    Input(InputProcessor),
+}
+
+/// What a finished task reports.
+#[derive(Clone, Debug)]
+pub struct StreamTaskResult {
+    /// Records the source emitted (source tasks).
+    pub records_emitted: u64,
+    /// Records read from input gates (input tasks).
+    pub records_in: u64,
+    /// What the sink counted, if the chain ends in one.
+    pub sink: Option<SinkResult>,
+    /// Each writer's counters.
+    pub outputs: Vec<PartitionMetrics>,
+    /// Mails handled other than cancel (timers, actions, checkpoint notices).
+    pub mails: u64,
+}
+
+/// A running stream task.
+#[derive(Debug)]
+pub struct StreamTask {
+    head: Head,
+    chain: OperatorChain,
+    buffer_timeout: BufferTimeout,
+    next_flush: Option<Instant>,
+    mails: u64,
+}
+
+impl StreamTask {
+    /// Builds the task: its operator chain over `writers`, and its head over
+    /// `inputs` (Flink's `beforeInvoke` builds the chain the same way).
+    /// Subtask `index` of `parallelism`; `epoch` is the job's time origin.
+    pub fn new(
+        config: &StreamTaskConfig,
+        inputs: Vec<InputGate>,
+        mut writers: Vec<RecordWriter>,
+        max_record_size: usize,
+        (index, parallelism): (u32, u32),
+        epoch: Instant,
+    ) -> Result<Self, StreamTaskError> {
+        let gates = inputs.len();
+        let expected = match config.kind {
+            StreamTaskKind::Source(_) => gates == 0,
+            StreamTaskKind::OneInput => gates == 1,
+            StreamTaskKind::TwoInput => gates == 2,
+            StreamTaskKind::MultiInput => gates >= 1,
+        };
+        if !expected {
+            return Err(StreamTaskError::Config(format!(
+                "a {:?} task cannot have {gates} input gate(s)",
+                config.kind
+            )));
+        }
+        match (config.end, writers.is_empty()) {
+            (ChainEnd::Sink(_), false) => {
+                return Err(StreamTaskError::Config(
+                    "a chain ending in a sink has no outputs".into(),
+                ))
+            }
+            (ChainEnd::Outputs, true) => {
+                return Err(StreamTaskError::Config(
+                    "a chain without a sink needs an output".into(),
+                ))
+            }
+            _ => {}
+        }
+        if config.buffer_timeout == BufferTimeout::EveryRecord {
+            writers.iter_mut().for_each(|w| w.set_flush_always(true));
+        }
+        let head = match config.kind {
+            StreamTaskKind::Source(spec) => Head::Source {
+                function: SourceFunction::new(spec, index, parallelism, epoch),
+                wait_until: None,
+            },
+            _ => Head::Input(InputProcessor::new(inputs, epoch)),
+        };
+        let next_flush = match config.buffer_timeout {
+            BufferTimeout::Interval(d) => Some(Instant::now() + d),
+            _ => None,
+        };
+        Ok(Self {
+            head,
+            chain: OperatorChain::new(&config.operators, config.end, writers, max_record_size),
+            buffer_timeout: config.buffer_timeout,
+            next_flush,
+            mails: 0,
+        })
+    }
+
+    /// Flink's `StreamTask.invoke` after `beforeInvoke`: runs the mailbox
+    /// loop; at end of input flushes and ends every output partition
+    /// (`afterInvoke`). A canceled loop ends nothing: the task's clean-up
+    /// releases the partitions instead.
+    pub fn invoke(
+        &mut self,
+        processor: &mut MailboxProcessor,
+    ) -> Result<LoopExit, StreamTaskError> {
+        let exit = processor.run_mailbox_loop(self)?;
+        if exit == LoopExit::Finished {
+            for writer in self.chain.writers() {
+                writer.finish()?;
+            }
+        }
+        Ok(exit)
+    }
+
+    /// What the task did.
+    pub fn result(&mut self) -> StreamTaskResult {
+        let (records_emitted, records_in) = match &self.head {
+            Head::Source { function, .. } => (function.emitted(), 0),
+            Head::Input(input) => (
+                0,
+                input.gates().iter().map(|g| g.metrics().records_in).sum(),
+            ),
+        };
+        StreamTaskResult {
+            records_emitted,
+            records_in,
+            sink: self.chain.sink_result(),
+            outputs: self
+                .chain
+                .writers()
+                .iter()
+                .map(|w| w.partition().metrics())
+                .collect(),
+            mails: self.mails,
+        }
+    }
+
+    /// Flushes on the buffer-timeout schedule (one clock read per turn, and
+    /// only when a timeout interval is set).
+    #[inline]
+    fn flush_if_due(&mut self) -> Result<(), WriteError> {
+        if let (Some(due), BufferTimeout::Interval(interval)) =
+            (self.next_flush, self.buffer_timeout)
+        {
+            let now = Instant::now();
+            if now >= due {
+                self.flush_all()?;
+                self.next_flush = Some(now + interval);
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_all(&mut self) -> Result<(), WriteError> {
+        for writer in self.chain.writers() {
+            writer.flush_all()?;
+        }
+        Ok(())
+    }
+
+    fn outputs_available(&self) -> bool {
+        self.chain
+            .writers_ref()
+            .iter()
+            .all(|w| w.partition().is_available())
+    }
+}
+
+impl MailboxDefaultAction for StreamTask {
+    type Error = StreamTaskError;
+
+    #[inline]
+    fn run_default_action(&mut self) -> Result<ActionStatus, StreamTaskError> {
+        // Soft back-pressure: do not start a turn the outputs cannot take
+        // (Flink's `recordWriter.isAvailable()` check before processing).
+        if !self.outputs_available() {
+            return Ok(ActionStatus::BackPressured);
+        }
+        let status = match &mut self.head {
+            Head::Source {
+                function,
+                wait_until,
+            } => match function.emit_batch(&mut self.chain)? {
+                SourceStatus::MoreAvailable => {
+                    *wait_until = None;
+                    ActionStatus::MoreAvailable
+                }
+                SourceStatus::WaitUntil(at) => {
+                    *wait_until = Some(at);
+                    ActionStatus::NothingAvailable
+                }
+                SourceStatus::Finished => ActionStatus::Finished,
+            },
+            Head::Input(input) => match input.process(&mut self.chain)? {
+                InputStatus::MoreAvailable => ActionStatus::MoreAvailable,
+                InputStatus::NothingAvailable => ActionStatus::NothingAvailable,
+                InputStatus::EndOfInput => ActionStatus::Finished,
+            },
+        };
+        if status == ActionStatus::MoreAvailable {
+            self.flush_if_due()?;
+        }
+        Ok(status)
+    }
+
+    fn handle_mail(&mut self, _mail: Mail) -> Result<(), StreamTaskError> {
+        // Checkpoint mails are served by the checkpointing layer once it
+        // exists; until then they, timers and actions are only counted.
+        self.mails += 1;
+        Ok(())
+    }
+
+    fn is_input_available(&self) -> bool {
+        match &self.head {
+            Head::Source { wait_until, .. } => wait_until.map_or(true, |at| Instant::now() >= at),
+            Head::Input(input) => input.is_input_available(),
+        }
+    }
+
+    fn is_output_available(&self) -> bool {
+        self.outputs_available()
+    }
+
+    fn before_idle(&mut self) -> Result<(), StreamTaskError> {
+        Ok(self.flush_all()?)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        match &self.head {
+            Head::Source { wait_until, .. } => *wait_until,
+            Head::Input(_) => None,
+        }
+    }
+}
