@@ -38,6 +38,7 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 pub mod bench;
+pub mod job;
 pub mod mailbox;
 pub mod memory;
 pub mod metrics;

@@ -265,13 +265,27 @@ impl ShuffleEnvironment {
         Ok(InputGate::new(pending.availability, channels))
     }
 
-    /// Drops whatever is still registered (a job that failed before all
-    /// its tasks set up). Returns how many partitions and gates were dropped.
+    /// Drops whatever is still registered (a job that ended before all its
+    /// tasks set up), giving any buffer left in an untaken channel back to
+    /// its producer's pool. Returns how many partitions and gates were
+    /// dropped.
     pub fn release_all(&self) -> (usize, usize) {
-        let mut registry = self.registry.lock().expect("registry lock");
-        let dropped = (registry.partitions.len(), registry.gates.len());
-        registry.partitions.clear();
-        registry.gates.clear();
+        let (partitions, gates) = {
+            let mut registry = self.registry.lock().expect("registry lock");
+            (
+                std::mem::take(&mut registry.partitions),
+                std::mem::take(&mut registry.gates),
+            )
+        };
+        let dropped = (partitions.len(), gates.len());
+        drop(partitions);
+        for (mut ring, recycler) in gates.into_values().flat_map(|g| g.channels).flatten() {
+            for item in ring.close() {
+                if let ChannelItem::Data(buffer) = item {
+                    recycler.recycle(buffer);
+                }
+            }
+        }
         dropped
     }
 }

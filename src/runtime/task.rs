@@ -8,6 +8,7 @@ use super::deployment::TaskDeploymentDescriptor;
 use super::ids::ExecutionAttemptId;
 use super::{AtomicExecutionState, ExecutionState};
 use crate::mailbox::{LoopExit, Mail, MailboxMetrics, MailboxProcessor, TaskMailbox};
+use crate::metrics::AllocationCount;
 use crate::network::{RecordWriter, ShuffleEnvironment};
 use crate::streaming::{StreamTask, StreamTaskResult};
 use crate::sync::{Arc, Parker, WaitStrategy};
@@ -35,6 +36,9 @@ pub struct TaskOutcome {
     pub result: Option<StreamTaskResult>,
     /// Busy/idle/back-pressured time of its mailbox loop.
     pub mailbox: MailboxMetrics,
+    /// Allocations the task thread made while its mailbox loop ran (from
+    /// the per-thread counter; 0 unless a `CountingAllocator` is installed).
+    pub loop_allocations: u64,
 }
 
 /// Settings every task of an executor shares.
@@ -63,6 +67,7 @@ pub struct Task {
     outcome: Mutex<Option<TaskOutcome>>,
     terminated: Condvar,
     updates: Mutex<mpsc::Sender<TaskStateUpdate>>,
+    loop_allocations: std::sync::atomic::AtomicU64,
 }
 
 impl Task {
@@ -87,6 +92,7 @@ impl Task {
             outcome: Mutex::new(None),
             terminated: Condvar::new(),
             updates: Mutex::new(updates),
+            loop_allocations: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -198,7 +204,10 @@ impl Task {
         if !self.transition(ExecutionState::Initializing, ExecutionState::Running) {
             return (Ok(LoopExit::Canceled), None);
         }
+        let before = AllocationCount::thread_now();
         let exit = task.invoke(processor).map_err(|e| e.to_string());
+        self.loop_allocations
+            .store(AllocationCount::thread_now().since(before).allocations, std::sync::atomic::Ordering::Relaxed);
         (exit, Some(task.result()))
     }
 
@@ -330,6 +339,7 @@ impl Task {
             cause,
             result,
             mailbox,
+            loop_allocations: self.loop_allocations.load(std::sync::atomic::Ordering::Relaxed),
         });
         self.report(state);
         self.terminated.notify_all();

@@ -3,9 +3,20 @@
 
 use hdrhistogram::Histogram;
 
-use super::operator::{self, Operator, OperatorSpec};
+use super::operator::{self, Operator, OperatorFailure, OperatorSpec};
 use super::record;
 use crate::network::{RecordWriter, WriteError};
+
+/// Why a record could not go through the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// An operator failed.
+    #[error(transparent)]
+    Operator(#[from] OperatorFailure),
+    /// Writing to an output failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
 
 /// What a sink does with the records that reach it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,13 +130,13 @@ impl OperatorChain {
 
     /// Pushes one record through the chain.
     #[inline]
-    pub fn process(&mut self, input: &[u8]) -> Result<(), WriteError> {
+    pub fn process(&mut self, input: &[u8]) -> Result<(), ChainError> {
         let Self {
             operators,
             sink,
             writers,
         } = self;
-        operator::push(operators, input, &mut |out: &[u8]| {
+        operator::push(operators, input, &mut |out: &[u8]| -> Result<(), ChainError> {
             if let Some(sink) = sink {
                 sink.accept(out);
                 return Ok(());

@@ -3,9 +3,9 @@
 
 use std::time::Instant;
 
-use super::OperatorChain;
+use super::{ChainError, OperatorChain};
 use crate::network::gate::GateError;
-use crate::network::{InputGate, Poll, WriteError};
+use crate::network::{InputGate, Poll};
 
 /// Why processing input failed.
 #[derive(Debug, thiserror::Error)]
@@ -13,9 +13,9 @@ pub enum InputError {
     /// An input channel carried a malformed stream.
     #[error(transparent)]
     Gate(#[from] GateError),
-    /// Writing the chain's output failed.
+    /// The operator chain failed.
     #[error(transparent)]
-    Write(#[from] WriteError),
+    Chain(#[from] ChainError),
 }
 
 /// What one call found.

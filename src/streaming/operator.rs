@@ -64,6 +64,16 @@ pub enum AggregateKind {
     Sum,
 }
 
+/// An operator that failed while processing a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("operator {operator} failed after {records} records")]
+pub struct OperatorFailure {
+    /// Which operator.
+    pub operator: &'static str,
+    /// Records it processed before failing.
+    pub records: u64,
+}
+
 /// An operator as a deployment descriptor carries it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OperatorSpec {
@@ -80,6 +90,12 @@ pub enum OperatorSpec {
         kind: AggregateKind,
         /// Distinct keys; the state is a dense table of this size.
         key_space: u32,
+    },
+    /// Passes records on, then fails on record `records + 1`: the failing
+    /// operator of failure tests (and of fault-injection runs).
+    FailAfter {
+        /// Records passed on before failing.
+        records: u64,
     },
 }
 
@@ -102,6 +118,10 @@ pub(crate) enum Operator {
         state: Vec<u64>,
         scratch: Vec<u8>,
     },
+    FailAfter {
+        limit: u64,
+        seen: u64,
+    },
 }
 
 impl Operator {
@@ -123,6 +143,7 @@ impl Operator {
                 state: vec![0; key_space.max(1) as usize],
                 scratch: scratch(),
             },
+            OperatorSpec::FailAfter { records } => Operator::FailAfter { limit: records, seen: 0 },
         }
     }
 }
@@ -131,7 +152,7 @@ impl Operator {
 /// `emit`. Recursion follows the chain (a handful of levels), so each
 /// operator sees one record at a time without a queue between them.
 #[inline(always)]
-pub(crate) fn push<E>(
+pub(crate) fn push<E: From<OperatorFailure>>(
     ops: &mut [Operator],
     input: &[u8],
     emit: &mut impl FnMut(&[u8]) -> Result<(), E>,
@@ -180,6 +201,17 @@ pub(crate) fn push<E>(
             record::set_value(scratch, *slot);
             push(rest, scratch, emit)
         }
+        Operator::FailAfter { limit, seen } => {
+            if *seen == *limit {
+                return Err(OperatorFailure {
+                    operator: "FailAfter",
+                    records: *seen,
+                }
+                .into());
+            }
+            *seen += 1;
+            push(rest, input, emit)
+        }
     }
 }
 
@@ -199,7 +231,7 @@ mod tests {
         let mut ops: Vec<_> = specs.iter().map(|&s| Operator::new(s, 16)).collect();
         let mut out = Vec::new();
         for &v in values {
-            push::<()>(&mut ops, &v.to_le_bytes(), &mut |r| {
+            push::<OperatorFailure>(&mut ops, &v.to_le_bytes(), &mut |r| {
                 out.push(record::value(r));
                 Ok(())
             })
@@ -266,12 +298,27 @@ mod tests {
     }
 
     #[test]
+    fn fail_after_passes_records_then_fails() {
+        let mut ops = vec![Operator::new(OperatorSpec::FailAfter { records: 2 }, 8)];
+        let mut passed = 0;
+        let mut emit = |_: &[u8]| -> Result<(), OperatorFailure> {
+            passed += 1;
+            Ok(())
+        };
+        assert!(push(&mut ops, &[0; 8], &mut emit).is_ok());
+        assert!(push(&mut ops, &[0; 8], &mut emit).is_ok());
+        let err = push(&mut ops, &[0; 8], &mut emit).unwrap_err();
+        assert_eq!(err.to_string(), "operator FailAfter failed after 2 records");
+        assert_eq!(passed, 2);
+    }
+
+    #[test]
     fn operators_keep_the_rest_of_the_record() {
         let mut ops = vec![Operator::new(OperatorSpec::Map(MapFunction::Increment), 32)];
         let mut input = [9u8; 24];
         record::set_value(&mut input, 41);
         record::set_timestamp(&mut input, 1234);
-        push::<()>(&mut ops, &input, &mut |r| {
+        push::<OperatorFailure>(&mut ops, &input, &mut |r| {
             assert_eq!(r.len(), 24);
             assert_eq!(record::value(r), 42);
             assert_eq!(record::timestamp(r), Some(1234));

@@ -4,8 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::record;
-use super::OperatorChain;
-use crate::network::WriteError;
+use super::{ChainError, OperatorChain};
 
 /// What a source emits, as a deployment descriptor carries it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -93,7 +92,7 @@ impl SourceFunction {
     }
 
     /// Emits one batch into `chain` (one clock read per batch).
-    pub fn emit_batch(&mut self, chain: &mut OperatorChain) -> Result<SourceStatus, WriteError> {
+    pub fn emit_batch(&mut self, chain: &mut OperatorChain) -> Result<SourceStatus, ChainError> {
         let now = Instant::now();
         let started = *self.started.get_or_insert(now);
         if self

@@ -67,7 +67,10 @@ pub enum StreamTaskError {
     /// Reading input failed.
     #[error(transparent)]
     Input(#[from] InputError),
-    /// Writing output failed.
+    /// The operator chain failed (an operator, or writing its output).
+    #[error(transparent)]
+    Chain(#[from] super::ChainError),
+    /// Flushing or ending an output failed.
     #[error(transparent)]
     Write(#[from] WriteError),
     /// The task's inputs or outputs do not fit its kind.

@@ -1,0 +1,192 @@
+//! Flink's `JobGraph`: vertices with parallelism, edges with partitioners,
+//! and the chaining rule that fuses vertices into one task.
+
+use crate::network::Partitioner;
+use crate::streaming::{BufferTimeout, OperatorSpec, SinkKind, SourceSpec};
+
+/// One vertex: a source, or operators fed by edges, optionally ending in a
+/// sink.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobVertex {
+    /// Name (task threads are named after it).
+    pub name: String,
+    /// Subtasks.
+    pub parallelism: u32,
+    /// Set for a source vertex (no input edges).
+    pub source: Option<SourceSpec>,
+    /// Operators, head first.
+    pub operators: Vec<OperatorSpec>,
+    /// Set for a sink vertex (no output edges).
+    pub sink: Option<SinkKind>,
+}
+
+/// An edge: records of `from` go to `to`, routed by `partitioner`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobEdge {
+    /// Producing vertex index.
+    pub from: usize,
+    /// Consuming vertex index.
+    pub to: usize,
+    /// How records are routed.
+    pub partitioner: Partitioner,
+}
+
+/// A job: vertices, edges, and how its tasks are chained and flushed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobGraph {
+    /// Name.
+    pub name: String,
+    /// Vertices.
+    pub vertices: Vec<JobVertex>,
+    /// Edges.
+    pub edges: Vec<JobEdge>,
+    /// Fuse chainable vertices into one task (Flink's default: on).
+    pub chaining: bool,
+    /// When partial buffers are flushed.
+    pub buffer_timeout: BufferTimeout,
+}
+
+/// Why a job graph cannot run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    /// The graph has no vertex.
+    #[error("the job has no vertex")]
+    Empty,
+    /// A vertex's parallelism is 0.
+    #[error("vertex '{0}' has parallelism 0; it must be at least 1")]
+    ZeroParallelism(String),
+    /// An edge names a vertex that does not exist.
+    #[error("edge {edge} refers to vertex {vertex}, but the job has {vertices} vertices")]
+    MissingVertex {
+        /// Edge index.
+        edge: usize,
+        /// The missing vertex index.
+        vertex: usize,
+        /// Vertices in the job.
+        vertices: usize,
+    },
+    /// The edges form a cycle.
+    #[error("the edges form a cycle through vertex '{0}'")]
+    Cycle(String),
+    /// A source has input edges.
+    #[error("source vertex '{0}' cannot have inputs")]
+    SourceWithInputs(String),
+    /// A vertex without a source has no input.
+    #[error("vertex '{0}' is neither a source nor fed by an edge")]
+    NoInput(String),
+    /// A sink has output edges.
+    #[error("sink vertex '{0}' cannot have outputs")]
+    SinkWithOutputs(String),
+    /// A vertex's records go nowhere.
+    #[error("vertex '{0}' has no sink and no output edge")]
+    NoOutput(String),
+    /// A forward edge between different parallelisms.
+    #[error("forward edge '{from}' -> '{to}' needs equal parallelism ({from_parallelism} vs {to_parallelism})")]
+    ForwardParallelism {
+        /// Producer.
+        from: String,
+        /// Consumer.
+        to: String,
+        /// Producer parallelism.
+        from_parallelism: u32,
+        /// Consumer parallelism.
+        to_parallelism: u32,
+    },
+}
+
+impl JobGraph {
+    /// Checks the graph; the error names the offending vertex or edge.
+    pub fn validate(&self) -> Result<(), GraphError> {
+        let n = self.vertices.len();
+        if n == 0 {
+            return Err(GraphError::Empty);
+        }
+        for v in &self.vertices {
+            if v.parallelism == 0 {
+                return Err(GraphError::ZeroParallelism(v.name.clone()));
+            }
+        }
+        for (edge, e) in self.edges.iter().enumerate() {
+            for vertex in [e.from, e.to] {
+                if vertex >= n {
+                    return Err(GraphError::MissingVertex {
+                        edge,
+                        vertex,
+                        vertices: n,
+                    });
+                }
+            }
+        }
+        for (i, v) in self.vertices.iter().enumerate() {
+            let inputs = self.inputs_of(i).count();
+            let outputs = self.outputs_of(i).count();
+            match (v.source.is_some(), inputs) {
+                (true, 1..) => return Err(GraphError::SourceWithInputs(v.name.clone())),
+                (false, 0) => return Err(GraphError::NoInput(v.name.clone())),
+                _ => {}
+            }
+            match (v.sink.is_some(), outputs) {
+                (true, 1..) => return Err(GraphError::SinkWithOutputs(v.name.clone())),
+                (false, 0) => return Err(GraphError::NoOutput(v.name.clone())),
+                _ => {}
+            }
+        }
+        for e in &self.edges {
+            let (a, b) = (&self.vertices[e.from], &self.vertices[e.to]);
+            if e.partitioner == Partitioner::Forward && a.parallelism != b.parallelism {
+                return Err(GraphError::ForwardParallelism {
+                    from: a.name.clone(),
+                    to: b.name.clone(),
+                    from_parallelism: a.parallelism,
+                    to_parallelism: b.parallelism,
+                });
+            }
+        }
+        self.topological_order().map(|_| ())
+    }
+
+    /// Vertex indices, producers before consumers.
+    pub fn topological_order(&self) -> Result<Vec<usize>, GraphError> {
+        let n = self.vertices.len();
+        let mut indegree = vec![0usize; n];
+        for e in &self.edges {
+            indegree[e.to] += 1;
+        }
+        let mut ready: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(i) = ready.pop() {
+            order.push(i);
+            for e in self.edges.iter().filter(|e| e.from == i) {
+                indegree[e.to] -= 1;
+                if indegree[e.to] == 0 {
+                    ready.push(e.to);
+                }
+            }
+        }
+        match (0..n).find(|&i| indegree[i] > 0) {
+            Some(i) => Err(GraphError::Cycle(self.vertices[i].name.clone())),
+            None => Ok(order),
+        }
+    }
+
+    /// Edges into vertex `i`, in declaration order (input gate order).
+    pub fn inputs_of(&self, i: usize) -> impl Iterator<Item = (usize, &JobEdge)> {
+        self.edges.iter().enumerate().filter(move |(_, e)| e.to == i)
+    }
+
+    /// Edges out of vertex `i`.
+    pub fn outputs_of(&self, i: usize) -> impl Iterator<Item = (usize, &JobEdge)> {
+        self.edges.iter().enumerate().filter(move |(_, e)| e.from == i)
+    }
+
+    /// Flink's chaining rule for an edge: chaining enabled, forward
+    /// partitioning, equal parallelism, the consumer's only input and the
+    /// producer's only output.
+    pub fn is_chainable(&self, edge: &JobEdge) -> bool {
+        self.chaining
+            && edge.partitioner == Partitioner::Forward
+            && self.vertices[edge.from].parallelism == self.vertices[edge.to].parallelism
+            && self.inputs_of(edge.to).count() == 1
+            && self.outputs_of(edge.from).count() == 1
+    }
+}

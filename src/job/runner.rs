@@ -1,0 +1,289 @@
+//! Deploys an execution graph onto a task executor, one slot per subtask,
+//! and waits for the job to end (the job master's part, in one process).
+
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+use super::execution::ExecutionGraph;
+use super::graph::{GraphError, JobGraph};
+use crate::mailbox::MailboxMetrics;
+use crate::network::{NetworkConfig, NetworkConfigError, ShuffleEnvironment, ShuffleError};
+use crate::runtime::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
+use crate::runtime::{
+    ExecutionState, JobInformation, ProducedPartition, SlotError, Task, TaskDeploymentDescriptor, TaskExecutor,
+    TaskInformation, TaskNotTerminated, TaskSettings, TaskSubmissionError,
+};
+use crate::streaming::StreamTaskResult;
+use crate::sync::{Arc, WaitStrategy};
+
+/// Which cores task threads are pinned to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pinning {
+    /// Not pinned.
+    None,
+    /// Subtask `k` on the `k mod n`-th core the process may run on (the set
+    /// is read once, on the calling thread, before any task starts).
+    Spread,
+    /// Subtask `k` on `cores[k mod len]`.
+    Cores(Vec<usize>),
+}
+
+/// How a job runs.
+#[derive(Clone, Debug)]
+pub struct JobOptions {
+    /// Network memory and channels.
+    pub network: NetworkConfig,
+    /// How tasks wait. `BusySpin` with more subtasks than cores escalates to
+    /// spin-then-park, since spinning threads sharing a core starve each
+    /// other.
+    pub wait: WaitStrategy,
+    /// Core pinning.
+    pub pinning: Pinning,
+    /// How long a canceled task may take to end before that is fatal.
+    pub cancel_timeout: Duration,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        Self {
+            network: NetworkConfig::default(),
+            wait: WaitStrategy::default(),
+            pinning: Pinning::Spread,
+            cancel_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a job could not be deployed or did not end cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The job graph is invalid.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// The network configuration is invalid.
+    #[error(transparent)]
+    Network(#[from] NetworkConfigError),
+    /// Wiring the channels failed.
+    #[error(transparent)]
+    Shuffle(#[from] ShuffleError),
+    /// A slot could not be allocated.
+    #[error(transparent)]
+    Slot(#[from] SlotError),
+    /// The executor refused a task.
+    #[error(transparent)]
+    Submission(#[from] TaskSubmissionError),
+    /// A core in the pinning list does not exist for this process.
+    #[error("core {core} is not one this process may run on (allowed: {allowed:?})")]
+    Pinning {
+        /// The core asked for.
+        core: usize,
+        /// The allowed cores.
+        allowed: Vec<usize>,
+    },
+    /// A canceled task did not terminate in time (the watchdog's verdict).
+    #[error(transparent)]
+    NotTerminated(#[from] TaskNotTerminated),
+}
+
+/// One subtask's end.
+#[derive(Clone, Debug)]
+pub struct SubtaskReport {
+    /// Task name ("a -> b" for a chain).
+    pub name: String,
+    /// Subtask index.
+    pub subtask: u32,
+    /// Final state.
+    pub state: ExecutionState,
+    /// Why it failed.
+    pub cause: Option<String>,
+    /// What it did.
+    pub result: Option<StreamTaskResult>,
+    /// Where its time went.
+    pub mailbox: MailboxMetrics,
+    /// Allocations its thread made while records flowed.
+    pub loop_allocations: u64,
+}
+
+/// What a job did.
+#[derive(Clone, Debug)]
+pub struct JobResult {
+    /// Every subtask, in deployment order.
+    pub subtasks: Vec<SubtaskReport>,
+    /// The first failure's cause ("task: cause"), if any task failed.
+    pub failure: Option<String>,
+    /// From the first submission to the last termination.
+    pub elapsed: Duration,
+    /// The wait strategy the tasks used (after escalation).
+    pub wait: WaitStrategy,
+    /// Whether every network segment was back in its pool afterwards.
+    pub pools_full: bool,
+}
+
+impl JobResult {
+    /// Whether every subtask finished.
+    pub fn is_finished(&self) -> bool {
+        self.subtasks.iter().all(|s| s.state == ExecutionState::Finished)
+    }
+
+    /// Records and checksum summed over every sink.
+    pub fn sink_totals(&self) -> (u64, u64) {
+        self.subtasks
+            .iter()
+            .filter_map(|s| s.result.as_ref()?.sink.as_ref())
+            .fold((0, 0), |(n, c), sink| (n + sink.records, c.wrapping_add(sink.checksum)))
+    }
+}
+
+/// Deploys `graph` and runs it to its end. A failing task makes the others
+/// canceled and the result carry the first cause.
+pub fn run_job(graph: &JobGraph, options: &JobOptions) -> Result<JobResult, JobError> {
+    let plan = ExecutionGraph::build(graph)?;
+    let allowed: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    let subtasks = plan.subtasks();
+    let cores: Vec<Option<usize>> = match &options.pinning {
+        Pinning::None => vec![None; subtasks],
+        Pinning::Spread if allowed.is_empty() => vec![None; subtasks],
+        Pinning::Spread => (0..subtasks).map(|k| Some(allowed[k % allowed.len()])).collect(),
+        Pinning::Cores(list) => {
+            if let Some(&core) = list.iter().find(|c| !allowed.contains(c)) {
+                return Err(JobError::Pinning { core, allowed });
+            }
+            (0..subtasks).map(|k| list.get(k % list.len().max(1)).copied()).collect()
+        }
+    };
+    let core_count = allowed.len().max(1);
+    let wait = match options.wait {
+        WaitStrategy::BusySpin if subtasks > core_count => WaitStrategy::default(),
+        wait => wait,
+    };
+    let shuffle = Arc::new(ShuffleEnvironment::new(options.network)?);
+    let settings = TaskSettings {
+        wait,
+        mailbox_capacity: 64,
+        epoch: Instant::now(),
+    };
+    let (executor, updates) = TaskExecutor::new(cores, shuffle.clone(), settings);
+    let (job, leader) = (JobId(1), JobMasterId(1));
+    executor.connect_job(job, leader);
+
+    // Execution ids and slots: subtask k of the job gets id k and slot k.
+    let mut descriptors = Vec::with_capacity(subtasks);
+    let mut base = Vec::with_capacity(plan.vertices.len());
+    for vertex in &plan.vertices {
+        base.push(descriptors.len());
+        for subtask in 0..vertex.parallelism {
+            let k = descriptors.len();
+            let execution_id = ExecutionAttemptId(k as u64);
+            executor.allocate_slot(k, job, AllocationId(k as u64))?;
+            descriptors.push(TaskDeploymentDescriptor {
+                job_id: job,
+                job_information: JobInformation {
+                    job_id: job,
+                    job_name: graph.name.clone(),
+                },
+                task_information: TaskInformation {
+                    task_name: vertex.name.clone(),
+                    parallelism: vertex.parallelism,
+                    config: vertex.config.clone(),
+                },
+                execution_id,
+                allocation_id: AllocationId(k as u64),
+                subtask_index: subtask,
+                produced_partitions: vertex.partitions[subtask as usize]
+                    .iter()
+                    .map(|&(key, partitioner)| ProducedPartition { key, partitioner })
+                    .collect(),
+                input_gates: vertex.gates[subtask as usize].clone(),
+            });
+        }
+    }
+    for &(key, subpartitions) in &plan.partitions {
+        shuffle.register_partition(key, subpartitions as usize)?;
+    }
+    for &(key, channels, vertex, subtask) in &plan.gates {
+        let execution = ExecutionAttemptId((base[vertex] + subtask as usize) as u64);
+        shuffle.register_gate(key, channels as usize, executor.task_parker(execution))?;
+    }
+    for c in &plan.channels {
+        shuffle.connect(c.partition, c.subpartition, c.gate, c.channel)?;
+    }
+
+    let started = Instant::now();
+    let mut tasks: Vec<Arc<Task>> = Vec::with_capacity(subtasks);
+    for descriptor in descriptors {
+        match executor.submit_task(descriptor, leader) {
+            Ok(task) => tasks.push(task),
+            Err(e) => {
+                tasks.iter().for_each(|t| t.cancel());
+                await_all(&tasks, options.cancel_timeout)?;
+                executor.join_threads();
+                return Err(e.into());
+            }
+        }
+    }
+
+    // Wait for every task to end; the first failure cancels the rest.
+    let mut failure: Option<String> = None;
+    let mut remaining = tasks.len();
+    while remaining > 0 {
+        match updates.recv_timeout(Duration::from_millis(50)) {
+            Ok(update) if update.state.is_terminal() => {
+                remaining -= 1;
+                if update.state == ExecutionState::Failed && failure.is_none() {
+                    let task = &tasks[update.execution_id.0 as usize];
+                    failure = Some(format!(
+                        "{}: {}",
+                        task.thread_name(),
+                        update.cause.unwrap_or_else(|| "failed".into())
+                    ));
+                    tasks.iter().for_each(|t| t.cancel());
+                }
+            }
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let outcomes = await_all(&tasks, options.cancel_timeout)?;
+    let elapsed = started.elapsed();
+    executor.join_threads();
+    let subtasks = tasks
+        .iter()
+        .zip(outcomes)
+        .map(|(task, outcome)| SubtaskReport {
+            name: task.descriptor().task_information.task_name.clone(),
+            subtask: task.descriptor().subtask_index,
+            state: outcome.state,
+            cause: outcome.cause,
+            result: outcome.result,
+            mailbox: outcome.mailbox,
+            loop_allocations: outcome.loop_allocations,
+        })
+        .collect();
+    drop(tasks);
+    shuffle.release_all();
+    Ok(JobResult {
+        subtasks,
+        failure,
+        elapsed,
+        wait,
+        pools_full: shuffle.segments().is_full(),
+    })
+}
+
+/// Every task's outcome, or the watchdog's error for one that hangs.
+fn await_all(tasks: &[Arc<Task>], timeout: Duration) -> Result<Vec<crate::runtime::TaskOutcome>, TaskNotTerminated> {
+    tasks
+        .iter()
+        .map(|task| {
+            task.await_termination(timeout).ok_or(TaskNotTerminated {
+                execution: task.execution_id(),
+                timeout,
+                state: task.state(),
+            })
+        })
+        .collect()
+}
