@@ -21,8 +21,12 @@ use crate::sync::{Arc, WaitStrategy};
 pub enum Pinning {
     /// Not pinned.
     None,
-    /// Subtask `k` on the `k mod n`-th core the process may run on (the set
-    /// is read once, on the calling thread, before any task starts).
+    /// Subtask `k` on the `k`-th core the process may run on (the set is
+    /// read once, on the calling thread, before any task starts) when there
+    /// are at least as many cores as subtasks; otherwise unpinned, since
+    /// the OS balances oversubscribed threads better than a fixed
+    /// round-robin (measured on 2 cores, three unchained tasks: 27 M
+    /// records/s unpinned vs ~10 M pinned round-robin).
     Spread,
     /// Subtask `k` on `cores[k mod len]`.
     Cores(Vec<usize>),
@@ -33,9 +37,11 @@ pub enum Pinning {
 pub struct JobOptions {
     /// Network memory and channels.
     pub network: NetworkConfig,
-    /// How tasks wait. `BusySpin` with more subtasks than cores escalates to
-    /// spin-then-park, since spinning threads sharing a core starve each
-    /// other.
+    /// How tasks wait. With more subtasks than cores, waits escalate to a
+    /// short spin and then park: a waiting task that spins or yields steals
+    /// the core a working task needs (measured on 2 cores with three
+    /// unchained tasks: 8.4 M records/s with the default spin-park, 23.5 M
+    /// parking at once).
     pub wait: WaitStrategy,
     /// Core pinning.
     pub pinning: Pinning,
@@ -146,7 +152,7 @@ pub fn run_job(graph: &JobGraph, options: &JobOptions) -> Result<JobResult, JobE
     let subtasks = plan.subtasks();
     let cores: Vec<Option<usize>> = match &options.pinning {
         Pinning::None => vec![None; subtasks],
-        Pinning::Spread if allowed.is_empty() => vec![None; subtasks],
+        Pinning::Spread if allowed.len() < subtasks => vec![None; subtasks],
         Pinning::Spread => (0..subtasks).map(|k| Some(allowed[k % allowed.len()])).collect(),
         Pinning::Cores(list) => {
             if let Some(&core) = list.iter().find(|c| !allowed.contains(c)) {
@@ -156,9 +162,10 @@ pub fn run_job(graph: &JobGraph, options: &JobOptions) -> Result<JobResult, JobE
         }
     };
     let core_count = allowed.len().max(1);
-    let wait = match options.wait {
-        WaitStrategy::BusySpin if subtasks > core_count => WaitStrategy::default(),
-        wait => wait,
+    let wait = if subtasks > core_count {
+        oversubscribed(options.wait)
+    } else {
+        options.wait
     };
     let shuffle = Arc::new(ShuffleEnvironment::new(options.network)?);
     let settings = TaskSettings {
@@ -272,6 +279,22 @@ pub fn run_job(graph: &JobGraph, options: &JobOptions) -> Result<JobResult, JobE
         wait,
         pools_full: shuffle.segments().is_full(),
     })
+}
+
+/// The wait strategy for more runnable tasks than cores: spin briefly, then
+/// park, never spin or yield for long.
+fn oversubscribed(wait: WaitStrategy) -> WaitStrategy {
+    const SPINS: u32 = 8;
+    match wait {
+        WaitStrategy::SpinPark { spins, yields } => WaitStrategy::SpinPark {
+            spins: spins.min(SPINS),
+            yields: yields.min(1),
+        },
+        WaitStrategy::BusySpin | WaitStrategy::SpinYield { .. } => WaitStrategy::SpinPark {
+            spins: SPINS,
+            yields: 1,
+        },
+    }
 }
 
 /// Every task's outcome, or the watchdog's error for one that hangs.
