@@ -98,7 +98,11 @@ fn every_edge_kind_and_parallelism_delivers_every_record_once() {
                 let case = format!("p={p} {partitioner:?}→{q} chaining={chaining}");
                 let result = run_job(&graph, &options()).unwrap_or_else(|e| panic!("{case}: {e}"));
                 assert!(result.is_finished(), "{case}: {:?}", result.failure);
-                let copies = if partitioner == Partitioner::Broadcast { u64::from(q) } else { 1 };
+                let copies = if partitioner == Partitioner::Broadcast {
+                    u64::from(q)
+                } else {
+                    1
+                };
                 let n = RECORDS * u64::from(p);
                 // Values 0..n across source subtasks, doubled by the map.
                 let expected = (n * copies, copies.wrapping_mul(n * (n - 1)));
@@ -150,7 +154,10 @@ fn two_inputs_with_one_idle_finish_with_the_right_counts() {
     };
     let result = run_job(&graph, &options()).unwrap();
     assert!(result.is_finished());
-    assert_eq!(result.sink_totals(), (100_000, (0..100_000u64).sum::<u64>() + 100_000));
+    assert_eq!(
+        result.sink_totals(),
+        (100_000, (0..100_000u64).sum::<u64>() + 100_000)
+    );
     assert!(result.pools_full);
 }
 
@@ -164,8 +171,15 @@ fn a_failing_operator_fails_its_task_and_cancels_the_others() {
     graph.vertices[2].operators = vec![OperatorSpec::FailAfter { records: 5_000 }];
     let result = run_job(&graph, &options()).unwrap();
     let failure = result.failure.clone().expect("the job failed");
-    assert!(failure.contains("operator FailAfter failed after 5000 records"), "{failure}");
-    let failed = result.subtasks.iter().filter(|s| s.state == ExecutionState::Failed).count();
+    assert!(
+        failure.contains("operator FailAfter failed after 5000 records"),
+        "{failure}"
+    );
+    let failed = result
+        .subtasks
+        .iter()
+        .filter(|s| s.state == ExecutionState::Failed)
+        .count();
     assert!(failed >= 1);
     for s in &result.subtasks {
         assert!(
@@ -176,7 +190,11 @@ fn a_failing_operator_fails_its_task_and_cancels_the_others() {
             s.state
         );
         if s.state == ExecutionState::Failed {
-            assert!(s.cause.as_deref().unwrap_or("").contains("FailAfter"), "{:?}", s.cause);
+            assert!(
+                s.cause.as_deref().unwrap_or("").contains("FailAfter"),
+                "{:?}",
+                s.cause
+            );
         }
     }
     assert!(result.pools_full, "pools are full after a failed job");
@@ -220,7 +238,11 @@ fn impossible_topologies_are_refused_with_the_reason() {
     let mut sink_with_outputs = pipeline(1, 1, Partitioner::Rebalance, false, 1);
     sink_with_outputs.vertices[1].sink = Some(SinkKind::Checksum);
     let err = run_job(&sink_with_outputs, &options()).unwrap_err();
-    assert!(err.to_string().contains("sink vertex 'map' cannot have outputs"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("sink vertex 'map' cannot have outputs"),
+        "{err}"
+    );
 
     let mut forward = pipeline(2, 3, Partitioner::Forward, false, 1);
     forward.vertices[2].parallelism = 3;

@@ -78,19 +78,19 @@ impl MailboxDefaultAction for Counting {
     }
 }
 
-fn processor(wait: WaitStrategy) -> (MailboxProcessor, Arc<TaskMailbox>) {
+fn new_processor(wait: WaitStrategy) -> (MailboxProcessor, Arc<TaskMailbox>) {
     let mailbox = Arc::new(TaskMailbox::new(64, Arc::new(Parker::new())));
     (MailboxProcessor::new(mailbox.clone(), wait), mailbox)
 }
+
+/// How a loop on its own thread ended, what the action saw, and the processor.
+type Ended = (Result<LoopExit, String>, Counting, MailboxProcessor);
 
 /// Runs the loop on its own thread; returns how it ended and the action.
 fn spawn(
     mut processor: MailboxProcessor,
     mut action: Counting,
-) -> (
-    mpsc::Receiver<(Result<LoopExit, String>, Counting, MailboxProcessor)>,
-    std::thread::JoinHandle<()>,
-) {
+) -> (mpsc::Receiver<Ended>, std::thread::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel();
     let handle = std::thread::spawn(move || {
         let exit = processor.run_mailbox_loop(&mut action);
@@ -109,7 +109,7 @@ fn a_mail_from_another_thread_wakes_a_parked_task() {
         WaitStrategy::default(),
         WaitStrategy::BusySpin,
     ] {
-        let (processor, mailbox) = processor(wait);
+        let (processor, mailbox) = new_processor(wait);
         let (rx, handle) = spawn(processor, Counting::default());
         std::thread::sleep(Duration::from_millis(5));
         mailbox.put(Mail::Action { id: 7 }).unwrap();
@@ -128,14 +128,14 @@ fn a_mail_from_another_thread_wakes_a_parked_task() {
 
 #[test]
 fn cancel_mail_and_interrupt_end_the_loop_as_canceled() {
-    let (processor, mailbox) = processor(WaitStrategy::default());
+    let (processor, mailbox) = new_processor(WaitStrategy::default());
     let (rx, handle) = spawn(processor, Counting::default());
     mailbox.put_first(Mail::Cancel).unwrap();
     let (exit, ..) = rx.recv_timeout(GUARD).expect("cancel ends the loop");
     handle.join().unwrap();
     assert_eq!(exit, Ok(LoopExit::Canceled));
 
-    let (processor, mailbox) = processor(WaitStrategy::SpinPark {
+    let (processor, mailbox) = new_processor(WaitStrategy::SpinPark {
         spins: 0,
         yields: 0,
     });
@@ -153,7 +153,7 @@ fn cancel_mail_and_interrupt_end_the_loop_as_canceled() {
 
 #[test]
 fn a_failing_mail_ends_the_loop_with_its_error() {
-    let (mut processor, mailbox) = processor(WaitStrategy::default());
+    let (mut processor, mailbox) = new_processor(WaitStrategy::default());
     mailbox.put(Mail::Action { id: 13 }).unwrap();
     let mut action = Counting {
         budget: 10,
@@ -167,7 +167,7 @@ fn a_failing_mail_ends_the_loop_with_its_error() {
 
 #[test]
 fn back_pressure_and_deadlines_are_handled() {
-    let (processor, mailbox) = processor(WaitStrategy::SpinPark {
+    let (processor, mailbox) = new_processor(WaitStrategy::SpinPark {
         spins: 4,
         yields: 1,
     });
@@ -213,7 +213,7 @@ fn back_pressure_and_deadlines_are_handled() {
 }
 
 fn processor_with_deadline() -> (MailboxProcessor, Arc<TaskMailbox>) {
-    processor(WaitStrategy::SpinPark {
+    new_processor(WaitStrategy::SpinPark {
         spins: 0,
         yields: 0,
     })
@@ -221,7 +221,7 @@ fn processor_with_deadline() -> (MailboxProcessor, Arc<TaskMailbox>) {
 
 #[test]
 fn the_steady_state_loop_does_not_allocate() {
-    let (mut processor, mailbox) = processor(WaitStrategy::default());
+    let (mut processor, mailbox) = new_processor(WaitStrategy::default());
     let sent = Arc::new(AtomicU64::new(0));
     let sender = {
         let (mailbox, sent) = (mailbox.clone(), sent.clone());

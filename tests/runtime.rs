@@ -9,11 +9,12 @@ use taskbench::memory::MemoryConfig;
 use taskbench::network::{GateKey, NetworkConfig, PartitionKey, Partitioner, ShuffleEnvironment};
 use taskbench::runtime::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
 use taskbench::runtime::{
-    ExecutionState, JobInformation, ProducedPartition, Task, TaskDeploymentDescriptor, TaskExecutor,
-    TaskInformation, TaskSettings, TaskStateUpdate, TaskSubmissionError,
+    ExecutionState, JobInformation, ProducedPartition, Task, TaskDeploymentDescriptor,
+    TaskExecutor, TaskInformation, TaskSettings, TaskStateUpdate, TaskSubmissionError,
 };
 use taskbench::streaming::{
-    BufferTimeout, ChainEnd, MapFunction, OperatorSpec, SinkKind, SourceSpec, StreamTaskConfig, StreamTaskKind,
+    BufferTimeout, ChainEnd, MapFunction, OperatorSpec, SinkKind, SourceSpec, StreamTaskConfig,
+    StreamTaskKind,
 };
 use taskbench::sync::{Arc, Parker, WaitStrategy};
 
@@ -44,7 +45,10 @@ fn settings() -> TaskSettings {
     }
 }
 
-fn executor(slots: usize, shuffle: Arc<ShuffleEnvironment>) -> (TaskExecutor, mpsc::Receiver<TaskStateUpdate>) {
+fn executor(
+    slots: usize,
+    shuffle: Arc<ShuffleEnvironment>,
+) -> (TaskExecutor, mpsc::Receiver<TaskStateUpdate>) {
     TaskExecutor::new((0..slots).map(|_| None), shuffle, settings())
 }
 
@@ -93,9 +97,14 @@ fn sink_config() -> StreamTaskConfig {
 fn submit_refuses_a_job_without_connection() {
     let (executor, _) = executor(1, shuffle(16));
     executor.allocate_slot(0, JOB, AllocationId(1)).unwrap();
-    let err = executor.submit_task(tdd(1, 1, sink_config()), LEADER).unwrap_err();
+    let err = executor
+        .submit_task(tdd(1, 1, sink_config()), LEADER)
+        .unwrap_err();
     assert!(matches!(err, TaskSubmissionError::NoJobConnection { .. }));
-    assert!(err.to_string().contains("no job manager is connected"), "{err}");
+    assert!(
+        err.to_string().contains("no job manager is connected"),
+        "{err}"
+    );
     assert!(executor.task(ExecutionAttemptId(1)).is_none());
 }
 
@@ -104,9 +113,15 @@ fn submit_refuses_another_job_master() {
     let (executor, _) = executor(1, shuffle(16));
     executor.connect_job(JOB, LEADER);
     executor.allocate_slot(0, JOB, AllocationId(1)).unwrap();
-    let err = executor.submit_task(tdd(1, 1, sink_config()), JobMasterId(8)).unwrap_err();
+    let err = executor
+        .submit_task(tdd(1, 1, sink_config()), JobMasterId(8))
+        .unwrap_err();
     assert!(matches!(err, TaskSubmissionError::JobMasterMismatch { .. }));
-    assert!(err.to_string().contains("does not match the expected leader id"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("does not match the expected leader id"),
+        "{err}"
+    );
     assert!(executor.task(ExecutionAttemptId(1)).is_none());
 }
 
@@ -114,7 +129,9 @@ fn submit_refuses_another_job_master() {
 fn submit_refuses_without_an_allocated_slot() {
     let (executor, _) = executor(1, shuffle(16));
     executor.connect_job(JOB, LEADER);
-    let err = executor.submit_task(tdd(1, 1, sink_config()), LEADER).unwrap_err();
+    let err = executor
+        .submit_task(tdd(1, 1, sink_config()), LEADER)
+        .unwrap_err();
     assert!(matches!(err, TaskSubmissionError::NoSlotAllocated { .. }));
     assert!(err.to_string().contains("no task slot allocated"), "{err}");
     assert!(executor.task(ExecutionAttemptId(1)).is_none());
@@ -139,9 +156,16 @@ fn submit_refuses_a_duplicate_execution() {
     executor.connect_job(JOB, LEADER);
     executor.allocate_slot(0, JOB, AllocationId(1)).unwrap();
     executor.allocate_slot(1, JOB, AllocationId(2)).unwrap();
-    let first = executor.submit_task(tdd(1, 1, sink_config()), LEADER).unwrap();
-    let err = executor.submit_task(tdd(1, 2, sink_config()), LEADER).unwrap_err();
-    assert!(matches!(err, TaskSubmissionError::DuplicateExecution { .. }));
+    let first = executor
+        .submit_task(tdd(1, 1, sink_config()), LEADER)
+        .unwrap();
+    let err = executor
+        .submit_task(tdd(1, 2, sink_config()), LEADER)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        TaskSubmissionError::DuplicateExecution { .. }
+    ));
     assert!(err.to_string().contains("already contains a task"), "{err}");
     let outcome = first.await_termination(TIMEOUT).expect("first task ends");
     assert_eq!(outcome.state, ExecutionState::Finished);
@@ -163,7 +187,11 @@ fn deploy_pipeline(
         .register_gate(GateKey(1), 1, executor.task_parker(ExecutionAttemptId(2)))
         .unwrap();
     shuffle.connect(PartitionKey(1), 0, GateKey(1), 0).unwrap();
-    let mut producer = tdd(1, 1, config(source(source_records), vec![], ChainEnd::Outputs));
+    let mut producer = tdd(
+        1,
+        1,
+        config(source(source_records), vec![], ChainEnd::Outputs),
+    );
     producer.produced_partitions = vec![ProducedPartition {
         key: PartitionKey(1),
         partitioner: Partitioner::Forward,
@@ -190,9 +218,16 @@ fn a_two_task_pipeline_runs_to_finished() {
     let (producer, consumer) = deploy_pipeline(&executor, Some(100_000), StreamTaskKind::OneInput);
     let p = producer.await_termination(TIMEOUT).expect("producer ends");
     let c = consumer.await_termination(TIMEOUT).expect("consumer ends");
-    assert_eq!((p.state, c.state), (ExecutionState::Finished, ExecutionState::Finished), "{c:?}");
+    assert_eq!(
+        (p.state, c.state),
+        (ExecutionState::Finished, ExecutionState::Finished),
+        "{c:?}"
+    );
     let sink = c.result.unwrap().sink.unwrap();
-    assert_eq!((sink.records, sink.checksum), (100_000, 2 * (0..100_000u64).sum::<u64>()));
+    assert_eq!(
+        (sink.records, sink.checksum),
+        (100_000, 2 * (0..100_000u64).sum::<u64>())
+    );
     executor.join_threads();
     assert!(shuffle.segments().is_full());
     // Each task reported DEPLOYING, INITIALIZING, RUNNING, FINISHED, in order.
@@ -217,20 +252,35 @@ fn a_two_task_pipeline_runs_to_finished() {
 #[test]
 fn cancel_before_the_thread_runs_ends_canceled() {
     let (tx, rx) = mpsc::channel();
-    let task = Task::new(tdd(1, 1, sink_config()), Arc::new(Parker::new()), shuffle(16), settings(), tx);
+    let task = Task::new(
+        tdd(1, 1, sink_config()),
+        Arc::new(Parker::new()),
+        shuffle(16),
+        settings(),
+        tx,
+    );
     task.cancel();
     assert_eq!(task.state(), ExecutionState::Canceled);
     task.run();
     let outcome = task.outcome().unwrap();
     assert_eq!(outcome.state, ExecutionState::Canceled);
     assert!(outcome.result.is_none(), "the invokable never ran");
-    assert_eq!(rx.try_iter().last().unwrap().state, ExecutionState::Canceled);
+    assert_eq!(
+        rx.try_iter().last().unwrap().state,
+        ExecutionState::Canceled
+    );
 }
 
 #[test]
 fn fail_externally_before_the_thread_runs_ends_failed_with_the_cause() {
     let (tx, _rx) = mpsc::channel();
-    let task = Task::new(tdd(1, 1, sink_config()), Arc::new(Parker::new()), shuffle(16), settings(), tx);
+    let task = Task::new(
+        tdd(1, 1, sink_config()),
+        Arc::new(Parker::new()),
+        shuffle(16),
+        settings(),
+        tx,
+    );
     task.fail_externally("the job master said so");
     task.run();
     let outcome = task.outcome().unwrap();
@@ -255,7 +305,15 @@ fn wired_pair(executor: &TaskExecutor) -> (TaskDeploymentDescriptor, TaskDeploym
         key: PartitionKey(1),
         partitioner: Partitioner::Forward,
     }];
-    let mut consumer = tdd(2, 2, config(StreamTaskKind::OneInput, vec![], ChainEnd::Sink(SinkKind::Checksum)));
+    let mut consumer = tdd(
+        2,
+        2,
+        config(
+            StreamTaskKind::OneInput,
+            vec![],
+            ChainEnd::Sink(SinkKind::Checksum),
+        ),
+    );
     consumer.input_gates = vec![GateKey(1)];
     (producer, consumer)
 }
@@ -271,10 +329,16 @@ fn cancel_a_running_consumer_parked_on_empty_input() {
     while consumer.state() != ExecutionState::Running || !parker.is_parked() {
         std::thread::yield_now();
     }
-    let outcome = executor.cancel_task(ExecutionAttemptId(2), TIMEOUT).expect("a parked task ends");
+    let outcome = executor
+        .cancel_task(ExecutionAttemptId(2), TIMEOUT)
+        .expect("a parked task ends");
     assert_eq!(outcome.state, ExecutionState::Canceled);
     executor.join_threads();
-    assert_eq!(shuffle.release_all(), (1, 0), "the never-deployed producer's partition");
+    assert_eq!(
+        shuffle.release_all(),
+        (1, 0),
+        "the never-deployed producer's partition"
+    );
     assert!(shuffle.segments().is_full());
 }
 
@@ -298,5 +362,8 @@ fn cancel_a_running_producer_back_pressured_by_a_consumer_that_does_not_read() {
     assert!(emitted.is_some_and(|n| n > 0), "{emitted:?}");
     executor.join_threads();
     drop(gate);
-    assert!(shuffle.segments().is_full(), "pools are full after a canceled task");
+    assert!(
+        shuffle.segments().is_full(),
+        "pools are full after a canceled task"
+    );
 }

@@ -76,7 +76,12 @@ impl ExecutionGraph {
     pub fn build(graph: &JobGraph) -> Result<Self, GraphError> {
         graph.validate()?;
         let order = graph.topological_order()?;
-        let chained_into = |i: usize| graph.inputs_of(i).find(|(_, e)| graph.is_chainable(e)).map(|(_, e)| e.from);
+        let chained_into = |i: usize| {
+            graph
+                .inputs_of(i)
+                .find(|(_, e)| graph.is_chainable(e))
+                .map(|(_, e)| e.from)
+        };
         let mut vertices = Vec::new();
         let mut partitions = Vec::new();
         let mut gates = Vec::new();
@@ -84,7 +89,10 @@ impl ExecutionGraph {
         // Heads in topological order; each chain follows chainable edges.
         for &head in order.iter().filter(|&&i| chained_into(i).is_none()) {
             let mut members = vec![head];
-            while let Some((_, e)) = graph.outputs_of(*members.last().expect("non-empty")).find(|(_, e)| graph.is_chainable(e)) {
+            while let Some((_, e)) = graph
+                .outputs_of(*members.last().expect("non-empty"))
+                .find(|(_, e)| graph.is_chainable(e))
+            {
                 members.push(e.to);
             }
             let (head_v, tail) = (&graph.vertices[head], *members.last().expect("non-empty"));
@@ -103,7 +111,9 @@ impl ExecutionGraph {
                     .iter()
                     .flat_map(|&m| graph.vertices[m].operators.iter().copied())
                     .collect(),
-                end: graph.vertices[tail].sink.map_or(ChainEnd::Outputs, ChainEnd::Sink),
+                end: graph.vertices[tail]
+                    .sink
+                    .map_or(ChainEnd::Outputs, ChainEnd::Sink),
                 buffer_timeout: graph.buffer_timeout,
             };
             let vertex_index = vertices.len();

@@ -171,12 +171,18 @@ impl JobGraph {
 
     /// Edges into vertex `i`, in declaration order (input gate order).
     pub fn inputs_of(&self, i: usize) -> impl Iterator<Item = (usize, &JobEdge)> {
-        self.edges.iter().enumerate().filter(move |(_, e)| e.to == i)
+        self.edges
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.to == i)
     }
 
     /// Edges out of vertex `i`.
     pub fn outputs_of(&self, i: usize) -> impl Iterator<Item = (usize, &JobEdge)> {
-        self.edges.iter().enumerate().filter(move |(_, e)| e.from == i)
+        self.edges
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.from == i)
     }
 
     /// Flink's chaining rule for an edge: chaining enabled, forward

@@ -10,8 +10,8 @@ use crate::mailbox::MailboxMetrics;
 use crate::network::{NetworkConfig, NetworkConfigError, ShuffleEnvironment, ShuffleError};
 use crate::runtime::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
 use crate::runtime::{
-    ExecutionState, JobInformation, ProducedPartition, SlotError, Task, TaskDeploymentDescriptor, TaskExecutor,
-    TaskInformation, TaskNotTerminated, TaskSettings, TaskSubmissionError,
+    ExecutionState, JobInformation, ProducedPartition, SlotError, Task, TaskDeploymentDescriptor,
+    TaskExecutor, TaskInformation, TaskNotTerminated, TaskSettings, TaskSubmissionError,
 };
 use crate::streaming::StreamTaskResult;
 use crate::sync::{Arc, WaitStrategy};
@@ -128,7 +128,9 @@ pub struct JobResult {
 impl JobResult {
     /// Whether every subtask finished.
     pub fn is_finished(&self) -> bool {
-        self.subtasks.iter().all(|s| s.state == ExecutionState::Finished)
+        self.subtasks
+            .iter()
+            .all(|s| s.state == ExecutionState::Finished)
     }
 
     /// Records and checksum summed over every sink.
@@ -136,7 +138,9 @@ impl JobResult {
         self.subtasks
             .iter()
             .filter_map(|s| s.result.as_ref()?.sink.as_ref())
-            .fold((0, 0), |(n, c), sink| (n + sink.records, c.wrapping_add(sink.checksum)))
+            .fold((0, 0), |(n, c), sink| {
+                (n + sink.records, c.wrapping_add(sink.checksum))
+            })
     }
 }
 
@@ -153,12 +157,16 @@ pub fn run_job(graph: &JobGraph, options: &JobOptions) -> Result<JobResult, JobE
     let cores: Vec<Option<usize>> = match &options.pinning {
         Pinning::None => vec![None; subtasks],
         Pinning::Spread if allowed.len() < subtasks => vec![None; subtasks],
-        Pinning::Spread => (0..subtasks).map(|k| Some(allowed[k % allowed.len()])).collect(),
+        Pinning::Spread => (0..subtasks)
+            .map(|k| Some(allowed[k % allowed.len()]))
+            .collect(),
         Pinning::Cores(list) => {
             if let Some(&core) = list.iter().find(|c| !allowed.contains(c)) {
                 return Err(JobError::Pinning { core, allowed });
             }
-            (0..subtasks).map(|k| list.get(k % list.len().max(1)).copied()).collect()
+            (0..subtasks)
+                .map(|k| list.get(k % list.len().max(1)).copied())
+                .collect()
         }
     };
     let core_count = allowed.len().max(1);
@@ -298,7 +306,10 @@ fn oversubscribed(wait: WaitStrategy) -> WaitStrategy {
 }
 
 /// Every task's outcome, or the watchdog's error for one that hangs.
-fn await_all(tasks: &[Arc<Task>], timeout: Duration) -> Result<Vec<crate::runtime::TaskOutcome>, TaskNotTerminated> {
+fn await_all(
+    tasks: &[Arc<Task>],
+    timeout: Duration,
+) -> Result<Vec<crate::runtime::TaskOutcome>, TaskNotTerminated> {
     tasks
         .iter()
         .map(|task| {

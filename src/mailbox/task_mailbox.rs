@@ -191,7 +191,8 @@ impl TaskMailbox {
     /// check. A `true` seen by the task's thread means `try_take` succeeds.
     #[inline]
     pub fn has_mail(&self) -> bool {
-        self.len() != 0
+        // Acquire: pairs with the Release increment in `put_into`.
+        self.queued.load(Ordering::Acquire) != 0
     }
 
     /// Mails queued in both lanes (a snapshot from other threads).
@@ -329,7 +330,8 @@ mod tests {
     #[test]
     fn priority_lane_first_each_lane_fifo() {
         // (puts as (priority?, id), expected take order)
-        let cases: [(&[(bool, u32)], &[u32]); 4] = [
+        type Case<'a> = (&'a [(bool, u32)], &'a [u32]);
+        let cases: [Case<'_>; 4] = [
             (&[(false, 1), (false, 2), (false, 3)], &[1, 2, 3]),
             (&[(true, 1), (true, 2)], &[1, 2]),
             (

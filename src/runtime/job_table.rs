@@ -22,7 +22,8 @@ impl JobTable {
     /// Records a connection to `job`'s master `job_master_id`, replacing an
     /// older leader's.
     pub fn connect(&mut self, job: JobId, job_master_id: JobMasterId) {
-        self.connections.insert(job, JobConnection { job_master_id });
+        self.connections
+            .insert(job, JobConnection { job_master_id });
     }
 
     /// Drops the connection of `job`.

@@ -10,7 +10,9 @@ mod slot_table;
 mod task;
 mod task_executor;
 
-pub use deployment::{JobInformation, ProducedPartition, TaskDeploymentDescriptor, TaskInformation};
+pub use deployment::{
+    JobInformation, ProducedPartition, TaskDeploymentDescriptor, TaskInformation,
+};
 pub use errors::TaskSubmissionError;
 pub use execution_state::{AtomicExecutionState, ExecutionState, IllegalTransition};
 pub use job_table::{JobConnection, JobTable};

@@ -140,7 +140,9 @@ impl Task {
                 ExecutionState::Canceling => {
                     self.transition(ExecutionState::Canceling, ExecutionState::Canceled);
                 }
-                state if state.is_terminal() => return self.terminate(None, MailboxMetrics::default()),
+                state if state.is_terminal() => {
+                    return self.terminate(None, MailboxMetrics::default())
+                }
                 state => {
                     self.record_failure(format!("task thread started in state {state}"));
                     self.state_to_failed();
@@ -166,7 +168,10 @@ impl Task {
 
     /// Sets up, restores and invokes; returns how the loop ended and what
     /// the task did. Errors carry the cause.
-    fn run_invokable(&self, processor: &mut MailboxProcessor) -> (Result<LoopExit, String>, Option<StreamTaskResult>) {
+    fn run_invokable(
+        &self,
+        processor: &mut MailboxProcessor,
+    ) -> (Result<LoopExit, String>, Option<StreamTaskResult>) {
         let d = &self.descriptor;
         let setup = || -> Result<StreamTask, String> {
             let mut writers = Vec::with_capacity(d.produced_partitions.len());
@@ -175,7 +180,11 @@ impl Task {
                     .shuffle
                     .create_partition(produced.key, self.parker.clone(), self.settings.wait)
                     .map_err(|e| e.to_string())?;
-                writers.push(RecordWriter::new(partition, produced.partitioner, d.subtask_index as usize));
+                writers.push(RecordWriter::new(
+                    partition,
+                    produced.partitioner,
+                    d.subtask_index as usize,
+                ));
             }
             let gates = d
                 .input_gates
@@ -206,8 +215,10 @@ impl Task {
         }
         let before = AllocationCount::thread_now();
         let exit = task.invoke(processor).map_err(|e| e.to_string());
-        self.loop_allocations
-            .store(AllocationCount::thread_now().since(before).allocations, std::sync::atomic::Ordering::Relaxed);
+        self.loop_allocations.store(
+            AllocationCount::thread_now().since(before).allocations,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         (exit, Some(task.result()))
     }
 
@@ -219,9 +230,9 @@ impl Task {
             let state = self.state.load();
             let target = match state {
                 ExecutionState::Created => ExecutionState::Canceled,
-                ExecutionState::Deploying | ExecutionState::Initializing | ExecutionState::Running => {
-                    ExecutionState::Canceling
-                }
+                ExecutionState::Deploying
+                | ExecutionState::Initializing
+                | ExecutionState::Running => ExecutionState::Canceling,
                 _ => return,
             };
             if self.transition(state, target) {
@@ -312,16 +323,25 @@ impl Task {
     }
 
     fn record_failure(&self, cause: String) {
-        self.failure.lock().expect("failure lock").get_or_insert(cause);
+        self.failure
+            .lock()
+            .expect("failure lock")
+            .get_or_insert(cause);
     }
 
     fn report(&self, state: ExecutionState) {
-        let cause = (state == ExecutionState::Failed).then(|| self.failure.lock().expect("failure lock").clone()).flatten();
-        let _ = self.updates.lock().expect("updates lock").send(TaskStateUpdate {
-            execution_id: self.descriptor.execution_id,
-            state,
-            cause,
-        });
+        let cause = (state == ExecutionState::Failed)
+            .then(|| self.failure.lock().expect("failure lock").clone())
+            .flatten();
+        let _ = self
+            .updates
+            .lock()
+            .expect("updates lock")
+            .send(TaskStateUpdate {
+                execution_id: self.descriptor.execution_id,
+                state,
+                cause,
+            });
     }
 
     /// Records the outcome, reports the final state, wakes waiters (Flink's
@@ -339,7 +359,9 @@ impl Task {
             cause,
             result,
             mailbox,
-            loop_allocations: self.loop_allocations.load(std::sync::atomic::Ordering::Relaxed),
+            loop_allocations: self
+                .loop_allocations
+                .load(std::sync::atomic::Ordering::Relaxed),
         });
         self.report(state);
         self.terminated.notify_all();

@@ -17,7 +17,9 @@ use crate::sync::{Arc, Parker};
 /// A task that did not reach a final state within the cancellation
 /// timeout: the watchdog's fatal error (Flink's `TaskCancelerWatchDog`).
 #[derive(Debug, thiserror::Error)]
-#[error("task {execution} did not terminate within {timeout:?} after cancellation; it is still {state}")]
+#[error(
+    "task {execution} did not terminate within {timeout:?} after cancellation; it is still {state}"
+)]
 pub struct TaskNotTerminated {
     /// The task.
     pub execution: ExecutionAttemptId,
@@ -69,18 +71,32 @@ impl TaskExecutor {
     /// Connects `job` to its master `job_master_id` (Flink's job leader
     /// service establishing a connection).
     pub fn connect_job(&self, job: JobId, job_master_id: JobMasterId) {
-        self.jobs.lock().expect("job table").connect(job, job_master_id);
+        self.jobs
+            .lock()
+            .expect("job table")
+            .connect(job, job_master_id);
     }
 
     /// Allocates slot `index` to `allocation` of `job` (Flink's
     /// `requestSlot`).
-    pub fn allocate_slot(&self, index: usize, job: JobId, allocation: AllocationId) -> Result<(), SlotError> {
-        self.slots.lock().expect("slot table").allocate_slot(index, job, allocation)
+    pub fn allocate_slot(
+        &self,
+        index: usize,
+        job: JobId,
+        allocation: AllocationId,
+    ) -> Result<(), SlotError> {
+        self.slots
+            .lock()
+            .expect("slot table")
+            .allocate_slot(index, job, allocation)
     }
 
     /// Frees a slot that runs no task.
     pub fn free_slot(&self, job: JobId, allocation: AllocationId) -> Result<(), SlotError> {
-        self.slots.lock().expect("slot table").free_slot(job, allocation)
+        self.slots
+            .lock()
+            .expect("slot table")
+            .free_slot(job, allocation)
     }
 
     /// The wake handle of the task that will run as `execution`: gates are
@@ -154,7 +170,10 @@ impl TaskExecutor {
                 Ok(task)
             }
             Err(source) => {
-                self.slots.lock().expect("slot table").remove_task(execution);
+                self.slots
+                    .lock()
+                    .expect("slot table")
+                    .remove_task(execution);
                 Err(TaskSubmissionError::Spawn { execution, source })
             }
         }
@@ -162,12 +181,20 @@ impl TaskExecutor {
 
     /// The task running as `execution`, if any.
     pub fn task(&self, execution: ExecutionAttemptId) -> Option<Arc<Task>> {
-        self.slots.lock().expect("slot table").task(execution).cloned()
+        self.slots
+            .lock()
+            .expect("slot table")
+            .task(execution)
+            .cloned()
     }
 
     /// Cancels a task and waits up to `timeout` for its final state; a task
     /// still running then is a fatal error, never silently left behind.
-    pub fn cancel_task(&self, execution: ExecutionAttemptId, timeout: Duration) -> Result<TaskOutcome, TaskNotTerminated> {
+    pub fn cancel_task(
+        &self,
+        execution: ExecutionAttemptId,
+        timeout: Duration,
+    ) -> Result<TaskOutcome, TaskNotTerminated> {
         let Some(task) = self.task(execution) else {
             return Err(TaskNotTerminated {
                 execution,

@@ -136,17 +136,21 @@ impl OperatorChain {
             sink,
             writers,
         } = self;
-        operator::push(operators, input, &mut |out: &[u8]| -> Result<(), ChainError> {
-            if let Some(sink) = sink {
-                sink.accept(out);
-                return Ok(());
-            }
-            let key = record::value(out);
-            for writer in writers.iter_mut() {
-                writer.emit(key, out)?;
-            }
-            Ok(())
-        })
+        operator::push(
+            operators,
+            input,
+            &mut |out: &[u8]| -> Result<(), ChainError> {
+                if let Some(sink) = sink {
+                    sink.accept(out);
+                    return Ok(());
+                }
+                let key = record::value(out);
+                for writer in writers.iter_mut() {
+                    writer.emit(key, out)?;
+                }
+                Ok(())
+            },
+        )
     }
 
     /// The task's record writers.

@@ -143,7 +143,10 @@ impl Operator {
                 state: vec![0; key_space.max(1) as usize],
                 scratch: scratch(),
             },
-            OperatorSpec::FailAfter { records } => Operator::FailAfter { limit: records, seen: 0 },
+            OperatorSpec::FailAfter { records } => Operator::FailAfter {
+                limit: records,
+                seen: 0,
+            },
         }
     }
 }
