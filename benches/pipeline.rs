@@ -75,7 +75,11 @@ fn options(segment_size: usize) -> JobOptions {
 
 /// Runs one job of `records` per source subtask; returns its elapsed time.
 fn job(parallelism: u32, records: u64, chaining: bool, segment_size: usize) -> Duration {
-    let result = run_job(&graph(parallelism, records, chaining), &options(segment_size)).expect("job runs");
+    let result = run_job(
+        &graph(parallelism, records, chaining),
+        &options(segment_size),
+    )
+    .expect("job runs");
     assert!(result.is_finished(), "{:?}", result.failure);
     let n = records * u64::from(parallelism);
     assert_eq!(result.sink_totals(), (n, n.wrapping_mul(n.wrapping_sub(1))));
@@ -84,7 +88,11 @@ fn job(parallelism: u32, records: u64, chaining: bool, segment_size: usize) -> D
 
 fn pipeline(c: &mut Criterion) {
     for chaining in [true, false] {
-        let name = if chaining { "pipeline/map-sink-chained" } else { "pipeline/source-map-sink" };
+        let name = if chaining {
+            "pipeline/map-sink-chained"
+        } else {
+            "pipeline/source-map-sink"
+        };
         let mut group = c.benchmark_group(name);
         group.sample_size(10);
         group.warm_up_time(Duration::from_secs(1));
@@ -95,13 +103,17 @@ fn pipeline(c: &mut Criterion) {
                 if chaining && segment_size != 32 << 10 {
                     continue; // a chained job sends nothing over the network
                 }
-                let id = BenchmarkId::new(format!("p{parallelism}"), format!("{}KiB", segment_size >> 10));
+                let id = BenchmarkId::new(
+                    format!("p{parallelism}"),
+                    format!("{}KiB", segment_size >> 10),
+                );
                 group.bench_function(id, |b| {
                     b.iter_custom(|iters| {
                         // Tiny jobs measure deployment noise: run at least
                         // 10 000 records and scale the time down.
                         let records = iters.max(10_000);
-                        job(parallelism, records, chaining, segment_size).mul_f64(iters as f64 / records as f64)
+                        job(parallelism, records, chaining, segment_size)
+                            .mul_f64(iters as f64 / records as f64)
                     })
                 });
             }

@@ -28,9 +28,7 @@ pub struct Buffer {
 /// saves two cross-core cache-line transfers per buffer.
 const SHARED: u32 = 1 << 31;
 
-// SAFETY: a `Buffer` is a read-only view of a segment no one writes to while
-// any `Buffer` of it exists (segments are written only through the unique
-// `BufferBuilder`, which `finish` consumes). Sending it sends read access.
+// SAFETY: a `Buffer` is a read-only view of a segment no one writes to while any `Buffer` of it exists (segments are written only through the unique `BufferBuilder`, which `finish` consumes). Sending it sends read access.
 unsafe impl Send for Buffer {}
 // SAFETY: as above; `&Buffer` only reads.
 unsafe impl Sync for Buffer {}
@@ -63,9 +61,7 @@ impl Buffer {
     /// The written bytes.
     #[inline]
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr..ptr+len` lies in a live segment (the region is never
-        // unmapped while handles are out) that was written before `finish`
-        // and has no writer while this handle exists.
+        // SAFETY: `ptr..ptr+len` lies in a live segment (the region is never unmapped while handles are out) that was written before `finish` and has no writer while this handle exists.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len()) }
     }
 
@@ -101,8 +97,7 @@ pub struct BufferBuilder {
     len: u32,
 }
 
-// SAFETY: the builder is the only handle to its segment; moving it to another
-// thread moves exclusive access.
+// SAFETY: the builder is the only handle to its segment; moving it to another thread moves exclusive access.
 unsafe impl Send for BufferBuilder {}
 
 impl BufferBuilder {
@@ -159,8 +154,7 @@ impl BufferBuilder {
     /// The free tail of the segment, to write into before [`commit`](Self::commit).
     #[inline]
     pub fn unused_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `len <= capacity`, so the range lies inside the segment, and
-        // the builder is the segment's only handle (exclusive access).
+        // SAFETY: `len <= capacity`, so the range lies inside the segment, and the builder is the segment's only handle (exclusive access).
         unsafe {
             std::slice::from_raw_parts_mut(
                 self.ptr.as_ptr().add(self.len as usize),

@@ -19,8 +19,7 @@ pub struct MemoryRegion {
     huge_pages: bool,
 }
 
-// SAFETY: the region is plain memory; which thread may touch which segment is
-// governed by the `BufferBuilder`/`Buffer` handles, not by the region.
+// SAFETY: the region is plain memory; which thread may touch which segment is governed by the `BufferBuilder`/`Buffer` handles, not by the region.
 unsafe impl Send for MemoryRegion {}
 // SAFETY: as above; the region itself is never mutated through `&self`.
 unsafe impl Sync for MemoryRegion {}

@@ -155,8 +155,7 @@ impl SegmentPool {
 impl Drop for SegmentPool {
     fn drop(&mut self) {
         if self.is_full() {
-            // SAFETY: every segment is back on the free list, so no handle
-            // points into the region any more; it is never used again.
+            // SAFETY: every segment is back on the free list, so no handle points into the region any more; it is never used again.
             unsafe { ManuallyDrop::drop(&mut self.region) };
         }
         // Otherwise some handle was leaked and may still be read: keep the

@@ -28,8 +28,7 @@ thread_local! {
 #[derive(Debug, Default)]
 pub struct CountingAllocator<A>(pub A);
 
-// SAFETY: every method forwards to the wrapped allocator unchanged; the
-// counters have no effect on the memory handed out.
+// SAFETY: every method forwards to the wrapped allocator unchanged; the counters have no effect on the memory handed out.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size());

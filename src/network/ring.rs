@@ -115,9 +115,7 @@ pub struct Producer<T> {
     closed: bool,
 }
 
-// SAFETY: the producer only writes slots the consumer is not reading (between
-// tail and head + capacity) and hands them over with a Release store; moving
-// it to another thread is fine when `T` may move.
+// SAFETY: the producer only writes slots the consumer is not reading (between tail and head + capacity) and hands them over with a Release store; moving it to another thread is fine when `T` may move.
 unsafe impl<T: Send> Send for Producer<T> {}
 
 impl<T> Producer<T> {
@@ -229,8 +227,7 @@ impl<T> Producer<T> {
     #[inline]
     fn write(&mut self, value: T) {
         self.shared.slot(self.tail).with_mut(|slot| {
-            // SAFETY: `tail - head < capacity`, so the consumer does not read
-            // this slot until `tail` is published past it.
+            // SAFETY: `tail - head < capacity`, so the consumer does not read this slot until `tail` is published past it.
             unsafe { slot.write(MaybeUninit::new(value)) }
         });
         self.tail = self.tail.wrapping_add(1);
@@ -271,9 +268,7 @@ pub struct Consumer<T> {
     closed: bool,
 }
 
-// SAFETY: the consumer only reads slots the producer has published (between
-// head and tail) and frees them with a Release store; moving it to another
-// thread is fine when `T` may move.
+// SAFETY: the consumer only reads slots the producer has published (between head and tail) and frees them with a Release store; moving it to another thread is fine when `T` may move.
 unsafe impl<T: Send> Send for Consumer<T> {}
 
 impl<T> Consumer<T> {
@@ -368,8 +363,7 @@ impl<T> Consumer<T> {
     #[inline]
     fn read(&mut self) -> T {
         let value = self.shared.slot(self.head).with(|slot| {
-            // SAFETY: `head < tail` as published by the producer, so the slot
-            // holds an initialised item that no one else reads or writes.
+            // SAFETY: `head < tail` as published by the producer, so the slot holds an initialised item that no one else reads or writes.
             unsafe { slot.read().assume_init() }
         });
         self.head = self.head.wrapping_add(1);
@@ -426,8 +420,7 @@ impl<T> Iterator for Remaining<T> {
             return None;
         }
         let value = self.shared.slot(self.head).with(|slot| {
-            // SAFETY: both halves are closed and `head < tail`, so the slot
-            // holds an initialised item that only this iterator can reach.
+            // SAFETY: both halves are closed and `head < tail`, so the slot holds an initialised item that only this iterator can reach.
             unsafe { slot.read().assume_init() }
         });
         self.head = self.head.wrapping_add(1);
