@@ -219,11 +219,20 @@ pub(crate) fn push<E: From<OperatorFailure>>(
 }
 
 /// Copies a record into an operator's scratch buffer (capacity reserved at
-/// setup for the largest record, so this never allocates).
+/// setup for the largest record, so this never allocates). Records of one
+/// job mostly share a size, so the steady state is a same-length copy, and
+/// 8-byte records (Flink's `Long`s) a single move rather than a `memcpy`.
 #[inline(always)]
 fn copy_into(scratch: &mut Vec<u8>, input: &[u8]) {
-    scratch.clear();
-    scratch.extend_from_slice(input);
+    if scratch.len() != input.len() {
+        scratch.clear();
+        scratch.extend_from_slice(input);
+        return;
+    }
+    match (scratch.first_chunk_mut::<8>(), input.len()) {
+        (Some(head), 8) => *head = *input.first_chunk::<8>().expect("8 bytes"),
+        _ => scratch.copy_from_slice(input),
+    }
 }
 
 #[cfg(all(test, not(loom)))]
