@@ -190,3 +190,157 @@ fn gate_sees_every_buffer_and_event_without_lost_wake_ups() {
         assert!(pool.is_full());
     });
 }
+
+/// The task mailbox and its loop: no lost wake-up, `has_mail` keeps its
+/// promise, and close never strands a mail.
+mod mailbox {
+    use std::convert::Infallible;
+
+    use loom::sync::atomic::{AtomicUsize, Ordering};
+    use loom::thread::JoinHandle;
+
+    use super::{model, thread, Arc, Parker, WaitStrategy};
+    use taskbench::mailbox::{
+        ActionStatus, LoopExit, Mail, MailboxDefaultAction, MailboxError, MailboxProcessor,
+        MailboxState, TaskMailbox,
+    };
+
+    /// Joins producers that may unpark the calling thread. A parker's
+    /// `unpark` can come after the woken thread has moved on (a stray token
+    /// std ignores); loom, unlike std, lets it wake a thread blocked in
+    /// `join` and then fails its own assertion. So first yield until every
+    /// producer has counted itself `done` after its last put.
+    fn join_producers<T>(producers: Vec<JoinHandle<T>>, done: &AtomicUsize) -> Vec<T> {
+        // Acquire: pairs with the producers' Release increment.
+        while done.load(Ordering::Acquire) < producers.len() {
+            thread::yield_now();
+        }
+        producers.into_iter().map(|p| p.join().unwrap()).collect()
+    }
+
+    /// Idles (and parks) until one mail arrived, then finishes.
+    struct UntilMail {
+        mails: usize,
+    }
+
+    impl MailboxDefaultAction for UntilMail {
+        type Error = Infallible;
+
+        fn run_default_action(&mut self) -> Result<ActionStatus, Infallible> {
+            Ok(if self.mails > 0 {
+                ActionStatus::Finished
+            } else {
+                ActionStatus::NothingAvailable
+            })
+        }
+
+        fn handle_mail(&mut self, mail: Mail) -> Result<(), Infallible> {
+            assert_eq!(mail, Mail::Action { id: 7 });
+            self.mails += 1;
+            Ok(())
+        }
+
+        fn is_input_available(&self) -> bool {
+            false
+        }
+
+        fn is_output_available(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn put_wakes_a_task_waiting_in_its_loop() {
+        model(|| {
+            let mailbox = Arc::new(TaskMailbox::new(1, Arc::new(Parker::new())));
+            let done = Arc::new(AtomicUsize::new(0));
+            let producer = {
+                let (mailbox, done) = (mailbox.clone(), done.clone());
+                thread::spawn(move || {
+                    mailbox.put(Mail::Action { id: 7 }).unwrap();
+                    // Release: pairs with the Acquire load in `join_producers`.
+                    done.fetch_add(1, Ordering::Release);
+                })
+            };
+            // Parks at once, so every interleaving of put and park is explored.
+            let wait = WaitStrategy::SpinPark {
+                spins: 0,
+                yields: 0,
+            };
+            let mut processor = MailboxProcessor::new(mailbox, wait);
+            let mut action = UntilMail { mails: 0 };
+            let exit = processor.run_mailbox_loop(&mut action);
+            assert_eq!(
+                exit.unwrap_or_else(|never| match never {}),
+                LoopExit::Finished
+            );
+            assert_eq!(action.mails, 1);
+            join_producers(vec![producer], &done);
+        });
+    }
+
+    #[test]
+    fn has_mail_means_try_take_succeeds_with_two_producers() {
+        model(|| {
+            let parker = Arc::new(Parker::new());
+            let mailbox = Arc::new(TaskMailbox::new(1, parker.clone()));
+            let done = Arc::new(AtomicUsize::new(0));
+            let producers: Vec<_> = [true, false]
+                .into_iter()
+                .map(|first| {
+                    let (mailbox, done) = (mailbox.clone(), done.clone());
+                    thread::spawn(move || {
+                        if first {
+                            mailbox.put_first(Mail::Cancel).unwrap();
+                        } else {
+                            mailbox.put(Mail::Timer { id: 1 }).unwrap();
+                        }
+                        // Release: pairs with the Acquire load in `join_producers`.
+                        done.fetch_add(1, Ordering::Release);
+                    })
+                })
+                .collect();
+            let mut taken = Vec::new();
+            while taken.len() < 2 {
+                if mailbox.has_mail() {
+                    let mail = mailbox.try_take();
+                    assert!(mail.is_some(), "has_mail promised a mail");
+                    taken.extend(mail);
+                } else {
+                    parker.park_unless(|| mailbox.has_mail(), None);
+                }
+            }
+            join_producers(producers, &done);
+            assert!(taken.contains(&Mail::Cancel));
+            assert!(taken.contains(&Mail::Timer { id: 1 }));
+            assert!(!mailbox.has_mail());
+            assert_eq!(mailbox.try_take(), None);
+        });
+    }
+
+    #[test]
+    fn close_racing_a_put_neither_loses_nor_strands_the_mail() {
+        model(|| {
+            let mailbox = Arc::new(TaskMailbox::new(1, Arc::new(Parker::new())));
+            let producer = {
+                let mailbox = mailbox.clone();
+                thread::spawn(move || mailbox.put(Mail::Timer { id: 1 }))
+            };
+            let dropped: Vec<_> = mailbox.close().collect();
+            match producer.join().unwrap() {
+                Ok(()) => assert_eq!(dropped, [Mail::Timer { id: 1 }]),
+                Err(err) => {
+                    assert_eq!(
+                        err,
+                        MailboxError::Closed {
+                            mail: Mail::Timer { id: 1 },
+                            state: MailboxState::Closed
+                        }
+                    );
+                    assert!(dropped.is_empty());
+                }
+            }
+            assert!(!mailbox.has_mail());
+        });
+    }
+}

@@ -329,9 +329,10 @@ mod tests {
 
     #[test]
     fn priority_lane_first_each_lane_fifo() {
-        // (puts as (priority?, id), expected take order)
-        type Case<'a> = (&'a [(bool, u32)], &'a [u32]);
-        let cases: [Case<'_>; 4] = [
+        /// Puts as (priority lane?, id).
+        type Puts = &'static [(bool, u32)];
+        // (puts, ids in the order they are taken)
+        let cases: [(Puts, &[u32]); 4] = [
             (&[(false, 1), (false, 2), (false, 3)], &[1, 2, 3]),
             (&[(true, 1), (true, 2)], &[1, 2]),
             (
@@ -383,44 +384,51 @@ mod tests {
 
     #[test]
     fn lifecycle_decides_what_is_accepted_and_taken() {
-        // (transition, put accepted, queued mail still taken, close returns it)
-        type Transition = fn(&TaskMailbox);
-        let cases: [(&str, Transition, Option<MailboxState>, bool); 3] = [
-            ("open", |_| {}, None, true),
-            (
-                "quiesced",
-                TaskMailbox::quiesce,
-                Some(MailboxState::Quiesced),
-                true,
-            ),
-            (
-                "closed",
-                |m| assert_eq!(m.close().collect::<Vec<_>>(), [action(1)]),
-                Some(MailboxState::Closed),
-                false,
-            ),
+        struct Case {
+            /// Brings a mailbox holding `action(1)` into the state.
+            enter: fn(&TaskMailbox),
+            state: MailboxState,
+            /// Whether `action(1)` can still be taken afterwards.
+            still_taken: bool,
+        }
+        let cases = [
+            Case {
+                enter: |_| {},
+                state: MailboxState::Open,
+                still_taken: true,
+            },
+            Case {
+                enter: TaskMailbox::quiesce,
+                state: MailboxState::Quiesced,
+                still_taken: true,
+            },
+            Case {
+                enter: |m| assert_eq!(m.close().collect::<Vec<_>>(), [action(1)]),
+                state: MailboxState::Closed,
+                still_taken: false,
+            },
         ];
-        for (name, transition, refused_as, still_taken) in cases {
+        for case in cases {
+            let state = case.state;
             let mailbox = mailbox(4);
             mailbox.put(action(1)).unwrap();
-            transition(&mailbox);
-            match refused_as {
-                None => mailbox.put(action(2)).unwrap(),
-                Some(state) => {
-                    let err = mailbox.put_first(action(2)).unwrap_err();
-                    assert_eq!(
-                        err,
-                        MailboxError::Closed {
-                            mail: action(2),
-                            state
-                        },
-                        "{name}"
-                    );
-                    assert!(err.to_string().contains(&state.to_string()), "{err}");
-                    assert_eq!(mailbox.state(), state);
-                }
+            (case.enter)(&mailbox);
+            assert_eq!(mailbox.state(), state);
+            if state == MailboxState::Open {
+                mailbox.put(action(2)).unwrap();
+            } else {
+                let err = mailbox.put_first(action(2)).unwrap_err();
+                assert_eq!(
+                    err,
+                    MailboxError::Closed {
+                        mail: action(2),
+                        state
+                    }
+                );
+                assert!(err.to_string().contains(&state.to_string()), "{err}");
             }
-            assert_eq!(mailbox.try_take() == Some(action(1)), still_taken, "{name}");
+            let taken = mailbox.try_take() == Some(action(1));
+            assert_eq!(taken, case.still_taken, "{state}");
         }
     }
 
