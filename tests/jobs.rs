@@ -254,3 +254,70 @@ fn impossible_topologies_are_refused_with_the_reason() {
     let err = run_job(&zero, &options()).unwrap_err();
     assert!(err.to_string().contains("parallelism 0"), "{err}");
 }
+
+#[test]
+fn an_n_input_task_reads_three_sources() {
+    let graph = JobGraph {
+        name: "three-inputs".into(),
+        vertices: vec![
+            source(1, Some(10_000)),
+            source(2, Some(10_000)),
+            source(1, Some(0)),
+            JobVertex {
+                sink: Some(SinkKind::Checksum),
+                ..vertex("union", 1)
+            },
+        ],
+        edges: (0..3)
+            .map(|from| JobEdge {
+                from,
+                to: 3,
+                partitioner: Partitioner::Rebalance,
+            })
+            .collect(),
+        chaining: true,
+        buffer_timeout: BufferTimeout::default(),
+    };
+    let result = run_job(&graph, &options()).unwrap();
+    assert!(result.is_finished(), "{:?}", result.failure);
+    // 10 000 values from the first source, 20 000 (two subtasks) from the second.
+    let second = 20_000u64;
+    assert_eq!(
+        result.sink_totals(),
+        (
+            30_000,
+            (0..10_000u64).sum::<u64>() + second * (second - 1) / 2
+        )
+    );
+    assert!(result.pools_full);
+}
+
+#[test]
+fn a_keyed_count_sees_every_record_of_its_keys() {
+    use taskbench::streaming::AggregateKind;
+    let graph = JobGraph {
+        name: "keyed-count".into(),
+        vertices: vec![
+            source(2, Some(500)),
+            JobVertex {
+                operators: vec![OperatorSpec::KeyedAggregate {
+                    kind: AggregateKind::Count,
+                    key_space: 10,
+                }],
+                sink: Some(SinkKind::Checksum),
+                ..vertex("count", 1)
+            },
+        ],
+        edges: vec![JobEdge {
+            from: 0,
+            to: 1,
+            partitioner: Partitioner::hash_for(1),
+        }],
+        chaining: true,
+        buffer_timeout: BufferTimeout::default(),
+    };
+    let result = run_job(&graph, &options()).unwrap();
+    assert!(result.is_finished(), "{:?}", result.failure);
+    // Values 0..1000 over 10 keys: each key counts 1..=100, emitted per record.
+    assert_eq!(result.sink_totals(), (1000, 10 * (100 * 101 / 2)));
+}
