@@ -152,68 +152,73 @@ impl Operator {
 }
 
 /// Pushes `input` through `ops`, handing what comes out of the last one to
-/// `emit`. Recursion follows the chain (a handful of levels), so each
-/// operator sees one record at a time without a queue between them.
+/// `emit`. One-in-one-out operators run in a loop (no call per operator, so
+/// the whole chain inlines into the task's record loop); only a flat-map
+/// recurses, once per record it emits.
 #[inline(always)]
 pub(crate) fn push<E: From<OperatorFailure>>(
     ops: &mut [Operator],
     input: &[u8],
     emit: &mut impl FnMut(&[u8]) -> Result<(), E>,
 ) -> Result<(), E> {
-    let Some((op, rest)) = ops.split_first_mut() else {
-        return emit(input);
-    };
-    match op {
-        Operator::Map { function, scratch } => {
-            copy_into(scratch, input);
-            record::set_value(scratch, function.apply(record::value(input)));
-            push(rest, scratch, emit)
-        }
-        Operator::Filter { function } => {
-            if function.keeps(record::value(input)) {
-                push(rest, input, emit)
-            } else {
-                Ok(())
+    let mut ops = ops;
+    let mut current = input;
+    loop {
+        let Some((op, rest)) = std::mem::take(&mut ops).split_first_mut() else {
+            return emit(current);
+        };
+        ops = rest;
+        match op {
+            Operator::Map { function, scratch } => {
+                let value = function.apply(record::value(current));
+                copy_into(scratch, current);
+                record::set_value(scratch, value);
+                current = scratch;
             }
-        }
-        Operator::FlatMap {
-            function: FlatMapFunction::Explode(n),
-            scratch,
-        } => {
-            let base = record::value(input).wrapping_mul(u64::from(*n));
-            copy_into(scratch, input);
-            for i in 0..u64::from(*n) {
-                record::set_value(scratch, base.wrapping_add(i));
-                push(rest, scratch, emit)?;
-            }
-            Ok(())
-        }
-        Operator::KeyedAggregate {
-            kind,
-            state,
-            scratch,
-        } => {
-            let value = record::value(input);
-            let key = (value % state.len() as u64) as usize;
-            let slot = &mut state[key];
-            *slot = match kind {
-                AggregateKind::Count => slot.wrapping_add(1),
-                AggregateKind::Sum => slot.wrapping_add(value),
-            };
-            copy_into(scratch, input);
-            record::set_value(scratch, *slot);
-            push(rest, scratch, emit)
-        }
-        Operator::FailAfter { limit, seen } => {
-            if *seen == *limit {
-                return Err(OperatorFailure {
-                    operator: "FailAfter",
-                    records: *seen,
+            Operator::Filter { function } => {
+                if !function.keeps(record::value(current)) {
+                    return Ok(());
                 }
-                .into());
             }
-            *seen += 1;
-            push(rest, input, emit)
+            Operator::FlatMap {
+                function: FlatMapFunction::Explode(n),
+                scratch,
+            } => {
+                let base = record::value(current).wrapping_mul(u64::from(*n));
+                copy_into(scratch, current);
+                for i in 0..u64::from(*n) {
+                    record::set_value(scratch, base.wrapping_add(i));
+                    push(ops, scratch, emit)?;
+                }
+                return Ok(());
+            }
+            Operator::KeyedAggregate {
+                kind,
+                state,
+                scratch,
+            } => {
+                let value = record::value(current);
+                let key = (value % state.len() as u64) as usize;
+                let slot = &mut state[key];
+                *slot = match kind {
+                    AggregateKind::Count => slot.wrapping_add(1),
+                    AggregateKind::Sum => slot.wrapping_add(value),
+                };
+                let aggregate = *slot;
+                copy_into(scratch, current);
+                record::set_value(scratch, aggregate);
+                current = scratch;
+            }
+            Operator::FailAfter { limit, seen } => {
+                if *seen == *limit {
+                    return Err(OperatorFailure {
+                        operator: "FailAfter",
+                        records: *seen,
+                    }
+                    .into());
+                }
+                *seen += 1;
+            }
         }
     }
 }
