@@ -183,15 +183,7 @@ pub(crate) fn push<E: From<OperatorFailure>>(
             Operator::FlatMap {
                 function: FlatMapFunction::Explode(n),
                 scratch,
-            } => {
-                let base = record::value(current).wrapping_mul(u64::from(*n));
-                copy_into(scratch, current);
-                for i in 0..u64::from(*n) {
-                    record::set_value(scratch, base.wrapping_add(i));
-                    push(ops, scratch, emit)?;
-                }
-                return Ok(());
-            }
+            } => return explode(*n, scratch, current, ops, emit),
             Operator::KeyedAggregate {
                 kind,
                 state,
@@ -221,6 +213,25 @@ pub(crate) fn push<E: From<OperatorFailure>>(
             }
         }
     }
+}
+
+/// A flat-map's records through the rest of the chain. Kept out of line so
+/// that `push` is not itself recursive and inlines into the task's loop.
+#[inline(never)]
+fn explode<E: From<OperatorFailure>>(
+    n: u32,
+    scratch: &mut Vec<u8>,
+    input: &[u8],
+    rest: &mut [Operator],
+    emit: &mut impl FnMut(&[u8]) -> Result<(), E>,
+) -> Result<(), E> {
+    let base = record::value(input).wrapping_mul(u64::from(n));
+    copy_into(scratch, input);
+    for i in 0..u64::from(n) {
+        record::set_value(scratch, base.wrapping_add(i));
+        push(rest, scratch, emit)?;
+    }
+    Ok(())
 }
 
 /// Copies a record into an operator's scratch buffer (capacity reserved at
