@@ -367,3 +367,32 @@ fn cancel_a_running_producer_back_pressured_by_a_consumer_that_does_not_read() {
         "pools are full after a canceled task"
     );
 }
+
+#[test]
+fn cancel_right_after_submit_ends_canceled_whatever_state_it_caught() {
+    // Canceled as soon as submit returns, the task is CREATED, DEPLOYING or
+    // just running; every case must end CANCELED with its pools full.
+    for _ in 0..20 {
+        let shuffle = shuffle(64);
+        let (executor, updates) = executor(2, shuffle.clone());
+        let (producer, _) = wired_pair(&executor);
+        let gate = shuffle.create_gate(GateKey(1)).unwrap();
+        let task = executor.submit_task(producer, LEADER).unwrap();
+        task.cancel();
+        let outcome = task
+            .await_termination(TIMEOUT)
+            .expect("a canceled task ends");
+        assert_eq!(
+            outcome.state,
+            ExecutionState::Canceled,
+            "{:?}",
+            outcome.cause
+        );
+        executor.join_threads();
+        let states: Vec<_> = updates.try_iter().map(|u| u.state).collect();
+        assert_eq!(states.last(), Some(&ExecutionState::Canceled), "{states:?}");
+        drop(gate);
+        shuffle.release_all();
+        assert!(shuffle.segments().is_full());
+    }
+}
