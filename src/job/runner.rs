@@ -310,14 +310,5 @@ fn await_all(
     tasks: &[Arc<Task>],
     timeout: Duration,
 ) -> Result<Vec<crate::runtime::TaskOutcome>, TaskNotTerminated> {
-    tasks
-        .iter()
-        .map(|task| {
-            task.await_termination(timeout).ok_or(TaskNotTerminated {
-                execution: task.execution_id(),
-                timeout,
-                state: task.state(),
-            })
-        })
-        .collect()
+    tasks.iter().map(|task| task.await_final(timeout)).collect()
 }

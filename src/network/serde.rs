@@ -103,7 +103,7 @@ impl RecordSerializer {
 /// benchmark sizes) are copied with two fixed-size, possibly overlapping
 /// moves instead of a call to `memcpy`, which costs more than the copy.
 #[inline(always)]
-fn copy_record(dst: &mut [u8], src: &[u8]) {
+pub(crate) fn copy_record(dst: &mut [u8], src: &[u8]) {
     let n = src.len();
     debug_assert_eq!(dst.len(), n);
     if (8..=16).contains(&n) {

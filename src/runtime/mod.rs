@@ -17,5 +17,5 @@ pub use errors::TaskSubmissionError;
 pub use execution_state::{AtomicExecutionState, ExecutionState, IllegalTransition};
 pub use job_table::{JobConnection, JobTable};
 pub use slot_table::{SlotError, TaskSlotTable};
-pub use task::{Task, TaskOutcome, TaskSettings, TaskStateUpdate};
-pub use task_executor::{TaskExecutor, TaskNotTerminated};
+pub use task::{Task, TaskNotTerminated, TaskOutcome, TaskSettings, TaskStateUpdate};
+pub use task_executor::TaskExecutor;

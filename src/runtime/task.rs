@@ -41,6 +41,21 @@ pub struct TaskOutcome {
     pub loop_allocations: u64,
 }
 
+/// A task that did not reach a final state within the cancellation
+/// timeout: the watchdog's fatal error (Flink's `TaskCancelerWatchDog`).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "task {execution} did not terminate within {timeout:?} after cancellation; it is still {state}"
+)]
+pub struct TaskNotTerminated {
+    /// The task.
+    pub execution: ExecutionAttemptId,
+    /// The timeout.
+    pub timeout: Duration,
+    /// Its state when the timeout expired.
+    pub state: ExecutionState,
+}
+
 /// Settings every task of an executor shares.
 #[derive(Clone, Copy, Debug)]
 pub struct TaskSettings {
@@ -268,6 +283,17 @@ impl Task {
             .wait_timeout_while(outcome, timeout, |o| o.is_none())
             .expect("outcome lock");
         outcome.clone()
+    }
+
+    /// Waits until the task reached a final state; a task still running after
+    /// `timeout` is the watchdog's fatal error.
+    pub fn await_final(&self, timeout: Duration) -> Result<TaskOutcome, TaskNotTerminated> {
+        self.await_termination(timeout)
+            .ok_or_else(|| TaskNotTerminated {
+                execution: self.execution_id(),
+                timeout,
+                state: self.state(),
+            })
     }
 
     /// The outcome, once terminated.

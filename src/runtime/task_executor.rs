@@ -9,25 +9,10 @@ use super::deployment::TaskDeploymentDescriptor;
 use super::errors::TaskSubmissionError;
 use super::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
 use super::job_table::JobTable;
-use super::task::{Task, TaskOutcome, TaskSettings, TaskStateUpdate};
+use super::task::{Task, TaskNotTerminated, TaskOutcome, TaskSettings, TaskStateUpdate};
 use super::{SlotError, TaskSlotTable};
 use crate::network::ShuffleEnvironment;
 use crate::sync::{Arc, Parker};
-
-/// A task that did not reach a final state within the cancellation
-/// timeout: the watchdog's fatal error (Flink's `TaskCancelerWatchDog`).
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "task {execution} did not terminate within {timeout:?} after cancellation; it is still {state}"
-)]
-pub struct TaskNotTerminated {
-    /// The task.
-    pub execution: ExecutionAttemptId,
-    /// The timeout.
-    pub timeout: Duration,
-    /// Its state when the timeout expired.
-    pub state: super::ExecutionState,
-}
 
 /// Runs tasks in slots, one thread per task.
 #[derive(Debug)]
@@ -203,11 +188,7 @@ impl TaskExecutor {
             });
         };
         task.cancel();
-        task.await_termination(timeout).ok_or(TaskNotTerminated {
-            execution,
-            timeout,
-            state: task.state(),
-        })
+        task.await_final(timeout)
     }
 
     /// Removes a terminated task from its slot (Flink's

@@ -6,6 +6,7 @@
 //! of operators costs a few predictable branches per record.
 
 use super::record;
+use crate::network::serde::copy_record;
 
 /// What a map does to a record's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,18 +237,15 @@ fn explode<E: From<OperatorFailure>>(
 
 /// Copies a record into an operator's scratch buffer (capacity reserved at
 /// setup for the largest record, so this never allocates). Records of one
-/// job mostly share a size, so the steady state is a same-length copy, and
-/// 8-byte records (Flink's `Long`s) a single move rather than a `memcpy`.
+/// job mostly share a size, so the steady state is a same-length copy, done
+/// with the serializer's small-record copy rather than a `memcpy` call.
 #[inline(always)]
 fn copy_into(scratch: &mut Vec<u8>, input: &[u8]) {
-    if scratch.len() != input.len() {
+    if scratch.len() == input.len() {
+        copy_record(scratch, input);
+    } else {
         scratch.clear();
         scratch.extend_from_slice(input);
-        return;
-    }
-    match (scratch.first_chunk_mut::<8>(), input.len()) {
-        (Some(head), 8) => *head = *input.first_chunk::<8>().expect("8 bytes"),
-        _ => scratch.copy_from_slice(input),
     }
 }
 
