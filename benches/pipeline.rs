@@ -25,11 +25,7 @@ fn graph(parallelism: u32, records: u64, chaining: bool) -> JobGraph {
         operators: vec![],
         sink: None,
     };
-    let forward = |from, to| JobEdge {
-        from,
-        to,
-        partitioner: Partitioner::Forward,
-    };
+    let forward = |from, to| JobEdge::new(from, to, Partitioner::Forward);
     JobGraph {
         name: "source-map-sink".into(),
         vertices: vec![

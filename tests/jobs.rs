@@ -66,16 +66,8 @@ fn pipeline(p: u32, q: u32, partitioner: Partitioner, chaining: bool, records: u
             },
         ],
         edges: vec![
-            JobEdge {
-                from: 0,
-                to: 1,
-                partitioner: Partitioner::Forward,
-            },
-            JobEdge {
-                from: 1,
-                to: 2,
-                partitioner,
-            },
+            JobEdge::new(0, 1, Partitioner::Forward),
+            JobEdge::new(1, 2, partitioner),
         ],
         chaining,
         buffer_timeout: BufferTimeout::default(),
@@ -138,16 +130,8 @@ fn two_inputs_with_one_idle_finish_with_the_right_counts() {
             },
         ],
         edges: vec![
-            JobEdge {
-                from: 0,
-                to: 2,
-                partitioner: Partitioner::Forward,
-            },
-            JobEdge {
-                from: 1,
-                to: 2,
-                partitioner: Partitioner::Forward,
-            },
+            JobEdge::new(0, 2, Partitioner::Forward),
+            JobEdge::new(1, 2, Partitioner::Forward),
         ],
         chaining: true,
         buffer_timeout: BufferTimeout::Interval(std::time::Duration::from_millis(1)),
@@ -221,11 +205,9 @@ fn core_affinity_count() -> usize {
 #[test]
 fn impossible_topologies_are_refused_with_the_reason() {
     let mut cyclic = pipeline(1, 1, Partitioner::Rebalance, false, 1);
-    cyclic.edges.push(JobEdge {
-        from: 2,
-        to: 1,
-        partitioner: Partitioner::Rebalance,
-    });
+    cyclic
+        .edges
+        .push(JobEdge::new(2, 1, Partitioner::Rebalance));
     cyclic.vertices[2].sink = None;
     let err = run_job(&cyclic, &options()).unwrap_err();
     assert!(err.to_string().contains("cycle"), "{err}");
@@ -269,11 +251,7 @@ fn an_n_input_task_reads_three_sources() {
             },
         ],
         edges: (0..3)
-            .map(|from| JobEdge {
-                from,
-                to: 3,
-                partitioner: Partitioner::Rebalance,
-            })
+            .map(|from| JobEdge::new(from, 3, Partitioner::Rebalance))
             .collect(),
         chaining: true,
         buffer_timeout: BufferTimeout::default(),
@@ -308,11 +286,7 @@ fn a_keyed_count_sees_every_record_of_its_keys() {
                 ..vertex("count", 1)
             },
         ],
-        edges: vec![JobEdge {
-            from: 0,
-            to: 1,
-            partitioner: Partitioner::hash_for(1),
-        }],
+        edges: vec![JobEdge::new(0, 1, Partitioner::hash_for(1))],
         chaining: true,
         buffer_timeout: BufferTimeout::default(),
     };
@@ -320,4 +294,46 @@ fn a_keyed_count_sees_every_record_of_its_keys() {
     assert!(result.is_finished(), "{:?}", result.failure);
     // Values 0..1000 over 10 keys: each key counts 1..=100, emitted per record.
     assert_eq!(result.sink_totals(), (1000, 10 * (100 * 101 / 2)));
+}
+
+#[test]
+fn many_channels_per_pair_model_a_union_reader() {
+    // Flink's network throughput shape: writers → one reader, each writer
+    // with many subpartitions, all read by the one reader.
+    for (partitioner, channels, copies) in [
+        (Partitioner::Rebalance, 100u32, 1u64),
+        (Partitioner::Broadcast, 5, 5),
+    ] {
+        let mut graph = pipeline(3, 1, partitioner, true, 20_000);
+        graph.edges[1].channels = channels;
+        let result = run_job(&graph, &options()).unwrap();
+        assert!(result.is_finished(), "{:?}", result.failure);
+        let n = 60_000u64;
+        assert_eq!(
+            result.sink_totals(),
+            (n * copies, copies.wrapping_mul(n * (n - 1)))
+        );
+        assert!(result.pools_full);
+        let reader = result.subtasks.last().unwrap();
+        assert_eq!(reader.name, "sink");
+        assert_eq!(reader.result.as_ref().unwrap().records_in, n * copies);
+        let window = result.data_window().expect("every task ran its loop");
+        assert!(
+            window <= result.elapsed,
+            "{window:?} > {:?}",
+            result.elapsed
+        );
+    }
+}
+
+#[test]
+fn more_than_one_channel_per_pair_is_refused_on_pointwise_edges() {
+    let mut graph = pipeline(2, 2, Partitioner::Forward, false, 10);
+    graph.edges[1].channels = 4;
+    let err = run_job(&graph, &options()).unwrap_err().to_string();
+    assert!(err.contains("'map' -> 'sink' has 4 channels"), "{err}");
+    graph.edges[1].channels = 0;
+    graph.edges[1].partitioner = Partitioner::Rebalance;
+    let err = run_job(&graph, &options()).unwrap_err().to_string();
+    assert!(err.contains("has 0 channels"), "{err}");
 }

@@ -125,17 +125,21 @@ impl ExecutionGraph {
                     let producers: Vec<u32> = (0..from)
                         .filter(|&i| targets(e.partitioner, i, from, parallelism).contains(&j))
                         .collect();
+                    // Each pair has `e.channels` channels, side by side.
+                    let k = e.channels;
                     let gate = gate_key(*edge, j);
-                    gates.push((gate, producers.len() as u32, vertex_index, j));
+                    gates.push((gate, producers.len() as u32 * k, vertex_index, j));
                     vertex_gates[j as usize].push(gate);
-                    for (channel, &i) in producers.iter().enumerate() {
-                        let subpartition = j - targets(e.partitioner, i, from, parallelism).start;
-                        channels.push(Channel {
-                            partition: partition_key(*edge, i),
-                            subpartition,
-                            gate,
-                            channel: channel as u32,
-                        });
+                    for (p, &i) in producers.iter().enumerate() {
+                        let first = (j - targets(e.partitioner, i, from, parallelism).start) * k;
+                        for s in 0..k {
+                            channels.push(Channel {
+                                partition: partition_key(*edge, i),
+                                subpartition: first + s,
+                                gate,
+                                channel: p as u32 * k + s,
+                            });
+                        }
                     }
                 }
             }
@@ -144,7 +148,8 @@ impl ExecutionGraph {
                 let to = graph.vertices[e.to].parallelism;
                 for i in 0..parallelism {
                     let key = partition_key(*edge, i);
-                    partitions.push((key, targets(e.partitioner, i, parallelism, to).len() as u32));
+                    let feeds = targets(e.partitioner, i, parallelism, to).len() as u32;
+                    partitions.push((key, feeds * e.channels));
                     vertex_partitions[i as usize].push((key, e.partitioner));
                 }
             }

@@ -29,6 +29,23 @@ pub struct JobEdge {
     pub to: usize,
     /// How records are routed.
     pub partitioner: Partitioner,
+    /// Channels between each producer subtask and each consumer subtask it
+    /// feeds (1 in a job; more to model Flink's network benchmarks, where
+    /// one reader consumes many subpartitions of every writer over a union
+    /// gate). Only all-to-all edges may have more than one.
+    pub channels: u32,
+}
+
+impl JobEdge {
+    /// An edge with one channel per producer–consumer pair.
+    pub fn new(from: usize, to: usize, partitioner: Partitioner) -> Self {
+        Self {
+            from,
+            to,
+            partitioner,
+            channels: 1,
+        }
+    }
 }
 
 /// A job: vertices, edges, and how its tasks are chained and flushed.
@@ -77,6 +94,16 @@ pub enum GraphError {
     /// A sink has output edges.
     #[error("sink vertex '{0}' cannot have outputs")]
     SinkWithOutputs(String),
+    /// An edge's channel count is 0, or above 1 on a forward or rescale edge.
+    #[error("edge '{from}' -> '{to}' has {channels} channels per subtask pair; it must be at least 1, and exactly 1 for forward and rescale edges")]
+    Channels {
+        /// Producer.
+        from: String,
+        /// Consumer.
+        to: String,
+        /// The channels asked for.
+        channels: u32,
+    },
     /// A vertex's records go nowhere.
     #[error("vertex '{0}' has no sink and no output edge")]
     NoOutput(String),
@@ -133,6 +160,14 @@ impl JobGraph {
         }
         for e in &self.edges {
             let (a, b) = (&self.vertices[e.from], &self.vertices[e.to]);
+            let pointwise = matches!(e.partitioner, Partitioner::Forward | Partitioner::Rescale);
+            if e.channels == 0 || (pointwise && e.channels != 1) {
+                return Err(GraphError::Channels {
+                    from: a.name.clone(),
+                    to: b.name.clone(),
+                    channels: e.channels,
+                });
+            }
             if e.partitioner == Partitioner::Forward && a.parallelism != b.parallelism {
                 return Err(GraphError::ForwardParallelism {
                     from: a.name.clone(),
@@ -191,6 +226,7 @@ impl JobGraph {
     pub fn is_chainable(&self, edge: &JobEdge) -> bool {
         self.chaining
             && edge.partitioner == Partitioner::Forward
+            && edge.channels == 1
             && self.vertices[edge.from].parallelism == self.vertices[edge.to].parallelism
             && self.inputs_of(edge.to).count() == 1
             && self.outputs_of(edge.from).count() == 1

@@ -133,6 +133,19 @@ impl JobResult {
             .all(|s| s.state == ExecutionState::Finished)
     }
 
+    /// How long records flowed: from the first source's first turn to the
+    /// last task's end of input (deployment and tear-down excluded).
+    pub fn data_window(&self) -> Option<Duration> {
+        let results = || self.subtasks.iter().filter_map(|s| s.result.as_ref());
+        let start = results()
+            .filter(|r| r.records_emitted > 0)
+            .filter_map(|r| r.loop_started)
+            .min()
+            .or_else(|| results().filter_map(|r| r.loop_started).min())?;
+        let end = results().filter_map(|r| r.finished).max()?;
+        Some(end.saturating_duration_since(start))
+    }
+
     /// Records and checksum summed over every sink.
     pub fn sink_totals(&self) -> (u64, u64) {
         self.subtasks

@@ -100,6 +100,10 @@ pub struct StreamTaskResult {
     pub outputs: Vec<PartitionMetrics>,
     /// Mails handled other than cancel (timers, actions, checkpoint notices).
     pub mails: u64,
+    /// When the mailbox loop started (a source's first record follows).
+    pub loop_started: Option<Instant>,
+    /// When the task finished its outputs at end of input.
+    pub finished: Option<Instant>,
 }
 
 /// A running stream task.
@@ -110,6 +114,8 @@ pub struct StreamTask {
     buffer_timeout: BufferTimeout,
     next_flush: Option<Instant>,
     mails: u64,
+    loop_started: Option<Instant>,
+    finished: Option<Instant>,
 }
 
 impl StreamTask {
@@ -170,6 +176,8 @@ impl StreamTask {
             buffer_timeout: config.buffer_timeout,
             next_flush,
             mails: 0,
+            loop_started: None,
+            finished: None,
         })
     }
 
@@ -181,11 +189,13 @@ impl StreamTask {
         &mut self,
         processor: &mut MailboxProcessor,
     ) -> Result<LoopExit, StreamTaskError> {
+        self.loop_started = Some(Instant::now());
         let exit = processor.run_mailbox_loop(self)?;
         if exit == LoopExit::Finished {
             for writer in self.chain.writers() {
                 writer.finish()?;
             }
+            self.finished = Some(Instant::now());
         }
         Ok(exit)
     }
@@ -210,6 +220,8 @@ impl StreamTask {
                 .map(|w| w.partition().metrics())
                 .collect(),
             mails: self.mails,
+            loop_started: self.loop_started,
+            finished: self.finished,
         }
     }
 
