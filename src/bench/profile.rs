@@ -1,0 +1,1136 @@
+//! Benchmark profiles: a job, its records, network and runtime settings,
+//! how to measure it and what to sweep, as TOML.
+//!
+//! Every table refuses unknown fields, every field has a default (see
+//! `profiles/README.md`), and any field can be overridden with
+//! `--set path=value`, where array elements are addressed by their `name`
+//! (`vertices.source.parallelism=4`) or index (`edges.0.channels=100`).
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::units::{Size, Span, Timeout};
+use crate::job::{ExecutionGraph, JobEdge, JobGraph, JobOptions, JobVertex, Pinning};
+use crate::memory::{BufferPool, MemoryConfig, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
+use crate::network::{NetworkConfig, Partitioner};
+use crate::streaming::{
+    AggregateKind, BufferTimeout, FilterFunction, FlatMapFunction, MapFunction, OperatorSpec,
+    SinkKind, SourceSpec,
+};
+use crate::sync::WaitStrategy;
+
+/// A benchmark profile.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Short name (results and charts are named after it).
+    pub name: String,
+    /// One line on what the profile measures.
+    #[serde(default)]
+    pub description: String,
+    /// The flink-benchmarks figure this profile mirrors, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flink: Option<FlinkReference>,
+    /// What the sources emit.
+    #[serde(default)]
+    pub records: Records,
+    /// The job's vertices, one operator each.
+    pub vertices: Vec<Vertex>,
+    /// The job's edges.
+    #[serde(default)]
+    pub edges: Vec<Edge>,
+    /// Fuse chainable vertices into one task (Flink's default: on).
+    #[serde(default = "yes")]
+    pub chaining: bool,
+    /// Network memory and channels.
+    #[serde(default)]
+    pub network: Network,
+    /// Waiting and pinning.
+    #[serde(default)]
+    pub runtime: Runtime,
+    /// Warm-up, repetitions, latency.
+    #[serde(default)]
+    pub measure: Measure,
+    /// Axes `taskbench sweep` runs over (first axis on the x axis).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sweep: Vec<Axis>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A published flink-benchmarks figure to hold results against.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlinkReference {
+    /// Benchmark class and method, e.g. `InputBenchmark.mapRebalanceMapSink`.
+    pub benchmark: String,
+    /// Its published throughput in records per millisecond.
+    pub ops_per_ms: f64,
+    /// The machine that figure came from.
+    #[serde(default = "flink_machine")]
+    pub machine: String,
+}
+
+fn flink_machine() -> String {
+    "Flink's benchmark machine (4-core bare metal)".into()
+}
+
+/// What the sources emit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Records {
+    /// Records per source subtask (default 10 000 000 when no `duration`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+    /// Run each source subtask this long instead (or until `count`, if both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Span>,
+    /// Bytes per record, at least 8 (a Flink `Long` is 8).
+    pub size: Size,
+    /// Distinct keys (keyed aggregates and skew use it).
+    pub key_space: u64,
+    /// Offered load in records/s per source subtask; unset = as fast as possible.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// After this many records per subtask, every record has the same key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skew_after: Option<u64>,
+    /// Records a source emits per mailbox turn.
+    pub batch: u32,
+}
+
+impl Default for Records {
+    fn default() -> Self {
+        Self {
+            count: None,
+            duration: None,
+            size: Size(8),
+            key_space: 1024,
+            rate: None,
+            skew_after: None,
+            batch: 1024,
+        }
+    }
+}
+
+/// Default records per source subtask.
+pub const DEFAULT_RECORDS: u64 = 10_000_000;
+
+/// What a vertex is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VertexKind {
+    /// Emits records.
+    Source,
+    /// One record in, one out.
+    Map,
+    /// One record in, zero or one out.
+    Filter,
+    /// One record in, `n` out.
+    FlatMap,
+    /// Count or sum per key.
+    KeyedAggregate,
+    /// Passes `fail_after` records, then fails (fault injection).
+    FailAfter,
+    /// Consumes records.
+    Sink,
+}
+
+/// One vertex.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vertex {
+    /// Unique name; task threads are named after it.
+    pub name: String,
+    /// What it does.
+    pub kind: VertexKind,
+    /// Subtasks.
+    #[serde(default = "one")]
+    pub parallelism: u32,
+    /// The function: map `multiply-by-two` (default), `increment`,
+    /// `identity`; filter `even` (default), `one-in-N`; flat-map
+    /// `explode-N` (default `explode-2`); keyed-aggregate `count`
+    /// (default), `sum`; sink `checksum` (default), `latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<String>,
+    /// Sources: records per subtask, overriding `records.count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+    /// Keyed aggregates: keys (default `records.key_space`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_space: Option<u32>,
+    /// Fail-after: records passed on before failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_after: Option<u64>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How an edge routes records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartitionerKind {
+    /// Subtask `i` to subtask `i`.
+    Forward,
+    /// Round-robin over all consumers.
+    Rebalance,
+    /// Round-robin over a local share of consumers.
+    Rescale,
+    /// Flink's key-group hash.
+    Hash,
+    /// Every record to every consumer.
+    Broadcast,
+}
+
+/// One edge.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edge {
+    /// Producing vertex name.
+    pub from: String,
+    /// Consuming vertex name.
+    pub to: String,
+    /// Routing; default forward for equal parallelism, else rebalance
+    /// (Flink's rule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partitioner: Option<PartitionerKind>,
+    /// Channels between each producer and consumer subtask (Flink's
+    /// network benchmarks read 100 or 1000 subpartitions of every writer
+    /// over one union gate).
+    #[serde(default = "one")]
+    pub channels: u32,
+}
+
+/// Network memory and channels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// Segment (buffer) size: a power of two from 4KiB to 1MiB.
+    pub segment_size: Size,
+    /// Exclusive buffers per input channel.
+    pub buffers_per_channel: u32,
+    /// Floating buffers per input gate.
+    pub floating_buffers: u32,
+    /// When partial buffers are sent: a duration, or "none".
+    pub buffer_timeout: Timeout,
+    /// Network memory; unset = what every partition's pool may grow to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Size>,
+    /// Largest record a channel carries.
+    pub max_record_size: Size,
+    /// Back network memory with huge pages when the OS has them.
+    pub huge_pages: bool,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        let n = NetworkConfig::default();
+        Self {
+            segment_size: Size(n.memory.segment_size as u64),
+            buffers_per_channel: n.buffers_per_channel,
+            floating_buffers: n.floating_buffers,
+            buffer_timeout: Timeout::After(Duration::from_millis(100)),
+            memory: None,
+            max_record_size: Size(n.max_record_size as u64),
+            huge_pages: false,
+        }
+    }
+}
+
+/// How waiting tasks wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaitKind {
+    /// Spin forever.
+    BusySpin,
+    /// Spin, then yield.
+    SpinYield,
+    /// Spin, yield, then park.
+    SpinPark,
+}
+
+/// Where task threads run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Pin {
+    /// `"spread"` or `"none"`.
+    Policy(PinPolicy),
+    /// Subtask `k` on `cores[k mod len]`.
+    Cores(Vec<usize>),
+}
+
+/// A named pinning policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PinPolicy {
+    /// One core per subtask when there are enough; else unpinned.
+    Spread,
+    /// Unpinned.
+    None,
+}
+
+/// Waiting and pinning.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Runtime {
+    /// How waiting tasks wait.
+    pub wait: WaitKind,
+    /// Spin rounds before yielding or parking.
+    pub spins: u32,
+    /// Yields before parking (spin-park).
+    pub yields: u32,
+    /// "spread", "none", or a list of core ids.
+    pub pin: Pin,
+    /// How long a canceled task may take to end.
+    pub cancel_timeout: Span,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self {
+            wait: WaitKind::SpinPark,
+            spins: 64,
+            yields: 8,
+            pin: Pin::Policy(PinPolicy::Spread),
+            cancel_timeout: Span(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// How a profile is measured.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Measure {
+    /// Whole runs before measuring, discarded.
+    pub warmup: u32,
+    /// Measured runs.
+    pub repetitions: u32,
+    /// Record end-to-end latency at the sinks (records need 16 bytes for
+    /// the timestamp). With `records.rate` set, records carry their
+    /// intended emit time, which corrects for coordinated omission.
+    pub latency: bool,
+}
+
+impl Default for Measure {
+    fn default() -> Self {
+        Self {
+            warmup: 1,
+            repetitions: 5,
+            latency: false,
+        }
+    }
+}
+
+/// One sweep axis: a `--set` path and the values it takes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Axis {
+    /// The field, as `--set` writes it (`network.segment_size`).
+    pub set: String,
+    /// Its values, in order.
+    pub values: Vec<toml::Value>,
+}
+
+/// Why a profile cannot be used. The message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    /// The file could not be read.
+    #[error("cannot read profile {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not TOML, or not a profile (unknown field, wrong type). The TOML
+    /// error names the line and the field.
+    #[error("{origin}: {message}")]
+    Parse {
+        /// The file (or the profile's name).
+        origin: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A `--set` that cannot apply.
+    #[error("--set {assignment}: {message}")]
+    Override {
+        /// The assignment as given.
+        assignment: String,
+        /// Why.
+        message: String,
+    },
+    /// A field's value is not allowed.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The field's path.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ProfileError {
+    ProfileError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+impl Profile {
+    /// Reads and checks a profile file, then applies `overrides`.
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string(), overrides)
+    }
+
+    /// Parses `text` (named `origin` in errors), applies `overrides`, and
+    /// validates the result.
+    pub fn from_toml(text: &str, origin: &str, overrides: &[String]) -> Result<Self, ProfileError> {
+        let parse_error = |e: toml::de::Error| ProfileError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        };
+        // Parsed as a profile first, so a mistake in the file is reported
+        // with its line even when overrides follow.
+        let profile: Profile = toml::from_str(text).map_err(parse_error)?;
+        if overrides.is_empty() {
+            profile.validate()?;
+            return Ok(profile);
+        }
+        let mut table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        for assignment in overrides {
+            apply_override(&mut table, assignment)?;
+        }
+        let profile = Profile::deserialize(toml::Value::Table(table)).map_err(|e| {
+            ProfileError::Override {
+                assignment: overrides.join(" --set "),
+                message: e.to_string().trim_end().to_string(),
+            }
+        })?;
+        profile.validate()?;
+        Ok(profile)
+    }
+
+    /// This profile as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a profile serializes")
+    }
+
+    /// Records per subtask of a source vertex.
+    pub fn source_records(&self, vertex: &Vertex) -> Option<u64> {
+        vertex
+            .records
+            .or(self.records.count)
+            .or(match self.records.duration {
+                Some(_) => None,
+                None => Some(DEFAULT_RECORDS),
+            })
+    }
+
+    /// Checks every field; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ProfileError> {
+        if self.name.trim().is_empty() {
+            return Err(invalid("name", "is empty; give the profile a name"));
+        }
+        let r = &self.records;
+        let n = &self.network;
+        let segment = n.segment_size.bytes();
+        if !segment.is_power_of_two()
+            || !(MIN_SEGMENT_SIZE as u64..=MAX_SEGMENT_SIZE as u64).contains(&segment)
+        {
+            return Err(invalid(
+                "network.segment_size",
+                format!(
+                    "{} is not allowed: use a power of two from 4KiB to 1MiB",
+                    n.segment_size
+                ),
+            ));
+        }
+        if n.buffers_per_channel == 0 {
+            return Err(invalid(
+                "network.buffers_per_channel",
+                "is 0: every input channel needs at least 1 exclusive buffer",
+            ));
+        }
+        if n.max_record_size.bytes() == 0 || n.max_record_size.bytes() > u32::MAX as u64 {
+            return Err(invalid(
+                "network.max_record_size",
+                format!("{} is not allowed: use 1B to 4GiB", n.max_record_size),
+            ));
+        }
+        let min_size = if self.measure.latency { 16 } else { 8 };
+        if r.size.bytes() < min_size {
+            return Err(invalid(
+                "records.size",
+                format!(
+                    "{} is too small: records need at least {min_size} bytes{}",
+                    r.size,
+                    if self.measure.latency {
+                        " (8 for the value, 8 for the latency timestamp)"
+                    } else {
+                        " (the value)"
+                    }
+                ),
+            ));
+        }
+        if r.size > n.max_record_size {
+            return Err(invalid(
+                "records.size",
+                format!(
+                    "{} is larger than network.max_record_size ({})",
+                    r.size, n.max_record_size
+                ),
+            ));
+        }
+        if r.batch == 0 {
+            return Err(invalid(
+                "records.batch",
+                "is 0: emit at least 1 record per turn",
+            ));
+        }
+        if r.key_space == 0 {
+            return Err(invalid(
+                "records.key_space",
+                "is 0: there must be at least 1 key",
+            ));
+        }
+        if let Some(rate) = r.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(invalid(
+                    "records.rate",
+                    format!(
+                        "{rate} is not allowed: give records per second above 0, or leave it unset"
+                    ),
+                ));
+            }
+        }
+        if r.duration.is_some_and(|d| d.0.is_zero()) {
+            return Err(invalid(
+                "records.duration",
+                "is 0: give a positive duration",
+            ));
+        }
+        if self.measure.repetitions == 0 {
+            return Err(invalid(
+                "measure.repetitions",
+                "is 0: measure at least 1 run",
+            ));
+        }
+        if let Pin::Cores(cores) = &self.runtime.pin {
+            if cores.is_empty() {
+                return Err(invalid(
+                    "runtime.pin",
+                    "is an empty core list: give core ids, \"spread\" or \"none\"",
+                ));
+            }
+        }
+        self.check_topology()?;
+        let graph = self.job_graph()?;
+        let plan = ExecutionGraph::build(&graph).map_err(|e| invalid("topology", e.to_string()))?;
+        if let Some(memory) = n.memory {
+            let have = memory.bytes() / segment;
+            let need: u64 = plan
+                .partitions
+                .iter()
+                .map(|&(_, subpartitions)| u64::from(BufferPool::default_bounds(subpartitions).0))
+                .sum();
+            if have < need {
+                return Err(invalid(
+                    "network.memory",
+                    format!(
+                        "{memory} is {have} segments of {}, but the job's partitions need at least {need} (subpartitions + 1 each): raise network.memory or leave it unset",
+                        n.segment_size
+                    ),
+                ));
+            }
+        }
+        for (i, axis) in self.sweep.iter().enumerate() {
+            if axis.values.is_empty() {
+                return Err(invalid(
+                    format!("sweep[{i}].values"),
+                    "is empty: give the axis at least one value",
+                ));
+            }
+            if axis.set.starts_with("sweep") {
+                return Err(invalid(
+                    format!("sweep[{i}].set"),
+                    "cannot sweep the sweep itself",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_topology(&self) -> Result<(), ProfileError> {
+        if self.vertices.is_empty() {
+            return Err(invalid("vertices", "the profile has no vertex"));
+        }
+        let mut names = HashSet::new();
+        for v in &self.vertices {
+            let field = |f: &str| format!("vertices.{}.{f}", v.name);
+            if !names.insert(v.name.as_str()) {
+                return Err(invalid(
+                    field("name"),
+                    "is used by two vertices; names must be unique",
+                ));
+            }
+            if v.parallelism == 0 {
+                return Err(invalid(
+                    field("parallelism"),
+                    "is 0: a vertex needs at least 1 subtask",
+                ));
+            }
+            if v.parallelism > 4096 {
+                return Err(invalid(
+                    field("parallelism"),
+                    format!("{} is more than 4096 subtasks", v.parallelism),
+                ));
+            }
+            if v.records.is_some() && v.kind != VertexKind::Source {
+                return Err(invalid(field("records"), "only a source emits records"));
+            }
+            if v.key_space.is_some() && v.kind != VertexKind::KeyedAggregate {
+                return Err(invalid(
+                    field("key_space"),
+                    "only a keyed-aggregate has keys",
+                ));
+            }
+            if v.key_space == Some(0) {
+                return Err(invalid(
+                    field("key_space"),
+                    "is 0: there must be at least 1 key",
+                ));
+            }
+            if v.fail_after.is_some() != (v.kind == VertexKind::FailAfter) {
+                return Err(invalid(
+                    field("fail_after"),
+                    "is set exactly on fail-after vertices (how many records pass before the failure)",
+                ));
+            }
+            self.operator(v)?;
+        }
+        let known = || {
+            self.vertices
+                .iter()
+                .map(|v| v.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        for (i, e) in self.edges.iter().enumerate() {
+            for (end, name) in [("from", &e.from), ("to", &e.to)] {
+                if !names.contains(name.as_str()) {
+                    return Err(invalid(
+                        format!("edges[{i}].{end}"),
+                        format!("no vertex is named '{name}' (vertices: {})", known()),
+                    ));
+                }
+            }
+            if e.channels == 0 {
+                return Err(invalid(
+                    format!("edges[{i}].channels"),
+                    "is 0: an edge needs at least 1 channel per subtask pair",
+                ));
+            }
+        }
+        for v in &self.vertices {
+            let inputs = self.edges.iter().filter(|e| e.to == v.name).count();
+            let outputs = self.edges.iter().filter(|e| e.from == v.name).count();
+            match v.kind {
+                VertexKind::Source if inputs > 0 => {
+                    return Err(invalid(
+                        "edges",
+                        format!("source '{}' has an input edge; sources have none", v.name),
+                    ))
+                }
+                VertexKind::Sink if outputs > 0 => {
+                    return Err(invalid(
+                        "edges",
+                        format!("sink '{}' has an output edge; sinks have none", v.name),
+                    ))
+                }
+                VertexKind::Source => {}
+                _ if inputs == 0 => {
+                    return Err(invalid(
+                        "edges",
+                        format!("'{}' has no input edge; only sources may have none", v.name),
+                    ))
+                }
+                _ => {}
+            }
+            if v.kind != VertexKind::Sink && outputs == 0 {
+                return Err(invalid(
+                    "edges",
+                    format!("'{}' has no output edge; only sinks may have none", v.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The operator of a non-source, non-sink vertex; the sink of a sink.
+    fn operator(&self, v: &Vertex) -> Result<Option<OperatorSpec>, ProfileError> {
+        let field = format!("vertices.{}.function", v.name);
+        let function = v.function.as_deref();
+        let bad = |allowed: &str| {
+            invalid(
+                field.clone(),
+                format!(
+                    "'{}' is not a {:?} function: use {allowed}",
+                    function.unwrap_or_default(),
+                    v.kind
+                ),
+            )
+        };
+        let spec = match v.kind {
+            VertexKind::Source | VertexKind::FailAfter if function.is_some() => {
+                return Err(invalid(
+                    field,
+                    "sources and fail-after vertices take no function",
+                ))
+            }
+            VertexKind::Source => None,
+            VertexKind::Sink => {
+                self.sink_kind(v)?;
+                None
+            }
+            VertexKind::Map => Some(OperatorSpec::Map(
+                match function.unwrap_or("multiply-by-two") {
+                    "multiply-by-two" => MapFunction::MultiplyByTwo,
+                    "increment" => MapFunction::Increment,
+                    "identity" => MapFunction::Identity,
+                    _ => return Err(bad("multiply-by-two, increment or identity")),
+                },
+            )),
+            VertexKind::Filter => Some(OperatorSpec::Filter(match function.unwrap_or("even") {
+                "even" => FilterFunction::EvenValues,
+                f => match f.strip_prefix("one-in-").and_then(|n| n.parse().ok()) {
+                    Some(n) if n > 0 => FilterFunction::OneIn(n),
+                    _ => return Err(bad("even or one-in-N (N ≥ 1)")),
+                },
+            })),
+            VertexKind::FlatMap => {
+                let f = function.unwrap_or("explode-2");
+                match f.strip_prefix("explode-").and_then(|n| n.parse().ok()) {
+                    Some(n) if (1..=1024).contains(&n) => {
+                        Some(OperatorSpec::FlatMap(FlatMapFunction::Explode(n)))
+                    }
+                    _ => return Err(bad("explode-N (1 ≤ N ≤ 1024)")),
+                }
+            }
+            VertexKind::KeyedAggregate => Some(OperatorSpec::KeyedAggregate {
+                kind: match function.unwrap_or("count") {
+                    "count" => AggregateKind::Count,
+                    "sum" => AggregateKind::Sum,
+                    _ => return Err(bad("count or sum")),
+                },
+                key_space: v
+                    .key_space
+                    .unwrap_or(self.records.key_space.min(u64::from(u32::MAX)) as u32),
+            }),
+            VertexKind::FailAfter => Some(OperatorSpec::FailAfter {
+                records: v.fail_after.unwrap_or(0),
+            }),
+        };
+        Ok(spec)
+    }
+
+    fn sink_kind(&self, v: &Vertex) -> Result<SinkKind, ProfileError> {
+        let latency = self.measure.latency;
+        match v.function.as_deref() {
+            None if latency => Ok(SinkKind::Latency),
+            None | Some("checksum") => Ok(SinkKind::Checksum),
+            Some("latency") if self.records.size.bytes() >= 16 => Ok(SinkKind::Latency),
+            Some("latency") => Err(invalid(
+                format!("vertices.{}.function", v.name),
+                "a latency sink needs records.size of at least 16 bytes (value and timestamp)",
+            )),
+            Some(other) => Err(invalid(
+                format!("vertices.{}.function", v.name),
+                format!("'{other}' is not a sink function: use checksum or latency"),
+            )),
+        }
+    }
+
+    /// Whether any sink records latency.
+    pub fn measures_latency(&self) -> bool {
+        self.measure.latency
+            || self
+                .vertices
+                .iter()
+                .any(|v| v.kind == VertexKind::Sink && v.function.as_deref() == Some("latency"))
+    }
+
+    /// The job graph this profile describes.
+    pub fn job_graph(&self) -> Result<JobGraph, ProfileError> {
+        let index = |name: &str| self.vertices.iter().position(|v| v.name == name);
+        let latency = self.measures_latency();
+        let mut vertices = Vec::with_capacity(self.vertices.len());
+        for v in &self.vertices {
+            let source = (v.kind == VertexKind::Source).then(|| SourceSpec {
+                records: self.source_records(v),
+                duration: self.records.duration.map(|d| d.0),
+                record_size: self.records.size.bytes() as usize,
+                batch: self.records.batch,
+                rate: self.records.rate,
+                skew_after: self.records.skew_after,
+                key_space: self.records.key_space,
+                timestamps: latency,
+            });
+            let sink = match v.kind {
+                VertexKind::Sink => Some(self.sink_kind(v)?),
+                _ => None,
+            };
+            vertices.push(JobVertex {
+                name: v.name.clone(),
+                parallelism: v.parallelism,
+                source,
+                operators: self.operator(v)?.into_iter().collect(),
+                sink,
+            });
+        }
+        let mut edges = Vec::with_capacity(self.edges.len());
+        for (i, e) in self.edges.iter().enumerate() {
+            let missing = |end: &str, name: &str| {
+                invalid(
+                    format!("edges[{i}].{end}"),
+                    format!("no vertex is named '{name}'"),
+                )
+            };
+            let from = index(&e.from).ok_or_else(|| missing("from", &e.from))?;
+            let to = index(&e.to).ok_or_else(|| missing("to", &e.to))?;
+            let to_parallelism = self.vertices[to].parallelism;
+            let kind =
+                e.partitioner
+                    .unwrap_or(if self.vertices[from].parallelism == to_parallelism {
+                        PartitionerKind::Forward
+                    } else {
+                        PartitionerKind::Rebalance
+                    });
+            let partitioner = match kind {
+                PartitionerKind::Forward => Partitioner::Forward,
+                PartitionerKind::Rebalance => Partitioner::Rebalance,
+                PartitionerKind::Rescale => Partitioner::Rescale,
+                PartitionerKind::Hash => Partitioner::hash_for(to_parallelism * e.channels),
+                PartitionerKind::Broadcast => Partitioner::Broadcast,
+            };
+            edges.push(JobEdge {
+                channels: e.channels,
+                ..JobEdge::new(from, to, partitioner)
+            });
+        }
+        let graph = JobGraph {
+            name: self.name.clone(),
+            vertices,
+            edges,
+            chaining: self.chaining,
+            buffer_timeout: match self.network.buffer_timeout {
+                Timeout::Never => BufferTimeout::Never,
+                Timeout::After(d) if d.is_zero() => BufferTimeout::EveryRecord,
+                Timeout::After(d) => BufferTimeout::Interval(d),
+            },
+        };
+        graph
+            .validate()
+            .map_err(|e| invalid("topology", e.to_string()))?;
+        Ok(graph)
+    }
+
+    /// How the job runs: network memory sized for the job unless
+    /// `network.memory` says otherwise.
+    pub fn job_options(&self) -> Result<JobOptions, ProfileError> {
+        let graph = self.job_graph()?;
+        let plan = ExecutionGraph::build(&graph).map_err(|e| invalid("topology", e.to_string()))?;
+        let n = &self.network;
+        let segment = n.segment_size.bytes();
+        let total = match n.memory {
+            Some(memory) => memory.bytes() / segment,
+            None => plan
+                .partitions
+                .iter()
+                .map(|&(_, subpartitions)| u64::from(BufferPool::default_bounds(subpartitions).1))
+                .sum::<u64>()
+                .max(1),
+        };
+        let total_segments = u32::try_from(total).map_err(|_| {
+            invalid(
+                "network.memory",
+                format!("{total} segments is more than this build supports"),
+            )
+        })?;
+        let r = &self.runtime;
+        Ok(JobOptions {
+            network: NetworkConfig {
+                memory: MemoryConfig {
+                    segment_size: segment as usize,
+                    total_segments,
+                    huge_pages: n.huge_pages,
+                },
+                buffers_per_channel: n.buffers_per_channel,
+                floating_buffers: n.floating_buffers,
+                max_record_size: n.max_record_size.bytes() as usize,
+            },
+            wait: match r.wait {
+                WaitKind::BusySpin => WaitStrategy::BusySpin,
+                WaitKind::SpinYield => WaitStrategy::SpinYield { spins: r.spins },
+                WaitKind::SpinPark => WaitStrategy::SpinPark {
+                    spins: r.spins,
+                    yields: r.yields,
+                },
+            },
+            pinning: match &r.pin {
+                Pin::Policy(PinPolicy::Spread) => Pinning::Spread,
+                Pin::Policy(PinPolicy::None) => Pinning::None,
+                Pin::Cores(cores) => Pinning::Cores(cores.clone()),
+            },
+            cancel_timeout: r.cancel_timeout.0,
+        })
+    }
+
+    /// Subtasks after chaining (threads the job starts).
+    pub fn task_count(&self) -> usize {
+        self.job_graph()
+            .ok()
+            .and_then(|g| ExecutionGraph::build(&g).ok())
+            .map_or(0, |p| p.subtasks())
+    }
+
+    /// Every point of the sweep: the `--set` assignments of each, first
+    /// axis varying slowest.
+    pub fn sweep_points(&self) -> Vec<Vec<String>> {
+        let mut points = vec![Vec::new()];
+        for axis in &self.sweep {
+            points = points
+                .into_iter()
+                .flat_map(|point| {
+                    axis.values.iter().map(move |value| {
+                        let mut p = point.clone();
+                        p.push(format!("{}={}", axis.set, value_text(value)));
+                        p
+                    })
+                })
+                .collect();
+        }
+        points
+    }
+}
+
+/// A TOML value as `--set` takes it (strings unquoted).
+pub fn value_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Applies one `path=value` assignment to a profile's TOML table. The value
+/// is read as TOML (`4`, `true`, `[0, 1]`, `"x"`), or else as a bare string.
+pub fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<(), ProfileError> {
+    let fail = |message: String| ProfileError::Override {
+        assignment: assignment.to_string(),
+        message,
+    };
+    let (path, text) = assignment
+        .split_once('=')
+        .ok_or_else(|| fail("expected path=value, e.g. network.segment_size=64KiB".into()))?;
+    let path: Vec<&str> = path.trim().split('.').collect();
+    if path.iter().any(|p| p.is_empty()) {
+        return Err(fail("the path has an empty part".into()));
+    }
+    let text = text.trim();
+    let value = toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_string()));
+    set_path(table, &path, value).map_err(fail)
+}
+
+fn set_path(table: &mut toml::Table, path: &[&str], value: toml::Value) -> Result<(), String> {
+    let (key, rest) = path.split_first().expect("paths are not empty");
+    if rest.is_empty() {
+        table.insert((*key).to_string(), value);
+        return Ok(());
+    }
+    let entry = table
+        .entry((*key).to_string())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    match entry {
+        toml::Value::Table(t) => set_path(t, rest, value),
+        toml::Value::Array(items) => {
+            // Array elements are chosen by name, or else by index.
+            let (selector, rest) = rest.split_first().expect("rest is not empty");
+            let at = items
+                .iter()
+                .position(|item| item.get("name").and_then(toml::Value::as_str) == Some(*selector))
+                .or_else(|| selector.parse::<usize>().ok().filter(|&i| i < items.len()))
+                .ok_or_else(|| format!("'{key}' has no element named or numbered '{selector}'"))?;
+            if rest.is_empty() {
+                return Err(format!(
+                    "name a field of {key}.{selector}, e.g. {key}.{selector}.parallelism"
+                ));
+            }
+            match &mut items[at] {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => Err(format!("{key}.{selector} is not a table")),
+            }
+        }
+        _ => Err(format!("'{key}' is a value, not a table")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAP_SINK: &str = r#"
+name = "map-sink"
+[[vertices]]
+name = "source"
+kind = "source"
+[[vertices]]
+name = "map"
+kind = "map"
+[[vertices]]
+name = "sink"
+kind = "sink"
+[[edges]]
+from = "source"
+to = "map"
+[[edges]]
+from = "map"
+to = "sink"
+"#;
+
+    #[test]
+    fn a_minimal_profile_gets_flinks_defaults() {
+        let p = Profile::from_toml(MAP_SINK, "test", &[]).unwrap();
+        assert_eq!(p.network.segment_size, Size(32 << 10));
+        assert_eq!(p.network.buffers_per_channel, 2);
+        assert_eq!(p.network.floating_buffers, 8);
+        assert_eq!(
+            p.network.buffer_timeout,
+            Timeout::After(Duration::from_millis(100))
+        );
+        assert!(p.chaining);
+        let graph = p.job_graph().unwrap();
+        assert_eq!(graph.edges[0].partitioner, Partitioner::Forward);
+        assert_eq!(
+            graph.vertices[0].source.unwrap().records,
+            Some(DEFAULT_RECORDS)
+        );
+        assert_eq!(
+            p.task_count(),
+            1,
+            "source, map and sink chain into one task"
+        );
+    }
+
+    #[test]
+    fn overrides_reach_named_array_elements_and_nested_tables() {
+        let p = Profile::from_toml(
+            MAP_SINK,
+            "test",
+            &[
+                "vertices.sink.parallelism=2".into(),
+                "edges.1.partitioner=rebalance".into(),
+                "network.segment_size=64KiB".into(),
+                "runtime.pin=[0]".into(),
+                "records.count=5".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(p.vertices[2].parallelism, 2);
+        assert_eq!(p.edges[1].partitioner, Some(PartitionerKind::Rebalance));
+        assert_eq!(p.network.segment_size, Size(64 << 10));
+        assert_eq!(p.runtime.pin, Pin::Cores(vec![0]));
+        assert_eq!(p.task_count(), 3);
+        // The profile as run round-trips through TOML.
+        assert_eq!(Profile::from_toml(&p.to_toml(), "again", &[]).unwrap(), p);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let err = |text: &str, overrides: &[&str]| {
+            let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+            Profile::from_toml(text, "p.toml", &o)
+                .unwrap_err()
+                .to_string()
+        };
+        let unknown = err(&format!("{MAP_SINK}\n[network]\nsegmnt_size = 4096\n"), &[]);
+        assert!(
+            unknown.contains("segmnt_size") && unknown.contains("line"),
+            "{unknown}"
+        );
+        let parallelism = err(MAP_SINK, &["vertices.map.parallelism=0"]);
+        assert!(
+            parallelism.contains("vertices.map.parallelism"),
+            "{parallelism}"
+        );
+        let segment = err(MAP_SINK, &["network.segment_size=3000"]);
+        assert!(
+            segment.contains("network.segment_size") && segment.contains("power of two"),
+            "{segment}"
+        );
+        let missing = err(MAP_SINK, &["edges.0.to=nowhere"]);
+        assert!(
+            missing.contains("edges[0].to") && missing.contains("nowhere"),
+            "{missing}"
+        );
+        let bad_set = err(MAP_SINK, &["vertices.nosuch.parallelism=2"]);
+        assert!(
+            bad_set.contains("--set") && bad_set.contains("nosuch"),
+            "{bad_set}"
+        );
+        let no_eq = err(MAP_SINK, &["network.segment_size"]);
+        assert!(no_eq.contains("path=value"), "{no_eq}");
+        let wrong_type = err(MAP_SINK, &["vertices.map.parallelism=many"]);
+        assert!(
+            wrong_type.contains("parallelism") || wrong_type.contains("invalid type"),
+            "{wrong_type}"
+        );
+        let big = err(MAP_SINK, &["records.size=2MiB"]);
+        assert!(
+            big.contains("records.size") && big.contains("max_record_size"),
+            "{big}"
+        );
+        let memory = err(
+            MAP_SINK,
+            &["network.memory=32KiB", "vertices.sink.parallelism=4"],
+        );
+        assert!(memory.contains("network.memory"), "{memory}");
+        let cycle = err(
+            &format!("{MAP_SINK}\n[[edges]]\nfrom = \"sink\"\nto = \"map\"\n"),
+            &[],
+        );
+        assert!(cycle.contains("sink 'sink' has an output edge"), "{cycle}");
+    }
+
+    #[test]
+    fn sweep_points_vary_the_first_axis_slowest() {
+        let text = format!(
+            "{MAP_SINK}\n[[sweep]]\nset = \"vertices.source.parallelism\"\nvalues = [1, 2]\n[[sweep]]\nset = \"network.segment_size\"\nvalues = [\"4KiB\", \"1MiB\"]\n"
+        );
+        let p = Profile::from_toml(&text, "sweep", &[]).unwrap();
+        let points = p.sweep_points();
+        assert_eq!(points.len(), 4);
+        assert_eq!(
+            points[1],
+            vec![
+                "vertices.source.parallelism=1".to_string(),
+                "network.segment_size=1MiB".to_string()
+            ]
+        );
+        for point in points {
+            Profile::from_toml(&text, "sweep", &point).unwrap();
+        }
+    }
+}
