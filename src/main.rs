@@ -1,31 +1,102 @@
 //! The `taskbench` command line.
+//!
+//! Exit codes: 0 ok, 1 the run failed (a task failed, or did not end),
+//! 2 bad usage or bad input.
 
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use taskbench::bench::builtin::{self, BUILTIN};
 use taskbench::bench::channel::{run_channel, ChannelRun};
+use taskbench::bench::report::{self, Format};
+use taskbench::bench::{chart, run_profile, run_sweep, Profile, Progress, RunResult, Status};
 use taskbench::metrics::CountingAllocator;
 use taskbench::network::Partitioner;
 
 #[global_allocator]
 static ALLOC: CountingAllocator<mimalloc::MiMalloc> = CountingAllocator(mimalloc::MiMalloc);
 
-/// Apache Flink's task runtime in one process, and a benchmark engine around it.
+/// Apache Flink's task runtime in one process, and a benchmark engine
+/// around it.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Exit codes: 0 ok, 1 the run failed, 2 bad usage or input."
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Two threads, one partition → one gate: records/s and bytes/s of the
-    /// data path (serializer, pool, rings, deserializer). The default.
+    /// Runs a profile (default: the built-in quickstart) and prints its figures.
+    Run(RunArgs),
+    /// Runs every point of a profile's sweep axes; writes JSON and SVG charts.
+    Sweep(SweepArgs),
+    /// Lists the built-in profiles and those in ./profiles.
+    List,
+    /// Checks a profile (and overrides) without running it.
+    Validate(ProfileArgs),
+    /// Two threads, one partition → one gate, no task runtime: the raw data
+    /// path (serializer, pool, rings, deserializer).
     Demo(DemoArgs),
 }
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Args)]
+struct ProfileArgs {
+    /// A profile file, or the name of a built-in profile (see `list`).
+    profile: Option<String>,
+    /// Overrides a profile field, e.g. `--set network.segment_size=64KiB`
+    /// or `--set vertices.source.parallelism=2` (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct OutputArgs {
+    /// Writes the result to FILE (`-` for stdout; the table then goes to
+    /// stderr). Rewritten after every repetition.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Format of `--output`.
+    #[arg(long, value_enum, default_value = "json")]
+    format: Format,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Measured repetitions (overrides `measure.repetitions`).
+    #[arg(long, short)]
+    repetitions: Option<u32>,
+    /// Warm-up runs (overrides `measure.warmup`).
+    #[arg(long, short)]
+    warmup: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+struct SweepArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Directory for the JSON result (unless --output) and the charts.
+    #[arg(long, default_value = "results")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
 struct DemoArgs {
     /// Records to send.
     #[arg(long, default_value_t = 20_000_000)]
@@ -41,16 +112,287 @@ struct DemoArgs {
     segment_size: usize,
 }
 
-impl Default for DemoArgs {
-    fn default() -> Self {
-        Self::parse_from(["demo"])
-    }
+/// Bad input: exit 2 with one message.
+fn usage_error(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(2)
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command.unwrap_or(Command::Demo(DemoArgs::default())) {
+    match cli.command {
+        Command::Run(args) => run(args),
+        Command::Sweep(args) => sweep(args),
+        Command::List => list(),
+        Command::Validate(args) => validate(&args),
         Command::Demo(args) => demo(&args),
+    }
+}
+
+fn overrides(args: &ProfileArgs, extra: &[(&str, Option<u32>)]) -> Vec<String> {
+    let mut set = args.set.clone();
+    for (path, value) in extra {
+        if let Some(v) = value {
+            set.push(format!("{path}={v}"));
+        }
+    }
+    set
+}
+
+fn progress_bar(quiet: bool) -> ProgressBar {
+    let visible = !quiet && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if visible {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Writes `text` to `path` whole (a reader never sees half a file).
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(partial, path)
+}
+
+fn render_run(result: &RunResult, format: Format) -> String {
+    match format {
+        Format::Json => serde_json::to_string_pretty(result).expect("results serialize") + "\n",
+        Format::Csv => report::csv(result),
+        Format::Markdown => report::markdown(result),
+    }
+}
+
+fn to_stdout(output: &OutputArgs) -> bool {
+    output.output.as_deref() == Some(Path::new("-"))
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let set = overrides(
+        &args.profile,
+        &[
+            ("measure.repetitions", args.repetitions),
+            ("measure.warmup", args.warmup),
+        ],
+    );
+    let (profile, origin) = match builtin::load(args.profile.profile.as_deref(), &set) {
+        Ok(p) => p,
+        Err(e) => return usage_error(e),
+    };
+    let bar = progress_bar(args.output.quiet);
+    bar.set_prefix(profile.name.clone());
+    bar.set_length(u64::from(
+        profile.measure.warmup + profile.measure.repetitions,
+    ));
+    let file = args.output.output.clone().filter(|p| p != Path::new("-"));
+    let format = args.output.format;
+    let mut write_error = None;
+    let outcome = run_profile(&profile, &set, &mut |p| match p {
+        Progress::Warmup { run, of } => bar.set_message(format!("warm-up {}/{of}", run + 1)),
+        Progress::Measuring { repetition, of } => {
+            bar.inc(u64::from(repetition == 0) * u64::from(profile.measure.warmup));
+            bar.set_message(format!("repetition {}/{of}", repetition + 1));
+        }
+        Progress::Measured(result) => {
+            bar.inc(1);
+            if let Some(path) = &file {
+                if let Err(e) = write_atomically(path, &render_run(result, format)) {
+                    write_error.get_or_insert(format!("cannot write {}: {e}", path.display()));
+                }
+            }
+        }
+    });
+    bar.finish_and_clear();
+    let result = match outcome {
+        Ok(result) => result,
+        Err(e) => {
+            eprintln!("error: {origin}: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    if let Some(path) = &file {
+        // Also written when nothing was measured (a failure in warm-up).
+        if let Err(e) = write_atomically(path, &render_run(&result, format)) {
+            write_error.get_or_insert(format!("cannot write {}: {e}", path.display()));
+        }
+    }
+    let table = report::table(&result);
+    if to_stdout(&args.output) {
+        eprint!("{table}");
+        print!("{}", render_run(&result, format));
+    } else {
+        print!("{table}");
+    }
+    let _ = std::io::stdout().flush();
+    if let Some(e) = write_error {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    if result.status == Status::Failed {
+        eprintln!(
+            "error: the job failed: {}",
+            result.failure.as_deref().unwrap_or("unknown cause")
+        );
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn sweep(args: SweepArgs) -> ExitCode {
+    let set = overrides(&args.profile, &[]);
+    let (profile, origin) = match builtin::load(args.profile.profile.as_deref(), &set) {
+        Ok(p) => p,
+        Err(e) => return usage_error(e),
+    };
+    if profile.sweep.is_empty() {
+        return usage_error(format!(
+            "{origin}: the profile has no [[sweep]] axes; use `taskbench run` for one point"
+        ));
+    }
+    let points = profile.sweep_points().len();
+    let runs = u64::from(profile.measure.warmup + profile.measure.repetitions);
+    let bar = progress_bar(args.output.quiet);
+    bar.set_prefix(profile.name.clone());
+    bar.set_length(points as u64 * runs);
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "");
+    let file = match &args.output.output {
+        Some(p) if p == Path::new("-") => None,
+        Some(p) => Some(p.clone()),
+        None => Some(args.dir.join(format!("{}-{stamp}.json", profile.name))),
+    };
+    let format = args.output.format;
+    let render = |s: &taskbench::bench::SweepResult| match format {
+        Format::Json => serde_json::to_string_pretty(s).expect("results serialize") + "\n",
+        Format::Csv => report::sweep_csv(s),
+        Format::Markdown => report::sweep_markdown(s),
+    };
+    let mut write_error = None;
+    let outcome = run_sweep(
+        &profile,
+        &set,
+        &mut |point, total, p| match p {
+            Progress::Warmup { .. } | Progress::Measured(_) => bar.inc(1),
+            Progress::Measuring { repetition, of } => {
+                bar.set_message(format!(
+                    "point {}/{total}, repetition {}/{of}",
+                    point + 1,
+                    repetition + 1
+                ));
+            }
+        },
+        &mut |s| {
+            if let Some(path) = &file {
+                if let Err(e) = write_atomically(path, &render(s)) {
+                    write_error.get_or_insert(format!("cannot write {}: {e}", path.display()));
+                }
+            }
+        },
+    );
+    bar.finish_and_clear();
+    let result = match outcome {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {origin}: {e}");
+            return ExitCode::from(e.exit_code());
+        }
+    };
+    let table = report::sweep_table(&result);
+    if to_stdout(&args.output) {
+        eprint!("{table}");
+        print!("{}", render(&result));
+    } else {
+        print!("{table}");
+        if let Some(path) = &file {
+            println!("\nresult: {}", path.display());
+        }
+    }
+    match chart::sweep_charts(&result, &args.dir) {
+        Ok(files) => {
+            for f in files {
+                eprintln!("chart:  {}", f.display());
+            }
+        }
+        Err(e) => {
+            write_error.get_or_insert(e);
+        }
+    }
+    if let Some(e) = write_error {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    if result.status == Status::Failed {
+        eprintln!("error: a sweep point failed (see the table)");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn list() -> ExitCode {
+    let mut names: Vec<&str> = Vec::new();
+    for (name, text) in BUILTIN {
+        match Profile::from_toml(text, name, &[]) {
+            Ok(p) => {
+                let sweep = if p.sweep.is_empty() { "" } else { " [sweep]" };
+                println!("{name:<34} {}{sweep}", p.description);
+            }
+            Err(e) => println!("{name:<34} (invalid: {e})"),
+        }
+        names.push(name);
+    }
+    let local = Path::new("profiles");
+    if let Ok(entries) = std::fs::read_dir(local) {
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        for path in files {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            if names.contains(&stem) {
+                continue;
+            }
+            match Profile::from_file(&path, &[]) {
+                Ok(p) => println!("{:<34} {}", path.display(), p.description),
+                Err(e) => println!("{:<34} (invalid: {e})", path.display()),
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn validate(args: &ProfileArgs) -> ExitCode {
+    match builtin::load(args.profile.as_deref(), &args.set) {
+        Ok((profile, origin)) => {
+            let points = profile.sweep_points().len();
+            println!(
+                "{origin}: ok: '{}', {} vertices, {} edges, {} task thread(s){}",
+                profile.name,
+                profile.vertices.len(),
+                profile.edges.len(),
+                profile.task_count(),
+                if profile.sweep.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {points} sweep points")
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => usage_error(e),
     }
 }
 
@@ -64,8 +406,7 @@ fn demo(args: &DemoArgs) -> ExitCode {
     };
     run.network.memory.segment_size = args.segment_size;
     if args.channels == 0 {
-        eprintln!("error: --channels must be at least 1");
-        return ExitCode::from(2);
+        return usage_error("--channels must be at least 1");
     }
     match run_channel(&run) {
         Ok(report) => {
@@ -98,10 +439,7 @@ fn demo(args: &DemoArgs) -> ExitCode {
             println!("  pools full    {:>12}", report.pools_full);
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
+        Err(e) => usage_error(e),
     }
 }
 

@@ -8,4 +8,4 @@ mod runner;
 
 pub use execution::{Channel, ExecutionGraph, ExecutionVertex};
 pub use graph::{GraphError, JobEdge, JobGraph, JobVertex};
-pub use runner::{run_job, JobError, JobOptions, JobResult, Pinning, SubtaskReport};
+pub use runner::{run_job, run_job_on, JobError, JobOptions, JobResult, Pinning, SubtaskReport};

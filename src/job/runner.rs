@@ -160,6 +160,21 @@ impl JobResult {
 /// Deploys `graph` and runs it to its end. A failing task makes the others
 /// canceled and the result carry the first cause.
 pub fn run_job(graph: &JobGraph, options: &JobOptions) -> Result<JobResult, JobError> {
+    ExecutionGraph::build(graph)?;
+    let shuffle = Arc::new(ShuffleEnvironment::new(options.network)?);
+    run_job_on(graph, options, &shuffle)
+}
+
+/// As [`run_job`], on network memory that outlives the job, as a
+/// TaskManager's network buffer pool outlives the jobs it runs: a
+/// benchmark maps and faults it once, not per repetition. Its
+/// configuration replaces `options.network`; every segment must be back in
+/// the pool when the job starts.
+pub fn run_job_on(
+    graph: &JobGraph,
+    options: &JobOptions,
+    shuffle: &Arc<ShuffleEnvironment>,
+) -> Result<JobResult, JobError> {
     let plan = ExecutionGraph::build(graph)?;
     let allowed: Vec<usize> = core_affinity::get_core_ids()
         .unwrap_or_default()
@@ -188,7 +203,7 @@ pub fn run_job(graph: &JobGraph, options: &JobOptions) -> Result<JobResult, JobE
     } else {
         options.wait
     };
-    let shuffle = Arc::new(ShuffleEnvironment::new(options.network)?);
+    let shuffle = shuffle.clone();
     let settings = TaskSettings {
         wait,
         mailbox_capacity: 64,

@@ -302,7 +302,7 @@ impl MailboxDefaultAction for StreamTask {
 
     fn is_input_available(&self) -> bool {
         match &self.head {
-            Head::Source { wait_until, .. } => wait_until.map_or(true, |at| Instant::now() >= at),
+            Head::Source { wait_until, .. } => wait_until.is_none_or(|at| Instant::now() >= at),
             Head::Input(input) => input.is_input_available(),
         }
     }

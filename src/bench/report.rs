@@ -1,0 +1,363 @@
+//! Results as people read them (a table on the terminal) and as other
+//! tools read them (JSON, CSV, Markdown).
+
+use std::fmt::Write as _;
+
+use super::result::{Latency, Repetition, RunResult, Stats, Status, SweepResult};
+
+/// Output formats of `--format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The full result, schema-versioned.
+    Json,
+    /// One row per repetition.
+    Csv,
+    /// A summary table.
+    Markdown,
+}
+
+/// `1234567.8` → `"1,234,568"`.
+pub fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.abs());
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if value < 0.0 && digits != "0" {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// Nanoseconds with a readable unit.
+pub fn nanos(ns: f64) -> String {
+    match ns {
+        n if n < 1e3 => format!("{n:.0} ns"),
+        n if n < 1e6 => format!("{:.1} µs", n / 1e3),
+        n if n < 1e9 => format!("{:.2} ms", n / 1e6),
+        n => format!("{:.2} s", n / 1e9),
+    }
+}
+
+/// Bytes per second with a binary unit.
+pub fn byte_rate(bps: f64) -> String {
+    const GIB: f64 = (1u64 << 30) as f64;
+    const MIB: f64 = (1u64 << 20) as f64;
+    if bps >= GIB {
+        format!("{:.2} GiB/s", bps / GIB)
+    } else {
+        format!("{:.1} MiB/s", bps / MIB)
+    }
+}
+
+fn latency_line(l: &Latency) -> String {
+    format!(
+        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}  ({} samples)",
+        nanos(l.p50 as f64),
+        nanos(l.p90 as f64),
+        nanos(l.p99 as f64),
+        nanos(l.p999 as f64),
+        nanos(l.max as f64),
+        thousands(l.samples as f64)
+    )
+}
+
+fn spread(s: &Stats) -> String {
+    format!(
+        "± {:.1} %   (min {}  max {})",
+        s.rsd_pct,
+        thousands(s.min),
+        thousands(s.max)
+    )
+}
+
+/// The terminal table of a run.
+pub fn table(result: &RunResult) -> String {
+    let p = &result.profile;
+    let t = &result.testbed;
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", p.name);
+    if !p.description.is_empty() {
+        let _ = writeln!(out, "  {}", p.description);
+    }
+    let records = result.repetitions.first().map_or(0, |r| r.records);
+    let _ = writeln!(
+        out,
+        "  {} task thread(s) on {} core(s) ({}{}) · {} repetition(s) after {} warm-up · {} records each",
+        t.task_threads,
+        t.cores_available.len(),
+        t.cpu_model,
+        if t.virtualized { ", VM" } else { "" },
+        result.repetitions.len(),
+        result.warmup_runs,
+        thousands(records as f64)
+    );
+    if let Some(failure) = &result.failure {
+        let _ = writeln!(out, "\n  FAILED: {failure}");
+    }
+    let Some(s) = &result.summary else {
+        return out;
+    };
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "  throughput    {} records/ms  {}",
+        thousands(s.records_per_ms.median),
+        spread(&s.records_per_ms)
+    );
+    let _ = writeln!(
+        out,
+        "                {:.2} M records/s   {}",
+        s.records_per_sec.median / 1e6,
+        byte_rate(s.bytes_per_sec.median)
+    );
+    if let (Some(flink), Some(ratio)) = (&p.flink, s.flink_ratio) {
+        let _ = writeln!(
+            out,
+            "  vs Flink      {:.2}× {} ({} records/ms on {})",
+            ratio,
+            flink.benchmark,
+            thousands(flink.ops_per_ms),
+            flink.machine
+        );
+    }
+    if let Some(l) = &s.latency_ns {
+        let _ = writeln!(out, "  latency       {}", latency_line(l));
+    }
+    let _ = writeln!(
+        out,
+        "  overhead      {:.1} ms deploy + tear-down per job (median); network memory set up once in {:.1} ms",
+        s.overhead_ms.median, result.network_setup_ms
+    );
+    let _ = writeln!(
+        out,
+        "  allocations   {} during measurement",
+        s.allocations_during_measurement
+    );
+    let _ = writeln!(
+        out,
+        "  pools         {}",
+        if s.pools_full {
+            "every segment back after every job"
+        } else {
+            "NOT FULL after a job: segments were lost"
+        }
+    );
+    out.push('\n');
+    let width = s
+        .tasks
+        .iter()
+        .map(|t| t.name.len() + 4)
+        .max()
+        .unwrap_or(4)
+        .max(8);
+    let _ = writeln!(
+        out,
+        "  {:<width$}  {:>7}  {:>7}  {:>7}  {:>13}  {:>13}  {:>6}",
+        "task", "busy", "idle", "backpr", "records in", "records out", "allocs"
+    );
+    for task in &s.tasks {
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {:>6.1}%  {:>6.1}%  {:>6.1}%  {:>13}  {:>13}  {:>6}",
+            format!("{} #{}", task.name, task.subtask),
+            task.busy_pct,
+            task.idle_pct,
+            task.back_pressured_pct,
+            thousands(task.records_in as f64),
+            thousands(task.records_out as f64),
+            task.allocations
+        );
+    }
+    out
+}
+
+/// The terminal table of a sweep: one line per point.
+pub fn sweep_table(sweep: &SweepResult) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} (sweep, {} points)",
+        sweep.profile.name,
+        sweep.points.len()
+    );
+    let latency = sweep.points.iter().any(|p| {
+        p.result
+            .summary
+            .as_ref()
+            .is_some_and(|s| s.latency_ns.is_some())
+    });
+    let width = sweep
+        .points
+        .iter()
+        .map(|p| p.overrides.join("  ").len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    let _ = write!(
+        out,
+        "  {:<width$}  {:>12}  {:>7}  {:>6}",
+        "point", "records/ms", "± %", "allocs"
+    );
+    if latency {
+        let _ = write!(out, "  {:>10}  {:>10}  {:>10}", "p50", "p99", "p99.9");
+    }
+    out.push('\n');
+    for point in &sweep.points {
+        let label = point.overrides.join("  ");
+        match (&point.result.summary, point.result.status) {
+            (Some(s), _) => {
+                let _ = write!(
+                    out,
+                    "  {:<width$}  {:>12}  {:>7.1}  {:>6}",
+                    label,
+                    thousands(s.records_per_ms.median),
+                    s.records_per_ms.rsd_pct,
+                    s.allocations_during_measurement
+                );
+                if let Some(l) = s.latency_ns.as_ref().filter(|_| latency) {
+                    let _ = write!(
+                        out,
+                        "  {:>10}  {:>10}  {:>10}",
+                        nanos(l.p50 as f64),
+                        nanos(l.p99 as f64),
+                        nanos(l.p999 as f64)
+                    );
+                }
+                out.push('\n');
+            }
+            (None, Status::Failed) => {
+                let _ = writeln!(
+                    out,
+                    "  {label:<width$}  FAILED: {}",
+                    point.result.failure.as_deref().unwrap_or("unknown")
+                );
+            }
+            (None, _) => {
+                let _ = writeln!(out, "  {label:<width$}  (no measurement)");
+            }
+        }
+    }
+    out
+}
+
+const CSV_HEADER: &str = "profile,point,repetition,records,seconds,records_per_sec,records_per_ms,bytes_per_sec,overhead_ms,latency_p50_ns,latency_p90_ns,latency_p99_ns,latency_p999_ns,latency_max_ns,allocations,pools_full";
+
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+fn csv_row(out: &mut String, profile: &str, point: &str, r: &Repetition) {
+    let l = r.latency_ns.as_ref();
+    let opt = |f: fn(&Latency) -> u64| l.map_or(String::new(), |l| f(l).to_string());
+    let _ = writeln!(
+        out,
+        "{},{},{},{},{:.9},{:.1},{:.3},{:.1},{:.3},{},{},{},{},{},{},{}",
+        csv_field(profile),
+        csv_field(point),
+        r.index,
+        r.records,
+        r.seconds,
+        r.records_per_sec,
+        r.records_per_ms,
+        r.bytes_per_sec,
+        r.overhead_ms,
+        opt(|l| l.p50),
+        opt(|l| l.p90),
+        opt(|l| l.p99),
+        opt(|l| l.p999),
+        opt(|l| l.max),
+        r.allocations,
+        r.pools_full
+    );
+}
+
+/// A run as CSV: one row per repetition.
+pub fn csv(result: &RunResult) -> String {
+    let mut out = format!("{CSV_HEADER}\n");
+    let point = result.overrides.join(" ");
+    for r in &result.repetitions {
+        csv_row(&mut out, &result.profile.name, &point, r);
+    }
+    out
+}
+
+/// A sweep as CSV: one row per repetition of every point.
+pub fn sweep_csv(sweep: &SweepResult) -> String {
+    let mut out = format!("{CSV_HEADER}\n");
+    for point in &sweep.points {
+        for r in &point.result.repetitions {
+            csv_row(&mut out, &sweep.profile.name, &point.overrides.join(" "), r);
+        }
+    }
+    out
+}
+
+const MARKDOWN_HEADER: &str = "| profile | point | records/ms (median) | ± % | MiB/s | p99 latency | allocations | Flink records/ms | ratio |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
+
+fn markdown_row(out: &mut String, result: &RunResult, point: &str) {
+    let Some(s) = &result.summary else {
+        let _ = writeln!(
+            out,
+            "| {} | {point} | failed: {} | | | | | | |",
+            result.profile.name,
+            result.failure.as_deref().unwrap_or("no measurement")
+        );
+        return;
+    };
+    let flink = result.profile.flink.as_ref();
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {:.1} | {:.0} | {} | {} | {} | {} |",
+        result.profile.name,
+        point,
+        thousands(s.records_per_ms.median),
+        s.records_per_ms.rsd_pct,
+        s.bytes_per_sec.median / (1u64 << 20) as f64,
+        s.latency_ns.map_or("–".into(), |l| nanos(l.p99 as f64)),
+        s.allocations_during_measurement,
+        flink.map_or("–".into(), |f| thousands(f.ops_per_ms)),
+        s.flink_ratio.map_or("–".into(), |r| format!("{r:.2}×"))
+    );
+}
+
+/// A run as a Markdown summary table.
+pub fn markdown(result: &RunResult) -> String {
+    let mut out = MARKDOWN_HEADER.to_string();
+    markdown_row(&mut out, result, &result.overrides.join(" "));
+    out
+}
+
+/// A sweep as a Markdown table, one row per point.
+pub fn sweep_markdown(sweep: &SweepResult) -> String {
+    let mut out = MARKDOWN_HEADER.to_string();
+    for point in &sweep.points {
+        markdown_row(&mut out, &point.result, &point.overrides.join(" "));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(thousands(1_234_567.8), "1,234,568");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(-1000.0), "-1,000");
+        assert_eq!(thousands(0.2), "0");
+        assert_eq!(nanos(850.0), "850 ns");
+        assert_eq!(nanos(12_345.0), "12.3 µs");
+        assert_eq!(nanos(2_500_000.0), "2.50 ms");
+        assert_eq!(byte_rate(3.0 * (1u64 << 30) as f64), "3.00 GiB/s");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+    }
+}

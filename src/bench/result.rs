@@ -1,0 +1,273 @@
+//! The JSON result of `taskbench run` and `taskbench sweep`
+//! (schema documented in `profiles/README.md`, versioned by
+//! [`SCHEMA_VERSION`], which always comes first).
+
+use serde::{Deserialize, Serialize};
+
+use super::profile::Profile;
+use super::testbed::Testbed;
+
+/// Version of the result schema; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Whether a run is still going, done, or ended by a failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Written after each repetition while the run goes on.
+    Running,
+    /// Every repetition measured.
+    Complete,
+    /// A task failed; `failure` says which and why.
+    Failed,
+}
+
+/// One `taskbench run`: the profile as run, where, and every figure.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunResult {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `"run"`.
+    pub kind: String,
+    /// The taskbench version that measured.
+    pub taskbench_version: String,
+    /// Running, complete or failed.
+    pub status: Status,
+    /// The failing task and its cause, when `status` is failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// The profile as run (overrides applied).
+    pub profile: Profile,
+    /// The `--set` overrides given.
+    pub overrides: Vec<String>,
+    /// The machine and build.
+    pub testbed: Testbed,
+    /// Warm-up runs made before measuring (not recorded).
+    pub warmup_runs: u32,
+    /// Mapping and faulting in the network memory, once per run (it
+    /// outlives the jobs, as a TaskManager's does), in milliseconds.
+    pub network_setup_ms: f64,
+    /// Every measured repetition, in order.
+    pub repetitions: Vec<Repetition>,
+    /// Statistics over the repetitions (present once one is measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<Summary>,
+}
+
+/// One measured run of the job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Repetition {
+    /// 0-based.
+    pub index: u32,
+    /// Records that reached the sinks.
+    pub records: u64,
+    /// Record bytes that reached the sinks.
+    pub bytes: u64,
+    /// Wrapping sum of the values that reached the sinks.
+    pub checksum: u64,
+    /// How long records flowed: the first source turn to the last end of
+    /// input (the throughput denominator).
+    pub seconds: f64,
+    /// `records / seconds`.
+    pub records_per_sec: f64,
+    /// `records_per_sec / 1000`: flink-benchmarks' unit.
+    pub records_per_ms: f64,
+    /// `bytes / seconds`.
+    pub bytes_per_sec: f64,
+    /// Deploying the job and tearing it down (wall time of the whole job,
+    /// memory set-up included, minus `seconds`), in milliseconds.
+    pub overhead_ms: f64,
+    /// Sink latency, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ns: Option<Latency>,
+    /// Allocations made by task threads while their loops ran.
+    pub allocations: u64,
+    /// Whether every network segment was back in its pool afterwards.
+    pub pools_full: bool,
+    /// Every subtask.
+    pub tasks: Vec<TaskMetrics>,
+}
+
+/// Latency percentiles in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Records measured.
+    pub samples: u64,
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest.
+    pub max: u64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl Latency {
+    /// Percentiles of an HDR histogram (`None` when it is empty).
+    pub fn of(h: &hdrhistogram::Histogram<u64>) -> Option<Self> {
+        (!h.is_empty()).then(|| Latency {
+            samples: h.len(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p999: h.value_at_quantile(0.999),
+            max: h.max(),
+            mean: h.mean(),
+        })
+    }
+}
+
+/// One subtask's figures.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskMetrics {
+    /// Task name ("a -> b" for a chain).
+    pub name: String,
+    /// Subtask index.
+    pub subtask: u32,
+    /// Final execution state.
+    pub state: String,
+    /// Records read from input gates.
+    pub records_in: u64,
+    /// Records written to outputs (or emitted, for a source into a sink chain).
+    pub records_out: u64,
+    /// Buffers handed to output channels.
+    pub buffers_out: u64,
+    /// Share of loop time spent working, in percent.
+    pub busy_pct: f64,
+    /// Share waiting for input, in percent.
+    pub idle_pct: f64,
+    /// Share waiting for output capacity, in percent.
+    pub back_pressured_pct: f64,
+    /// Allocations while the loop ran.
+    pub allocations: u64,
+}
+
+/// Median, spread and extremes of one figure over the repetitions.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Median.
+    pub median: f64,
+    /// Smallest.
+    pub min: f64,
+    /// Largest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation relative to the mean, in percent.
+    pub rsd_pct: f64,
+}
+
+impl Stats {
+    /// Statistics of `values` (at least one).
+    pub fn of(values: &[f64]) -> Self {
+        assert!(!values.is_empty(), "statistics of nothing");
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let median = if n % 2 == 1 {
+            sorted[n / 2]
+        } else {
+            (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+        };
+        let mean = sorted.iter().sum::<f64>() / n as f64;
+        let rsd_pct = if n > 1 && mean != 0.0 {
+            let var = sorted.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+            100.0 * var.sqrt() / mean.abs()
+        } else {
+            0.0
+        };
+        Stats {
+            median,
+            min: sorted[0],
+            max: sorted[n - 1],
+            mean,
+            rsd_pct,
+        }
+    }
+}
+
+/// Statistics over every measured repetition.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    /// Repetitions summarised.
+    pub repetitions: u32,
+    /// Records per second.
+    pub records_per_sec: Stats,
+    /// Records per millisecond (flink-benchmarks' unit).
+    pub records_per_ms: Stats,
+    /// Bytes per second.
+    pub bytes_per_sec: Stats,
+    /// Deploy + tear-down per job, in milliseconds.
+    pub overhead_ms: Stats,
+    /// Latency over all repetitions' records together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ns: Option<Latency>,
+    /// Allocations by task threads while measuring, all repetitions.
+    pub allocations_during_measurement: u64,
+    /// Whether every pool was full after every repetition.
+    pub pools_full: bool,
+    /// The median repetition's per-task figures.
+    pub tasks: Vec<TaskMetrics>,
+    /// Median records/ms over the Flink figure the profile mirrors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flink_ratio: Option<f64>,
+}
+
+/// One point of a sweep: its assignments and its run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SweepPoint {
+    /// The `--set` assignments of this point, one per axis.
+    pub overrides: Vec<String>,
+    /// The run (its profile has the assignments applied).
+    pub result: RunResult,
+}
+
+/// One `taskbench sweep`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SweepResult {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// `"sweep"`.
+    pub kind: String,
+    /// The taskbench version that measured.
+    pub taskbench_version: String,
+    /// Running, complete or failed.
+    pub status: Status,
+    /// The profile swept, before any point's assignments.
+    pub profile: Profile,
+    /// The machine and build.
+    pub testbed: Testbed,
+    /// Every point run so far, first axis varying slowest.
+    pub points: Vec<SweepPoint>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_take_the_middle_and_the_spread() {
+        let s = Stats::of(&[3.0, 1.0, 2.0]);
+        assert_eq!((s.median, s.min, s.max, s.mean), (2.0, 1.0, 3.0, 2.0));
+        assert!((s.rsd_pct - 50.0).abs() < 1e-9, "{}", s.rsd_pct);
+        assert_eq!(Stats::of(&[1.0, 4.0]).median, 2.5);
+        assert_eq!(Stats::of(&[7.0]).rsd_pct, 0.0);
+    }
+
+    #[test]
+    fn latency_reads_percentiles_off_the_histogram() {
+        let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1_000_000, 3).unwrap();
+        for v in 1..=1000u64 {
+            h.record(v).unwrap();
+        }
+        let l = Latency::of(&h).unwrap();
+        assert_eq!(l.samples, 1000);
+        assert_eq!((l.p50, l.p90, l.p99, l.max), (500, 900, 990, 1000));
+        assert!(Latency::of(&hdrhistogram::Histogram::<u64>::new(3).unwrap()).is_none());
+    }
+}
