@@ -1,16 +1,20 @@
 //! The task executor: every `submit_task` refusal, tasks running to
-//! FINISHED, and cancellation of created, parked and back-pressured tasks.
+//! FINISHED, and cancellation of tasks pinned in each state it claims —
+//! CREATED, DEPLOYING (waiting for network buffers), RUNNING and parked,
+//! RUNNING and back-pressured — each ending CANCELED with its thread joined
+//! and every pool full.
 #![cfg(not(loom))]
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use taskbench::memory::MemoryConfig;
+use taskbench::memory::{BufferPool, MemoryConfig};
 use taskbench::network::{GateKey, NetworkConfig, PartitionKey, Partitioner, ShuffleEnvironment};
 use taskbench::runtime::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
 use taskbench::runtime::{
-    ExecutionState, JobInformation, ProducedPartition, Task, TaskDeploymentDescriptor,
-    TaskExecutor, TaskInformation, TaskSettings, TaskStateUpdate, TaskSubmissionError,
+    CancelTaskError, ExecutionState, JobInformation, ProducedPartition, Task,
+    TaskDeploymentDescriptor, TaskExecutor, TaskInformation, TaskSettings, TaskStateUpdate,
+    TaskSubmissionError,
 };
 use taskbench::streaming::{
     BufferTimeout, ChainEnd, MapFunction, OperatorSpec, SinkKind, SourceSpec, StreamTaskConfig,
@@ -23,6 +27,16 @@ const LEADER: JobMasterId = JobMasterId(7);
 const TIMEOUT: Duration = Duration::from_secs(20);
 
 fn shuffle(total_segments: u32) -> Arc<ShuffleEnvironment> {
+    shuffle_with_timeout(
+        total_segments,
+        NetworkConfig::default().buffers_request_timeout,
+    )
+}
+
+fn shuffle_with_timeout(
+    total_segments: u32,
+    buffers_request_timeout: Duration,
+) -> Arc<ShuffleEnvironment> {
     Arc::new(
         ShuffleEnvironment::new(NetworkConfig {
             memory: MemoryConfig {
@@ -31,10 +45,34 @@ fn shuffle(total_segments: u32) -> Arc<ShuffleEnvironment> {
                 huge_pages: false,
             },
             max_record_size: 64,
+            buffers_request_timeout,
             ..NetworkConfig::default()
         })
         .unwrap(),
     )
+}
+
+/// Polls `condition` until it holds; the deadline only guards against a
+/// hang (it is never what a test measures).
+fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Claims all but `free` of the global pool's segments, as the pools of
+/// other running tasks would.
+fn hold_all_but(shuffle: &ShuffleEnvironment, free: u32) -> BufferPool {
+    let held = shuffle.segments().total_segments() - free;
+    BufferPool::new(
+        shuffle.segments().clone(),
+        held,
+        held,
+        Arc::new(Parker::new()),
+    )
+    .unwrap()
 }
 
 fn settings() -> TaskSettings {
@@ -326,9 +364,9 @@ fn cancel_a_running_consumer_parked_on_empty_input() {
     // The producer is never deployed: the consumer runs and parks.
     let consumer = executor.submit_task(consumer, LEADER).unwrap();
     let parker = executor.task_parker(ExecutionAttemptId(2));
-    while consumer.state() != ExecutionState::Running || !parker.is_parked() {
-        std::thread::yield_now();
-    }
+    wait_until("the consumer runs and parks on empty input", || {
+        consumer.state() == ExecutionState::Running && parker.is_parked()
+    });
     let outcome = executor
         .cancel_task(ExecutionAttemptId(2), TIMEOUT)
         .expect("a parked task ends");
@@ -351,9 +389,14 @@ fn cancel_a_running_producer_back_pressured_by_a_consumer_that_does_not_read() {
     let gate = shuffle.create_gate(GateKey(1)).unwrap();
     let producer = executor.submit_task(producer, LEADER).unwrap();
     let parker = executor.task_parker(ExecutionAttemptId(1));
-    while producer.state() != ExecutionState::Running || !parker.is_parked() {
-        std::thread::yield_now();
-    }
+    // Back-pressured: its pool has grown to its maximum (10 segments, all in
+    // the ring or being written) and it parks waiting for one to come back.
+    let (_, max) = BufferPool::default_bounds(1);
+    wait_until("the producer is back-pressured and parked", || {
+        producer.state() == ExecutionState::Running
+            && parker.is_parked()
+            && shuffle.segments().available_segments() == 64 - max
+    });
     let outcome = executor
         .cancel_task(ExecutionAttemptId(1), TIMEOUT)
         .expect("a back-pressured task ends");
@@ -395,4 +438,191 @@ fn cancel_right_after_submit_ends_canceled_whatever_state_it_caught() {
         shuffle.release_all();
         assert!(shuffle.segments().is_full());
     }
+}
+
+/// The producer's partition needs 2 segments (1 subpartition + 1); with only
+/// one free it waits in DEPLOYING, registered with the global pool.
+fn await_deploying_for_buffers(shuffle: &ShuffleEnvironment, task: &Task) {
+    wait_until("the task waits in DEPLOYING for network buffers", || {
+        task.state() == ExecutionState::Deploying && shuffle.segments().waiting_requests() == 1
+    });
+}
+
+#[test]
+fn cancel_a_deploying_task_waiting_for_network_buffers() {
+    let shuffle = shuffle(64);
+    let (executor, updates) = executor(2, shuffle.clone());
+    let (producer, _) = wired_pair(&executor);
+    let gate = shuffle.create_gate(GateKey(1)).unwrap();
+    let held = hold_all_but(&shuffle, 1);
+    let task = executor.submit_task(producer, LEADER).unwrap();
+    await_deploying_for_buffers(&shuffle, &task);
+    let outcome = executor
+        .cancel_task(ExecutionAttemptId(1), TIMEOUT)
+        .expect("a task waiting for buffers ends");
+    assert_eq!(
+        outcome.state,
+        ExecutionState::Canceled,
+        "{:?}",
+        outcome.cause
+    );
+    assert!(outcome.result.is_none(), "the invokable never ran");
+    executor.join_threads();
+    let states: Vec<_> = updates.try_iter().map(|u| u.state).collect();
+    assert_eq!(
+        states,
+        [
+            ExecutionState::Deploying,
+            ExecutionState::Canceling,
+            ExecutionState::Canceled
+        ]
+    );
+    assert_eq!(shuffle.segments().waiting_requests(), 0);
+    drop(held);
+    drop(gate);
+    assert_eq!(shuffle.release_all(), (0, 0));
+    assert!(shuffle.segments().is_full());
+}
+
+#[test]
+fn fail_a_deploying_task_waiting_for_network_buffers() {
+    let shuffle = shuffle(64);
+    let (executor, _updates) = executor(2, shuffle.clone());
+    let (producer, _) = wired_pair(&executor);
+    let gate = shuffle.create_gate(GateKey(1)).unwrap();
+    let held = hold_all_but(&shuffle, 1);
+    let task = executor.submit_task(producer, LEADER).unwrap();
+    await_deploying_for_buffers(&shuffle, &task);
+    task.fail_externally("the job master failed the job");
+    let outcome = task.await_final(TIMEOUT).expect("a failed task ends");
+    assert_eq!(outcome.state, ExecutionState::Failed);
+    assert_eq!(
+        outcome.cause.as_deref(),
+        Some("the job master failed the job")
+    );
+    executor.join_threads();
+    drop(held);
+    drop(gate);
+    assert!(shuffle.segments().is_full());
+}
+
+#[test]
+fn a_deploying_task_proceeds_once_segments_come_back() {
+    let shuffle = shuffle(64);
+    let (executor, updates) = executor(2, shuffle.clone());
+    let held = hold_all_but(&shuffle, 1);
+    let (producer, consumer) = deploy_pipeline(&executor, Some(10_000), StreamTaskKind::OneInput);
+    await_deploying_for_buffers(&shuffle, &producer);
+    // The consumer claims no segments; it runs and waits for input.
+    wait_until("the consumer runs", || {
+        consumer.state() == ExecutionState::Running
+    });
+    assert_eq!(producer.state(), ExecutionState::Deploying);
+    drop(held);
+    let p = producer.await_final(TIMEOUT).expect("producer ends");
+    let c = consumer.await_final(TIMEOUT).expect("consumer ends");
+    assert_eq!(
+        (p.state, c.state),
+        (ExecutionState::Finished, ExecutionState::Finished),
+        "{p:?} {c:?}"
+    );
+    let sink = c.result.unwrap().sink.unwrap();
+    assert_eq!(
+        (sink.records, sink.checksum),
+        (10_000, 2 * (0..10_000u64).sum::<u64>())
+    );
+    executor.join_threads();
+    let states: Vec<_> = updates
+        .try_iter()
+        .filter(|u| u.execution_id == ExecutionAttemptId(1))
+        .map(|u| u.state)
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ExecutionState::Deploying,
+            ExecutionState::Initializing,
+            ExecutionState::Running,
+            ExecutionState::Finished
+        ]
+    );
+    assert_eq!(shuffle.segments().waiting_requests(), 0);
+    assert!(shuffle.segments().is_full());
+}
+
+#[test]
+fn a_deploying_task_fails_when_buffers_stay_short_past_the_timeout() {
+    let shuffle = shuffle_with_timeout(64, Duration::from_millis(20));
+    let (executor, updates) = executor(2, shuffle.clone());
+    let (producer, _) = wired_pair(&executor);
+    let gate = shuffle.create_gate(GateKey(1)).unwrap();
+    let held = hold_all_but(&shuffle, 1);
+    let task = executor.submit_task(producer, LEADER).unwrap();
+    let outcome = task.await_final(TIMEOUT).expect("the task ends");
+    assert_eq!(outcome.state, ExecutionState::Failed);
+    let cause = outcome.cause.expect("a failed task has a cause");
+    for part in [
+        "result partition PartitionKey(1)",
+        "timed out after 20ms",
+        "needs 2 segments but only 1 of 64 are free",
+        "buffers_request_timeout",
+        "taskmanager.network.memory.buffers-request-timeout",
+    ] {
+        assert!(cause.contains(part), "{part:?} missing from: {cause}");
+    }
+    executor.join_threads();
+    let states: Vec<_> = updates.try_iter().map(|u| u.state).collect();
+    assert_eq!(states, [ExecutionState::Deploying, ExecutionState::Failed]);
+    assert_eq!(shuffle.segments().waiting_requests(), 0);
+    drop(held);
+    drop(gate);
+    assert!(shuffle.segments().is_full());
+}
+
+#[test]
+fn the_watchdog_reports_a_task_that_has_not_terminated() {
+    // A task pinned in DEPLOYING has not terminated: waiting for its final
+    // state times out with the watchdog's error naming the task and its
+    // state; once canceled it terminates.
+    let shuffle = shuffle(64);
+    let (executor, _updates) = executor(2, shuffle.clone());
+    let (producer, _) = wired_pair(&executor);
+    let gate = shuffle.create_gate(GateKey(1)).unwrap();
+    let held = hold_all_but(&shuffle, 1);
+    let task = executor.submit_task(producer, LEADER).unwrap();
+    await_deploying_for_buffers(&shuffle, &task);
+    let err = task.await_final(Duration::from_millis(1)).unwrap_err();
+    assert_eq!(
+        (err.execution, err.state),
+        (ExecutionAttemptId(1), ExecutionState::Deploying)
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "task {} did not terminate within 1ms; it is still DEPLOYING",
+            ExecutionAttemptId(1)
+        )),
+        "{message}"
+    );
+    let outcome = executor
+        .cancel_task(ExecutionAttemptId(1), TIMEOUT)
+        .expect("a canceled task terminates");
+    assert_eq!(outcome.state, ExecutionState::Canceled);
+    executor.join_threads();
+    drop(held);
+    drop(gate);
+    assert!(shuffle.segments().is_full());
+}
+
+#[test]
+fn cancel_of_an_unknown_task_is_an_error_not_a_hang() {
+    let (executor, _) = executor(1, shuffle(16));
+    let err = executor
+        .cancel_task(ExecutionAttemptId(9), TIMEOUT)
+        .unwrap_err();
+    assert!(
+        matches!(err, CancelTaskError::UnknownTask { execution } if execution == ExecutionAttemptId(9)),
+        "{err}"
+    );
+    assert!(err.to_string().contains("cannot find task"), "{err}");
 }

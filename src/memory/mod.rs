@@ -18,4 +18,4 @@ pub use buffer::{Buffer, BufferBuilder};
 pub use buffer_pool::BufferPool;
 pub use config::{MemoryConfig, MemoryError, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 pub use region::MemoryRegion;
-pub use segment_pool::SegmentPool;
+pub use segment_pool::{SegmentPool, SegmentWait};

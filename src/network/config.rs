@@ -1,5 +1,7 @@
 //! Network configuration: how channels are sized.
 
+use std::time::Duration;
+
 use crate::memory::{MemoryConfig, MemoryError};
 
 /// Sizes of the network stack, with Flink's defaults.
@@ -15,6 +17,10 @@ pub struct NetworkConfig {
     pub floating_buffers: u32,
     /// Largest record a channel carries; larger ones are an error.
     pub max_record_size: usize,
+    /// How long a task setting up a partition waits for its pool's minimum
+    /// segments before it fails (Flink's
+    /// `taskmanager.network.memory.buffers-request-timeout`, default 30 s).
+    pub buffers_request_timeout: Duration,
 }
 
 impl Default for NetworkConfig {
@@ -24,6 +30,7 @@ impl Default for NetworkConfig {
             buffers_per_channel: 2,
             floating_buffers: 8,
             max_record_size: 1 << 20,
+            buffers_request_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -4,13 +4,15 @@
 //!
 //! Wiring (rings, availability signals) happens when a job is deployed;
 //! memory (each partition's buffer pool) is claimed only when the producing
-//! task sets up, so a task that cannot get its buffers fails cleanly while
-//! deploying, as in Flink.
+//! task sets up. A task whose pool's minimum is not free waits for segments
+//! to come back — in DEPLOYING, interruptible by cancellation — and fails
+//! cleanly after `buffers_request_timeout`, as in Flink.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use crate::memory::{BufferPool, MemoryError, SegmentPool};
+use crate::memory::{BufferPool, MemoryError, SegmentPool, SegmentWait};
 use crate::sync::{Arc, Parker, WaitStrategy};
 
 use super::event::ChannelItem;
@@ -64,6 +66,37 @@ pub enum ShuffleError {
         partition: PartitionKey,
         /// What memory said.
         source: MemoryError,
+    },
+    /// The pool's minimum segments did not become free in time (Flink's
+    /// "Timeout triggered when requesting exclusive buffers").
+    #[error(
+        "result partition {partition:?} timed out after {timeout:?} waiting for network buffers: \
+         its buffer pool needs {required} segments but only {available} of {total} are free; \
+         raise `buffers_request_timeout` (Flink's taskmanager.network.memory.buffers-request-timeout) \
+         or the total segment count, or run fewer channels at once"
+    )]
+    BuffersRequestTimeout {
+        /// The partition.
+        partition: PartitionKey,
+        /// Segments its pool needs at least.
+        required: u32,
+        /// Segments free when the wait gave up.
+        available: u32,
+        /// Segments in the region.
+        total: u32,
+        /// How long it waited.
+        timeout: Duration,
+    },
+    /// The owning task was interrupted (canceled or failed) while the
+    /// partition waited for network buffers.
+    #[error(
+        "result partition {partition:?}: interrupted while waiting for {required} network buffers"
+    )]
+    Interrupted {
+        /// The partition.
+        partition: PartitionKey,
+        /// Segments its pool needs at least.
+        required: u32,
     },
 }
 
@@ -198,6 +231,12 @@ impl ShuffleEnvironment {
     /// Sets up a registered partition for its producing task: claims the
     /// buffer pool (Flink's default bounds) and binds it as the recycler of
     /// every channel.
+    ///
+    /// If the pool's minimum is not free, waits on `owner` (the calling
+    /// task's parker) for segments to come back, up to the configured
+    /// `buffers_request_timeout`; an interrupt of `owner` ends the wait with
+    /// [`ShuffleError::Interrupted`]. A minimum larger than the whole region
+    /// fails at once.
     pub fn create_partition(
         &self,
         key: PartitionKey,
@@ -216,13 +255,7 @@ impl ShuffleEnvironment {
             registry.partitions.remove(&key).expect("checked above")
         };
         let (min, max) = BufferPool::default_bounds(ends.len() as u32);
-        let pool =
-            BufferPool::new(self.segments.clone(), min, max, owner.clone()).map_err(|source| {
-                ShuffleError::Memory {
-                    partition: key,
-                    source,
-                }
-            })?;
+        let pool = self.claim_pool(key, min, max, &owner)?;
         let pool = Arc::new(pool);
         let subpartitions = ends
             .into_iter()
@@ -239,6 +272,48 @@ impl ShuffleEnvironment {
             owner,
             wait,
         ))
+    }
+
+    /// Flink's `NetworkBufferPool.requestMemorySegmentsBlocking` for one
+    /// partition's pool: all `min` segments at once, or wait.
+    fn claim_pool(
+        &self,
+        partition: PartitionKey,
+        min: u32,
+        max: u32,
+        owner: &Arc<Parker>,
+    ) -> Result<BufferPool, ShuffleError> {
+        let timeout = self.config.buffers_request_timeout;
+        // An unrepresentable deadline (a huge timeout) means no deadline.
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            match BufferPool::new(self.segments.clone(), min, max, owner.clone()) {
+                Ok(pool) => return Ok(pool),
+                Err(MemoryError::InsufficientSegments {
+                    required, total, ..
+                }) if required <= total => {
+                    match self.segments.wait_for_segments(required, owner, deadline) {
+                        SegmentWait::Available => {}
+                        SegmentWait::Interrupted => {
+                            return Err(ShuffleError::Interrupted {
+                                partition,
+                                required,
+                            })
+                        }
+                        SegmentWait::TimedOut { available } => {
+                            return Err(ShuffleError::BuffersRequestTimeout {
+                                partition,
+                                required,
+                                available,
+                                total,
+                                timeout,
+                            })
+                        }
+                    }
+                }
+                Err(source) => return Err(ShuffleError::Memory { partition, source }),
+            }
+        }
     }
 
     /// Sets up a registered gate for its consuming task.

@@ -1,7 +1,23 @@
 //! Why the executor refuses a deployment.
 
 use super::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
-use super::SlotError;
+use super::{SlotError, TaskNotTerminated};
+
+/// Why `TaskExecutor::cancel_task` could not report a canceled task.
+#[derive(Debug, thiserror::Error)]
+pub enum CancelTaskError {
+    /// No task runs as this execution (Flink: "Cannot find task to stop").
+    #[error(
+        "cannot find task {execution} to cancel: it was never submitted or is already removed"
+    )]
+    UnknownTask {
+        /// The execution asked for.
+        execution: ExecutionAttemptId,
+    },
+    /// The task did not reach a final state in time (the watchdog's error).
+    #[error(transparent)]
+    NotTerminated(#[from] TaskNotTerminated),
+}
 
 /// Why `TaskExecutor::submit_task` refused a task, one variant per check
 /// Flink's `TaskExecutor.submitTask` makes. The task is not started.

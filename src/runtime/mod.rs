@@ -13,7 +13,7 @@ mod task_executor;
 pub use deployment::{
     JobInformation, ProducedPartition, TaskDeploymentDescriptor, TaskInformation,
 };
-pub use errors::TaskSubmissionError;
+pub use errors::{CancelTaskError, TaskSubmissionError};
 pub use execution_state::{AtomicExecutionState, ExecutionState, IllegalTransition};
 pub use job_table::{JobConnection, JobTable};
 pub use slot_table::{SlotError, TaskSlotTable};

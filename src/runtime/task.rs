@@ -45,7 +45,8 @@ pub struct TaskOutcome {
 /// timeout: the watchdog's fatal error (Flink's `TaskCancelerWatchDog`).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "task {execution} did not terminate within {timeout:?} after cancellation; it is still {state}"
+    "task {execution} did not terminate within {timeout:?}; it is still {state} \
+     (a task that ignores cancellation is a fatal error of its executor)"
 )]
 pub struct TaskNotTerminated {
     /// The task.
@@ -83,6 +84,21 @@ pub struct Task {
     terminated: Condvar,
     updates: Mutex<mpsc::Sender<TaskStateUpdate>>,
     loop_allocations: std::sync::atomic::AtomicU64,
+}
+
+type InvokeResult = (Result<LoopExit, String>, Option<StreamTaskResult>);
+
+/// Runs `invoke`, turning a panic into an error whose cause carries the
+/// panic's message.
+fn guard_panics(invoke: impl FnOnce() -> InvokeResult) -> InvokeResult {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(invoke)).unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string payload".into());
+        (Err(format!("the task panicked: {message}")), None)
+    })
 }
 
 impl Task {
@@ -166,9 +182,13 @@ impl Task {
             }
         }
         let mut processor = MailboxProcessor::new(self.mailbox.clone(), self.settings.wait);
-        let (exit, result) = self.run_invokable(&mut processor);
+        // Flink's `doRun` catches every `Throwable`: a panic in setup or in
+        // the invokable fails the task like an error does, instead of ending
+        // the thread without a final state.
+        let (exit, result) = guard_panics(|| self.run_invokable(&mut processor));
         // Everything the invokable held (partitions, gates, pools) is
-        // released by now: `run_invokable` dropped the stream task.
+        // released by now: `run_invokable` dropped the stream task (on a
+        // panic, unwinding did).
         match exit {
             Ok(LoopExit::Finished) => {
                 if !self.transition(ExecutionState::Running, ExecutionState::Finished) {
@@ -183,10 +203,7 @@ impl Task {
 
     /// Sets up, restores and invokes; returns how the loop ended and what
     /// the task did. Errors carry the cause.
-    fn run_invokable(
-        &self,
-        processor: &mut MailboxProcessor,
-    ) -> (Result<LoopExit, String>, Option<StreamTaskResult>) {
+    fn run_invokable(&self, processor: &mut MailboxProcessor) -> InvokeResult {
         let d = &self.descriptor;
         let setup = || -> Result<StreamTask, String> {
             let mut writers = Vec::with_capacity(d.produced_partitions.len());
@@ -391,5 +408,24 @@ impl Task {
         });
         self.report(state);
         self.terminated.notify_all();
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_the_invokable_becomes_the_cause() {
+        let (exit, result) = guard_panics(|| panic!("operator bug at record {}", 7));
+        assert_eq!(
+            exit.unwrap_err(),
+            "the task panicked: operator bug at record 7"
+        );
+        assert!(result.is_none());
+        let (exit, _) = guard_panics(|| std::panic::panic_any(42u32));
+        assert_eq!(exit.unwrap_err(), "the task panicked: a non-string payload");
+        let (exit, _) = guard_panics(|| (Ok(LoopExit::Finished), None));
+        assert!(matches!(exit, Ok(LoopExit::Finished)));
     }
 }

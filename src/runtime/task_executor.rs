@@ -6,10 +6,10 @@ use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use super::deployment::TaskDeploymentDescriptor;
-use super::errors::TaskSubmissionError;
+use super::errors::{CancelTaskError, TaskSubmissionError};
 use super::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
 use super::job_table::JobTable;
-use super::task::{Task, TaskNotTerminated, TaskOutcome, TaskSettings, TaskStateUpdate};
+use super::task::{Task, TaskOutcome, TaskSettings, TaskStateUpdate};
 use super::{SlotError, TaskSlotTable};
 use crate::network::ShuffleEnvironment;
 use crate::sync::{Arc, Parker};
@@ -179,16 +179,12 @@ impl TaskExecutor {
         &self,
         execution: ExecutionAttemptId,
         timeout: Duration,
-    ) -> Result<TaskOutcome, TaskNotTerminated> {
-        let Some(task) = self.task(execution) else {
-            return Err(TaskNotTerminated {
-                execution,
-                timeout,
-                state: super::ExecutionState::Canceled,
-            });
-        };
+    ) -> Result<TaskOutcome, CancelTaskError> {
+        let task = self
+            .task(execution)
+            .ok_or(CancelTaskError::UnknownTask { execution })?;
         task.cancel();
-        task.await_final(timeout)
+        Ok(task.await_final(timeout)?)
     }
 
     /// Removes a terminated task from its slot (Flink's
