@@ -227,6 +227,9 @@ pub struct Network {
     pub max_record_size: Size,
     /// Back network memory with huge pages when the OS has them.
     pub huge_pages: bool,
+    /// How long a task setting up may wait for network memory before it
+    /// fails (Flink's `taskmanager.network.memory.buffers-request-timeout`).
+    pub buffers_request_timeout: Span,
 }
 
 impl Default for Network {
@@ -240,6 +243,7 @@ impl Default for Network {
             memory: None,
             max_record_size: Size(n.max_record_size as u64),
             huge_pages: false,
+            buffers_request_timeout: Span(n.buffers_request_timeout),
         }
     }
 }
@@ -878,6 +882,7 @@ impl Profile {
                 buffers_per_channel: n.buffers_per_channel,
                 floating_buffers: n.floating_buffers,
                 max_record_size: n.max_record_size.bytes() as usize,
+                buffers_request_timeout: n.buffers_request_timeout.0,
             },
             wait: match r.wait {
                 WaitKind::BusySpin => WaitStrategy::BusySpin,
