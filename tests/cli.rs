@@ -1,0 +1,414 @@
+//! The `taskbench` command line as users meet it: results on stdout as
+//! valid JSON matching the documented schema, every class of bad input a
+//! clear message and exit 2, a failing job exit 1, and sweeps that write
+//! their JSON and charts.
+#![cfg(not(loom))]
+
+use std::path::Path;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn taskbench() -> Command {
+    let mut cmd = Command::cargo_bin("taskbench").expect("the binary is built");
+    cmd.env("CI", "true");
+    cmd
+}
+
+/// A quick version of a profile: few records, one repetition, no warm-up.
+fn quick(cmd: &mut Command) -> &mut Command {
+    cmd.args(["-r", "1", "-w", "0", "--set", "records.count=50000"])
+}
+
+const MAP_SINK: &str = r#"
+name = "t"
+[[vertices]]
+name = "source"
+kind = "source"
+[[vertices]]
+name = "map"
+kind = "map"
+[[vertices]]
+name = "sink"
+kind = "sink"
+[[edges]]
+from = "source"
+to = "map"
+[[edges]]
+from = "map"
+to = "sink"
+"#;
+
+fn profile_file(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn json_stdout(cmd: &mut Command) -> Value {
+    let out = cmd.assert().success().get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("{\n  \"schema_version\": 1,"),
+        "schema_version comes first: {}",
+        &text[..text.len().min(80)]
+    );
+    serde_json::from_str(&text).expect("stdout is valid JSON")
+}
+
+#[test]
+fn run_writes_a_result_matching_the_schema_to_stdout() {
+    let result = json_stdout(quick(taskbench().args([
+        "run",
+        "quickstart",
+        "--output",
+        "-",
+    ])));
+    assert_eq!(result["kind"], "run");
+    assert_eq!(result["status"], "complete");
+    assert_eq!(result["profile"]["name"], "quickstart");
+    assert_eq!(result["profile"]["records"]["count"], 50_000);
+    for field in [
+        "cpu_model",
+        "logical_cores",
+        "cores_available",
+        "task_threads",
+        "virtualized",
+        "kernel",
+        "build_profile",
+        "date",
+    ] {
+        assert!(!result["testbed"][field].is_null(), "testbed.{field}");
+    }
+    let reps = result["repetitions"].as_array().unwrap();
+    assert_eq!(reps.len(), 1);
+    assert_eq!(reps[0]["records"], 50_000);
+    let summary = &result["summary"];
+    for stat in ["records_per_sec", "records_per_ms", "bytes_per_sec"] {
+        let s = &summary[stat];
+        let (median, min, max) = (
+            s["median"].as_f64().unwrap(),
+            s["min"].as_f64().unwrap(),
+            s["max"].as_f64().unwrap(),
+        );
+        assert!(
+            median > 0.0 && min <= median && median <= max,
+            "{stat}: {s}"
+        );
+    }
+    assert_eq!(summary["allocations_during_measurement"], 0);
+    assert_eq!(summary["pools_full"], true);
+    let tasks = summary["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2, "quickstart runs two tasks");
+    for t in tasks {
+        assert_eq!(t["state"], "FINISHED");
+        let shares = ["busy_pct", "idle_pct", "back_pressured_pct"]
+            .iter()
+            .map(|f| t[*f].as_f64().unwrap())
+            .sum::<f64>();
+        assert!((shares - 100.0).abs() < 0.01, "{t}");
+    }
+}
+
+#[test]
+fn latency_profiles_report_percentiles() {
+    let result = json_stdout(taskbench().args([
+        "run",
+        "network-latency-1to1",
+        "-r",
+        "1",
+        "-w",
+        "0",
+        "--set",
+        "records.count=20000",
+        "--output",
+        "-",
+    ]));
+    let l = &result["summary"]["latency_ns"];
+    let p = |k: &str| l[k].as_u64().unwrap();
+    assert_eq!(p("samples"), 20_000);
+    assert!(p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("p999"));
+    assert!(p("p999") <= p("max"));
+}
+
+#[test]
+fn csv_and_markdown_formats() {
+    let out = quick(taskbench().args(["run", "map-sink", "--output", "-", "--format", "csv"]))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let csv = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with("profile,point,repetition,records,"));
+    assert_eq!(lines.len(), 2, "{csv}");
+    assert!(lines[1].starts_with("map-sink,"), "{csv}");
+    quick(taskbench().args(["run", "map-sink", "--output", "-", "--format", "markdown"]))
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "| profile | point | records/ms",
+        ));
+}
+
+#[test]
+fn the_table_goes_to_stdout_and_the_file_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out/result.json");
+    quick(taskbench().args(["run", "--output", file.to_str().unwrap()]))
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("records/ms").and(predicate::str::contains("allocations")),
+        );
+    let result: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(result["status"], "complete");
+}
+
+#[test]
+fn list_and_validate() {
+    let listed = taskbench()
+        .arg("list")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let listed = String::from_utf8(listed).unwrap();
+    for name in [
+        "quickstart",
+        "network-throughput-100ch-100ms",
+        "network-throughput-1000ch-1ms",
+        "network-throughput-1000ch-100ms",
+        "network-skewed",
+        "network-broadcast",
+        "network-latency-1to1",
+        "map-sink",
+        "map-rebalance-map-sink",
+        "two-input-map-sink",
+        "two-input-one-idle-map-sink",
+        "multi-input-map-sink",
+        "latency-vs-load",
+    ] {
+        assert!(
+            listed.lines().any(|l| l.starts_with(name)),
+            "{name} not listed"
+        );
+    }
+    taskbench()
+        .args([
+            "validate",
+            "map-sink",
+            "--set",
+            "vertices.source.parallelism=2",
+        ])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ok"));
+}
+
+/// Runs `validate` and `run` on `text` with `overrides`: both exit 2 with
+/// one message containing every `expected` part.
+fn refused(text: Option<&str>, overrides: &[&str], expected: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = match text {
+        Some(text) => profile_file(dir.path(), "p.toml", text),
+        None => dir.path().join("missing.toml").display().to_string(),
+    };
+    for command in ["validate", "run"] {
+        let mut cmd = taskbench();
+        cmd.args([command, path.as_str()]);
+        for o in overrides {
+            cmd.args(["--set", o]);
+        }
+        let out = cmd.assert().code(2).get_output().clone();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        for part in expected {
+            assert!(
+                stderr.contains(part),
+                "{command}: '{part}' not in: {stderr}"
+            );
+        }
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn unreadable_or_malformed_files_are_refused() {
+    refused(None, &[], &["cannot read profile", "missing.toml"]);
+    refused(Some("this is not toml"), &[], &["line 1"]);
+    refused(
+        Some(&format!("{MAP_SINK}[network]\nsegmnt_size = 4096\n")),
+        &[],
+        &["unknown field", "segmnt_size", "line 19"],
+    );
+    refused(
+        Some(&MAP_SINK.replace("kind = \"map\"", "kind = \"map\"\nparallelism = \"two\"")),
+        &[],
+        &["invalid type", "line 9"],
+    );
+    refused(
+        Some(&MAP_SINK.replace("kind = \"map\"", "kind = \"mapp\"")),
+        &[],
+        &["unknown variant", "mapp", "flat-map"],
+    );
+}
+
+#[test]
+fn out_of_range_values_are_refused_naming_the_field() {
+    refused(
+        Some(MAP_SINK),
+        &["vertices.map.parallelism=0"],
+        &["vertices.map.parallelism", "is 0"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["network.segment_size=3000"],
+        &["network.segment_size", "power of two"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["records.size=2MiB"],
+        &["records.size", "network.max_record_size"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &[
+            "network.memory=64KiB",
+            "edges.1.partitioner=rebalance",
+            "vertices.sink.parallelism=3",
+        ],
+        &["network.memory", "need at least"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["network.buffers_per_channel=0"],
+        &["network.buffers_per_channel"],
+    );
+}
+
+#[test]
+fn impossible_topologies_are_refused() {
+    let cycle = format!(
+        "{}\n[[vertices]]\nname = \"map-b\"\nkind = \"map\"\n[[edges]]\nfrom = \"map\"\nto = \"map-b\"\n[[edges]]\nfrom = \"map-b\"\nto = \"map\"\n",
+        MAP_SINK
+    );
+    refused(Some(&cycle), &[], &["cycle"]);
+    refused(
+        Some(MAP_SINK),
+        &["edges.0.to=nowhere"],
+        &["edges[0].to", "nowhere"],
+    );
+    let sink_out = format!("{MAP_SINK}\n[[edges]]\nfrom = \"sink\"\nto = \"map\"\n");
+    refused(Some(&sink_out), &[], &["sink 'sink' has an output edge"]);
+    let source_in = format!("{MAP_SINK}\n[[edges]]\nfrom = \"map\"\nto = \"source\"\n");
+    refused(
+        Some(&source_in),
+        &[],
+        &["source 'source' has an input edge"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["edges.1.channels=4"],
+        &["'map' -> 'sink' has 4 channels"],
+    );
+}
+
+#[test]
+fn bad_overrides_are_refused() {
+    refused(
+        Some(MAP_SINK),
+        &["network.segment_size"],
+        &["--set", "path=value"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["vertices.nosuch.parallelism=2"],
+        &["--set", "nosuch"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["network.bogus=1"],
+        &["--set", "unknown field", "bogus"],
+    );
+    taskbench()
+        .args(["run", "no-such-profile"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("built-ins: quickstart"));
+    taskbench().args(["frobnicate"]).assert().code(2);
+}
+
+#[test]
+fn a_failing_task_fails_the_run_with_exit_1_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = MAP_SINK.replace(
+        "kind = \"map\"",
+        "kind = \"map\"\n[[vertices]]\nname = \"boom\"\nkind = \"fail-after\"\nfail_after = 1000",
+    ) + "[[edges]]\nfrom = \"map\"\nto = \"boom\"\n";
+    // map now feeds both sink and boom; give boom an output.
+    let text = text + "[[vertices]]\nname = \"sink-2\"\nkind = \"sink\"\n[[edges]]\nfrom = \"boom\"\nto = \"sink-2\"\n";
+    let path = profile_file(dir.path(), "fail.toml", &text);
+    let out = quick(taskbench().args(["run", &path, "--output", "-"]))
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains("the job failed") && stderr.contains("boom"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("failed after 1000 records"), "{stderr}");
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["status"], "failed");
+    assert!(result["failure"].as_str().unwrap().contains("boom"));
+}
+
+#[test]
+fn sweep_writes_json_and_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "{MAP_SINK}[records]\ncount = 20000\nsize = 16\n[measure]\nwarmup = 0\nrepetitions = 2\nlatency = true\n[[sweep]]\nset = \"network.segment_size\"\nvalues = [\"4KiB\", \"64KiB\"]\n[[sweep]]\nset = \"edges.1.partitioner\"\nvalues = [\"forward\", \"rebalance\"]\n"
+    );
+    let path = profile_file(dir.path(), "sweep.toml", &text);
+    let out_dir = dir.path().join("results");
+    taskbench()
+        .args(["sweep", &path, "--dir", out_dir.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "network.segment_size=64KiB  edges.1.partitioner=rebalance",
+        ));
+    let mut files: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(files.contains(&"t-throughput.svg".to_string()));
+    assert!(files.contains(&"t-latency.svg".to_string()));
+    let json = files.iter().find(|f| f.ends_with(".json")).unwrap();
+    let sweep: Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join(json)).unwrap()).unwrap();
+    assert_eq!(sweep["kind"], "sweep");
+    assert_eq!(sweep["status"], "complete");
+    let points = sweep["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4);
+    for p in points {
+        assert_eq!(p["result"]["summary"]["allocations_during_measurement"], 0);
+        assert_eq!(p["result"]["repetitions"].as_array().unwrap().len(), 2);
+    }
+    let svg = std::fs::read_to_string(out_dir.join("t-throughput.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("records/ms") && svg.contains("64KiB"));
+    // No axes: refused.
+    let plain = profile_file(dir.path(), "plain.toml", MAP_SINK);
+    taskbench()
+        .args(["sweep", &plain])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no [[sweep]] axes"));
+}
