@@ -100,6 +100,7 @@ fn draw(
                 .configure_mesh()
                 .x_labels(xs.len().max(1) * 2 + 1)
                 .x_label_formatter(&x_label)
+                .y_label_formatter(&|y: &f64| super::report::thousands(*y))
                 .x_desc(x_desc)
                 .y_desc(y_desc)
                 .draw()
