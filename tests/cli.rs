@@ -271,7 +271,7 @@ fn out_of_range_values_are_refused_naming_the_field() {
     );
     refused(
         Some(MAP_SINK),
-        &["records.size=2MiB"],
+        &["records.size=2MiB", "network.max_record_size=1MiB"],
         &["records.size", "network.max_record_size"],
     );
     refused(

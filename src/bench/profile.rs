@@ -223,8 +223,11 @@ pub struct Network {
     /// Network memory; unset = what every partition's pool may grow to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<Size>,
-    /// Largest record a channel carries.
-    pub max_record_size: Size,
+    /// Largest record a channel carries; unset = `records.size` (every
+    /// channel sizes its spill buffer for a record spanning segments to
+    /// this, so 1 MiB over 4000 channels would be 4 GiB).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_record_size: Option<Size>,
     /// Back network memory with huge pages when the OS has them.
     pub huge_pages: bool,
     /// How long a task setting up may wait for network memory before it
@@ -241,7 +244,7 @@ impl Default for Network {
             floating_buffers: n.floating_buffers,
             buffer_timeout: Timeout::After(Duration::from_millis(100)),
             memory: None,
-            max_record_size: Size(n.max_record_size as u64),
+            max_record_size: None,
             huge_pages: false,
             buffers_request_timeout: Span(n.buffers_request_timeout),
         }
@@ -466,11 +469,13 @@ impl Profile {
                 "is 0: every input channel needs at least 1 exclusive buffer",
             ));
         }
-        if n.max_record_size.bytes() == 0 || n.max_record_size.bytes() > u32::MAX as u64 {
-            return Err(invalid(
-                "network.max_record_size",
-                format!("{} is not allowed: use 1B to 4GiB", n.max_record_size),
-            ));
+        if let Some(max) = n.max_record_size {
+            if max.bytes() == 0 || max.bytes() > u64::from(u32::MAX) {
+                return Err(invalid(
+                    "network.max_record_size",
+                    format!("{max} is not allowed: use 1B to 4GiB"),
+                ));
+            }
         }
         let min_size = if self.measure.latency { 16 } else { 8 };
         if r.size.bytes() < min_size {
@@ -487,13 +492,16 @@ impl Profile {
                 ),
             ));
         }
-        if r.size > n.max_record_size {
+        if let Some(max) = n.max_record_size.filter(|&max| r.size > max) {
             return Err(invalid(
                 "records.size",
-                format!(
-                    "{} is larger than network.max_record_size ({})",
-                    r.size, n.max_record_size
-                ),
+                format!("{} is larger than network.max_record_size ({max})", r.size),
+            ));
+        }
+        if r.size.bytes() > u64::from(u32::MAX) {
+            return Err(invalid(
+                "records.size",
+                format!("{} is more than 4GiB", r.size),
             ));
         }
         if r.batch == 0 {
@@ -881,7 +889,7 @@ impl Profile {
                 },
                 buffers_per_channel: n.buffers_per_channel,
                 floating_buffers: n.floating_buffers,
-                max_record_size: n.max_record_size.bytes() as usize,
+                max_record_size: n.max_record_size.unwrap_or(self.records.size).bytes() as usize,
                 buffers_request_timeout: n.buffers_request_timeout.0,
             },
             wait: match r.wait {
@@ -1102,7 +1110,10 @@ to = "sink"
             wrong_type.contains("parallelism") || wrong_type.contains("invalid type"),
             "{wrong_type}"
         );
-        let big = err(MAP_SINK, &["records.size=2MiB"]);
+        let big = err(
+            MAP_SINK,
+            &["records.size=2MiB", "network.max_record_size=1MiB"],
+        );
         assert!(
             big.contains("records.size") && big.contains("max_record_size"),
             "{big}"
