@@ -272,7 +272,15 @@ fn sweep(args: SweepArgs) -> ExitCode {
     let file = match &args.output.output {
         Some(p) if p == Path::new("-") => None,
         Some(p) => Some(p.clone()),
-        None => Some(args.dir.join(format!("{}-{stamp}.json", profile.name))),
+        None => Some(args.dir.join(format!(
+            "{}-{stamp}.{}",
+            profile.name,
+            match args.output.format {
+                Format::Json => "json",
+                Format::Csv => "csv",
+                Format::Markdown => "md",
+            }
+        ))),
     };
     let format = args.output.format;
     let render = |s: &taskbench::bench::SweepResult| match format {

@@ -412,3 +412,61 @@ fn sweep_writes_json_and_charts() {
         .code(2)
         .stderr(predicate::str::contains("no [[sweep]] axes"));
 }
+
+/// Every top-level field the schema in profiles/README.md documents is in
+/// the result, and every field of the result is documented.
+#[test]
+fn the_result_matches_its_documented_schema() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/README.md"))
+        .unwrap();
+    let schema = doc
+        .split("## The result (JSON, `schema_version` 1)")
+        .nth(1)
+        .expect("the schema section");
+    let documented: Vec<String> = schema
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(|f| f.trim_end_matches("[]").to_string())
+        .collect();
+    let result = json_stdout(quick(
+        taskbench().args(["run", "map-sink", "--output", "-"]),
+    ));
+    let fields: Vec<String> = result.as_object().unwrap().keys().cloned().collect();
+    for f in &fields {
+        assert!(documented.contains(f), "result field {f} is not documented");
+    }
+    for f in documented
+        .iter()
+        .filter(|f| *f != "failure" && *f != "tasks")
+    {
+        assert!(fields.contains(f), "documented field {f} is missing");
+    }
+    let rep = result["repetitions"][0].as_object().unwrap();
+    let task = rep["tasks"][0].as_object().unwrap();
+    let row = |name: &str| {
+        schema
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{name}")))
+            .unwrap()
+            .to_string()
+    };
+    for key in rep.keys() {
+        assert!(
+            row("repetitions[]").contains(&format!("`{key}`")),
+            "repetition field {key}"
+        );
+    }
+    for key in task.keys() {
+        assert!(
+            row("tasks[]").contains(&format!("`{key}`")),
+            "task field {key}"
+        );
+    }
+    for key in result["summary"].as_object().unwrap().keys() {
+        assert!(
+            row("summary").contains(&format!("`{key}`")),
+            "summary field {key}"
+        );
+    }
+}
