@@ -159,6 +159,34 @@ impl ResultPartition {
         self.emit_slow(index, record, 0)
     }
 
+    /// Appends a batch of 8-byte records, given as their values, to
+    /// subpartition `index`: as many frames as the buffer has room for are
+    /// written in one loop (no per-record checks), a frame that does not fit
+    /// goes the spanning way.
+    #[inline]
+    pub fn emit_values(&mut self, index: usize, values: &[u64]) -> Result<(), WriteError> {
+        self.serializer.check(&[0; 8])?;
+        self.metrics.records_out += values.len() as u64;
+        let mut rest = values;
+        while !rest.is_empty() {
+            if let Some(builder) = &mut self.subpartitions[index].builder {
+                let n = self.serializer.serialize_values(builder, rest);
+                rest = &rest[n..];
+                if builder.is_full() {
+                    self.flush(index)?;
+                    continue;
+                }
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            // No builder, or less room than one frame: the spanning way.
+            self.emit_slow(index, &rest[0].to_le_bytes(), 0)?;
+            rest = &rest[1..];
+        }
+        Ok(())
+    }
+
     /// Continues a record that did not fit (or completes a full builder).
     #[cold]
     fn emit_slow(
