@@ -3,9 +3,10 @@
 //! tasks per subtask, forward edges), across segment sizes 4 KiB … 1 MiB
 //! and parallelism 1, 2, 4, with 8-byte records (Flink's `Long`s).
 //!
-//! Each sample is one job of `iters` records per source subtask; deployment
-//! and tear-down are excluded (the job's own elapsed time is used), and the
-//! sink's count and checksum are checked before the time is returned.
+//! Each sample is one job of `iters` records per source subtask, timed over
+//! its data window (from the first source turn to the last task's end of
+//! input: deployment and tear-down excluded); the sinks' count and checksum
+//! are checked before the time is returned.
 
 use std::time::Duration;
 
@@ -69,7 +70,7 @@ fn options(segment_size: usize) -> JobOptions {
     }
 }
 
-/// Runs one job of `records` per source subtask; returns its elapsed time.
+/// Runs one job of `records` per source subtask; returns its data window.
 fn job(parallelism: u32, records: u64, chaining: bool, segment_size: usize) -> Duration {
     let result = run_job(
         &graph(parallelism, records, chaining),
@@ -79,7 +80,9 @@ fn job(parallelism: u32, records: u64, chaining: bool, segment_size: usize) -> D
     assert!(result.is_finished(), "{:?}", result.failure);
     let n = records * u64::from(parallelism);
     assert_eq!(result.sink_totals(), (n, n.wrapping_mul(n.wrapping_sub(1))));
-    result.elapsed
+    result
+        .data_window()
+        .expect("a finished job has a data window")
 }
 
 fn pipeline(c: &mut Criterion) {
@@ -105,9 +108,9 @@ fn pipeline(c: &mut Criterion) {
                 );
                 group.bench_function(id, |b| {
                     b.iter_custom(|iters| {
-                        // Tiny jobs measure deployment noise: run at least
-                        // 10 000 records and scale the time down.
-                        let records = iters.max(10_000);
+                        // Tiny jobs measure thread start-up noise: run at
+                        // least a million records and scale the time down.
+                        let records = iters.max(1_000_000);
                         job(parallelism, records, chaining, segment_size)
                             .mul_f64(iters as f64 / records as f64)
                     })

@@ -102,6 +102,24 @@ fn every_edge_kind_and_parallelism_delivers_every_record_once() {
                 assert!(result.pools_full, "{case}");
                 for s in &result.subtasks {
                     assert_eq!(s.loop_allocations, 0, "{case}: {} allocated", s.name);
+                    for out in &s.result.as_ref().expect("a finished task reports").outputs {
+                        // Every writer sent buffers, so its pool had one in
+                        // use at least, and never more than it may hold.
+                        assert!(out.buffers_out > 0, "{case}: {} {out:?}", s.name);
+                        assert!(out.pool_size >= 1, "{case}: {} {out:?}", s.name);
+                        assert!(
+                            (1..=out.pool_size).contains(&out.max_buffers_in_use),
+                            "{case}: {} {out:?}",
+                            s.name
+                        );
+                        // A wait is counted only with time spent waiting.
+                        assert!(
+                            out.hard_back_pressure_waits == 0 || out.hard_back_pressured_ns > 0,
+                            "{case}: {} {out:?}",
+                            s.name
+                        );
+                        assert!(out.hard_back_pressure_waits <= out.buffers_out + 1);
+                    }
                 }
                 let tasks = if chaining && partitioner == Partitioner::Forward {
                     p as usize

@@ -189,8 +189,18 @@ fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: Wai
     if partitioner == Partitioner::Broadcast {
         assert!(counts.iter().all(|&c| c == RECORDS), "{case}: {counts:?}");
     }
-    assert_eq!(writer.partition().metrics().records_out, RECORDS, "{case}");
+    let metrics = writer.partition().metrics();
+    assert_eq!(metrics.records_out, RECORDS, "{case}");
     assert_eq!(gate.metrics().records_in, RECORDS * copies, "{case}");
+    assert_eq!(metrics.pool_size, max, "{case}");
+    assert!(
+        (1..=max).contains(&metrics.max_buffers_in_use),
+        "{case}: {metrics:?}"
+    );
+    assert!(
+        metrics.hard_back_pressure_waits == 0 || metrics.hard_back_pressured_ns > 0,
+        "{case}: {metrics:?}"
+    );
 
     drop(writer);
     drop(gate);

@@ -173,7 +173,8 @@ impl BufferPool {
 
     /// Segments lent out now (being written, in a ring, or being read).
     pub fn segments_in_use(&self) -> u32 {
-        self.owned_segments() - self.available_segments()
+        self.owned_segments()
+            .saturating_sub(self.available_segments())
     }
 
     /// Whether every segment this pool holds is back.

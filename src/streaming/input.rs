@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use super::{ChainError, OperatorChain};
 use crate::network::gate::GateError;
+use crate::network::serde::RecordConsumer;
 use crate::network::{InputGate, Poll};
 
 /// Why processing input failed.
@@ -70,15 +71,12 @@ impl InputProcessor {
             if self.finished[index] {
                 continue;
             }
-            let mut failed = None;
-            let poll = self.gates[index].poll(|record| {
-                if failed.is_none() {
-                    if let Err(e) = chain.process(record) {
-                        failed = Some(e);
-                    }
-                }
-            })?;
-            if let Some(e) = failed {
+            let mut input = ChainInput {
+                chain: &mut *chain,
+                failed: None,
+            };
+            let poll = self.gates[index].poll_into(&mut input)?;
+            if let Some(e) = input.failed {
                 return Err(e.into());
             }
             match poll {
@@ -108,6 +106,34 @@ impl InputProcessor {
     /// The gates.
     pub fn gates(&self) -> &[InputGate] {
         &self.gates
+    }
+}
+
+/// The chain as a deserializer's consumer: runs of 8-byte records take the
+/// chain's batch path, other records go one at a time. After a chain error
+/// the rest of the buffer is dropped and the error returned.
+struct ChainInput<'a> {
+    chain: &'a mut OperatorChain,
+    failed: Option<ChainError>,
+}
+
+impl RecordConsumer for ChainInput<'_> {
+    #[inline(always)]
+    fn record(&mut self, record: &[u8]) {
+        if self.failed.is_none() {
+            if let Err(e) = self.chain.process(record) {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn values(&mut self, values: &mut [u64]) {
+        if self.failed.is_none() {
+            if let Err(e) = self.chain.process_values(values) {
+                self.failed = Some(e);
+            }
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::{ChannelAvailability, ChannelMetrics, InputChannel};
 use crate::network::event::{ChannelItem, Event};
-use crate::network::serde::SerdeError;
+use crate::network::serde::{EachRecord, RecordConsumer, SerdeError};
 use crate::sync::{Arc, Parker};
 
 /// What one [`InputGate::poll`] produced.
@@ -112,7 +112,14 @@ impl InputGate {
     /// spanned buffers from the channel's spill buffer); the buffer goes back
     /// to its producer's pool before this returns.
     #[inline]
-    pub fn poll(&mut self, mut on_record: impl FnMut(&[u8])) -> Result<Poll, GateError> {
+    pub fn poll(&mut self, on_record: impl FnMut(&[u8])) -> Result<Poll, GateError> {
+        self.poll_into(&mut EachRecord(on_record))
+    }
+
+    /// [`poll`](Self::poll) into a [`RecordConsumer`], which takes runs of
+    /// 8-byte records as batches of values (the task loop's path).
+    #[inline]
+    pub fn poll_into(&mut self, consumer: &mut impl RecordConsumer) -> Result<Poll, GateError> {
         loop {
             let Some(index) = self.availability.next() else {
                 return Ok(if self.is_finished() {
@@ -136,7 +143,7 @@ impl InputGate {
                     channel.metrics.buffers_in += 1;
                     channel.metrics.bytes_in += buffer.len() as u64;
                     channel.deserializer.set_next_buffer(buffer);
-                    let result = channel.deserializer.for_each_record(&mut on_record);
+                    let result = channel.deserializer.read_records(consumer);
                     if let Some(buffer) = channel.deserializer.take_buffer() {
                         channel.recycler.recycle(buffer);
                     }

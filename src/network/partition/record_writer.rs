@@ -51,6 +51,25 @@ impl RecordWriter {
         Ok(())
     }
 
+    /// Writes a batch of 8-byte records given as their values (each value is
+    /// also its routing key). Into a single channel (forward, or any
+    /// partitioner over one subpartition) the batch is framed in one pass
+    /// per buffer; otherwise each record is routed as [`emit`](Self::emit)
+    /// routes it.
+    #[inline]
+    pub fn emit_values(&mut self, values: &[u64]) -> Result<(), WriteError> {
+        let single = self.selector.partitioner() == Partitioner::Forward
+            || (self.partition.num_subpartitions() == 1
+                && self.selector.partitioner() != Partitioner::Broadcast);
+        if single && !self.flush_always {
+            return self.partition.emit_values(0, values);
+        }
+        for &value in values {
+            self.emit(value, &value.to_le_bytes())?;
+        }
+        Ok(())
+    }
+
     /// Writes one record to every channel whatever the partitioner (a
     /// broadcast partitioner shares one copy; others copy per channel, as
     /// Flink's `broadcastEmit` does).

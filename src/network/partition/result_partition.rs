@@ -30,6 +30,7 @@ pub enum WriteError {
 
 /// Output counters of one partition. Updated per buffer (records per record,
 /// a plain add); back-pressure time is read from the clock only around waits.
+/// The pool figures are taken when a buffer is requested, never per record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PartitionMetrics {
     /// Records emitted (a broadcast record counts once).
@@ -44,6 +45,15 @@ pub struct PartitionMetrics {
     pub hard_back_pressured_ns: u64,
     /// Time waiting for room in a ring (no credit; soft back-pressure).
     pub soft_back_pressured_ns: u64,
+    /// Buffer requests that found the pool exhausted and had to wait (hard
+    /// back-pressure events).
+    pub hard_back_pressure_waits: u64,
+    /// The buffer pool's size: the most segments it may hold (its max).
+    pub pool_size: u32,
+    /// High-water mark of the pool's buffers in use (being written, in a
+    /// ring or being read), sampled right after each request, where the
+    /// count peaks.
+    pub max_buffers_in_use: u32,
 }
 
 /// The producing end of one channel: the ring to its consumer, the buffer
@@ -140,7 +150,10 @@ impl ResultPartition {
 
     /// Counters so far.
     pub fn metrics(&self) -> PartitionMetrics {
-        self.metrics
+        PartitionMetrics {
+            pool_size: self.pool.max(),
+            ..self.metrics
+        }
     }
 
     /// Appends a record to subpartition `index`, waiting for capacity if
@@ -157,6 +170,34 @@ impl ResultPartition {
             return self.emit_slow(index, record, written);
         }
         self.emit_slow(index, record, 0)
+    }
+
+    /// Appends a batch of 8-byte records, given as their values, to
+    /// subpartition `index`: as many frames as the buffer has room for are
+    /// written in one loop (no per-record checks), a frame that does not fit
+    /// goes the spanning way.
+    #[inline]
+    pub fn emit_values(&mut self, index: usize, values: &[u64]) -> Result<(), WriteError> {
+        self.serializer.check(&[0; 8])?;
+        self.metrics.records_out += values.len() as u64;
+        let mut rest = values;
+        while !rest.is_empty() {
+            if let Some(builder) = &mut self.subpartitions[index].builder {
+                let n = self.serializer.serialize_values(builder, rest);
+                rest = &rest[n..];
+                if builder.is_full() {
+                    self.flush(index)?;
+                    continue;
+                }
+                if rest.is_empty() {
+                    break;
+                }
+            }
+            // No builder, or less room than one frame: the spanning way.
+            self.emit_slow(index, &rest[0].to_le_bytes(), 0)?;
+            rest = &rest[1..];
+        }
+        Ok(())
     }
 
     /// Continues a record that did not fit (or completes a full builder).
@@ -338,8 +379,19 @@ impl ResultPartition {
     /// A free buffer builder, waiting for one if the pool is exhausted.
     fn request_builder(&mut self) -> Result<BufferBuilder, WriteError> {
         let pool = &self.pool;
-        pool.request_waiting(self.wait, &mut self.metrics.hard_back_pressured_ns)
-            .ok_or(WriteError::Interrupted)
+        let builder = match pool.request() {
+            Some(builder) => builder,
+            None => {
+                self.metrics.hard_back_pressure_waits += 1;
+                pool.request_waiting(self.wait, &mut self.metrics.hard_back_pressured_ns)
+                    .ok_or(WriteError::Interrupted)?
+            }
+        };
+        // In-use only grows on a request, so its peak is seen here (a
+        // concurrent recycle can only make the sample low by one or so).
+        let in_use = pool.segments_in_use();
+        self.metrics.max_buffers_in_use = self.metrics.max_buffers_in_use.max(in_use);
+        Ok(builder)
     }
 }
 
