@@ -231,6 +231,7 @@ fn task_metrics(s: &crate::job::SubtaskReport) -> TaskMetrics {
     let m = &s.mailbox;
     let total = (m.busy_ns + m.idle_ns + m.back_pressured_ns).max(1) as f64;
     let pct = |ns: u64| 100.0 * ns as f64 / total;
+    let outputs = s.result.as_ref().map_or(&[][..], |r| &r.outputs[..]);
     let (records_in, records_out, buffers_out) = s.result.as_ref().map_or((0, 0, 0), |r| {
         let out: u64 = r.outputs.iter().map(|o| o.records_out).sum();
         let sunk = r.sink.as_ref().map_or(0, |k| k.records);
@@ -250,6 +251,9 @@ fn task_metrics(s: &crate::job::SubtaskReport) -> TaskMetrics {
         busy_pct: pct(m.busy_ns),
         idle_pct: pct(m.idle_ns),
         back_pressured_pct: pct(m.back_pressured_ns),
+        pool_size: outputs.iter().map(|o| o.pool_size).sum(),
+        pool_max_in_use: outputs.iter().map(|o| o.max_buffers_in_use).sum(),
+        buffer_waits: outputs.iter().map(|o| o.hard_back_pressure_waits).sum(),
         allocations: s.loop_allocations,
     }
 }

@@ -156,19 +156,24 @@ pub fn table(result: &RunResult) -> String {
         .max(8);
     let _ = writeln!(
         out,
-        "  {:<width$}  {:>7}  {:>7}  {:>7}  {:>13}  {:>13}  {:>6}",
-        "task", "busy", "idle", "backpr", "records in", "records out", "allocs"
+        "  {:<width$}  {:>7}  {:>7}  {:>7}  {:>13}  {:>13}  {:>11}  {:>6}",
+        "task", "busy", "idle", "backpr", "records in", "records out", "pool peak", "allocs"
     );
     for task in &s.tasks {
         let _ = writeln!(
             out,
-            "  {:<width$}  {:>6.1}%  {:>6.1}%  {:>6.1}%  {:>13}  {:>13}  {:>6}",
+            "  {:<width$}  {:>6.1}%  {:>6.1}%  {:>6.1}%  {:>13}  {:>13}  {:>11}  {:>6}",
             format!("{} #{}", task.name, task.subtask),
             task.busy_pct,
             task.idle_pct,
             task.back_pressured_pct,
             thousands(task.records_in as f64),
             thousands(task.records_out as f64),
+            if task.pool_size == 0 {
+                "–".to_string()
+            } else {
+                format!("{}/{}", task.pool_max_in_use, task.pool_size)
+            },
             task.allocations
         );
     }

@@ -143,6 +143,13 @@ pub struct TaskMetrics {
     pub idle_pct: f64,
     /// Share waiting for output capacity, in percent.
     pub back_pressured_pct: f64,
+    /// Buffers its output pools may hold (0 for a task without outputs).
+    pub pool_size: u32,
+    /// Most buffers its output pools had in use at once.
+    pub pool_max_in_use: u32,
+    /// Buffer requests that found no free buffer and had to wait (hard
+    /// back-pressure).
+    pub buffer_waits: u64,
     /// Allocations while the loop ran.
     pub allocations: u64,
 }
