@@ -355,3 +355,32 @@ fn more_than_one_channel_per_pair_is_refused_on_pointwise_edges() {
     let err = run_job(&graph, &options()).unwrap_err().to_string();
     assert!(err.contains("has 0 channels"), "{err}");
 }
+
+#[test]
+fn a_keyed_count_behind_a_keyed_hash_edge_keeps_each_key_on_one_subtask() {
+    use taskbench::streaming::AggregateKind;
+    for p in [2u32, 3] {
+        let graph = JobGraph {
+            name: "keyed-count".into(),
+            vertices: vec![
+                source(2, Some(500)),
+                JobVertex {
+                    operators: vec![OperatorSpec::KeyedAggregate {
+                        kind: AggregateKind::Count,
+                        key_space: 10,
+                    }],
+                    sink: Some(SinkKind::Checksum),
+                    ..vertex("count", p)
+                },
+            ],
+            edges: vec![JobEdge::new(0, 1, Partitioner::hash_keyed(p, 10))],
+            chaining: true,
+            buffer_timeout: BufferTimeout::default(),
+        };
+        let result = run_job(&graph, &options()).unwrap();
+        assert!(result.is_finished(), "{:?}", result.failure);
+        // Each key's 100 records meet one counter: 1..=100 per key, as with
+        // one subtask. A key split over subtasks would sum less.
+        assert_eq!(result.sink_totals(), (1000, 10 * (100 * 101 / 2)), "p={p}");
+    }
+}

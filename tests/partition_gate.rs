@@ -63,11 +63,11 @@ fn expected_channel(partitioner: Partitioner, channels: usize, seq: u64) -> Opti
     match partitioner {
         Partitioner::Forward => Some(0),
         Partitioner::Rebalance | Partitioner::Rescale => Some((seq % channels as u64) as usize),
-        Partitioner::Hash { max_parallelism } => Some(key_group::assign_key_to_operator(
-            key(seq),
-            max_parallelism,
-            channels as u32,
-        ) as usize),
+        Partitioner::Hash {
+            max_parallelism, ..
+        } => Some(
+            key_group::assign_key_to_operator(key(seq), max_parallelism, channels as u32) as usize,
+        ),
         Partitioner::Broadcast => None,
     }
 }

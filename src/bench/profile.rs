@@ -832,7 +832,9 @@ impl Profile {
                 PartitionerKind::Forward => Partitioner::Forward,
                 PartitionerKind::Rebalance => Partitioner::Rebalance,
                 PartitionerKind::Rescale => Partitioner::Rescale,
-                PartitionerKind::Hash => Partitioner::hash_for(to_parallelism * e.channels),
+                PartitionerKind::Hash => {
+                    Partitioner::hash_keyed(to_parallelism * e.channels, self.records.key_space)
+                }
                 PartitionerKind::Broadcast => Partitioner::Broadcast,
             };
             edges.push(JobEdge {

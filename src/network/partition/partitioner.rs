@@ -18,6 +18,10 @@ pub enum Partitioner {
     Hash {
         /// Flink's max parallelism (number of key groups).
         max_parallelism: u32,
+        /// The key is `value % key_space`, as keyed operators key records
+        /// (so a key's records all reach the subtask holding its state);
+        /// 0 keys by the whole value.
+        key_space: u64,
     },
     /// Every record to every subpartition, written once and shared.
     Broadcast,
@@ -29,6 +33,15 @@ impl Partitioner {
     pub fn hash_for(parallelism: u32) -> Self {
         Partitioner::Hash {
             max_parallelism: key_group::default_max_parallelism(parallelism),
+            key_space: 0,
+        }
+    }
+
+    /// As [`hash_for`](Self::hash_for), keyed by `value % key_space`.
+    pub fn hash_keyed(parallelism: u32, key_space: u64) -> Self {
+        Partitioner::Hash {
+            max_parallelism: key_group::default_max_parallelism(parallelism),
+            key_space,
         }
     }
 }
@@ -82,10 +95,17 @@ impl ChannelSelector {
                 }
                 Selection::One(channel)
             }
-            Partitioner::Hash { max_parallelism } => Selection::One(
-                key_group::assign_key_to_operator(key, max_parallelism, self.channels as u32)
-                    as usize,
-            ),
+            Partitioner::Hash {
+                max_parallelism,
+                key_space,
+            } => {
+                let key = if key_space == 0 { key } else { key % key_space };
+                Selection::One(key_group::assign_key_to_operator(
+                    key,
+                    max_parallelism,
+                    self.channels as u32,
+                ) as usize)
+            }
             Partitioner::Broadcast => Selection::All,
         }
     }
@@ -113,6 +133,10 @@ mod tests {
             "a key always lands on the same channel"
         );
         assert_eq!(hash.select(0), Selection::One(2));
+
+        let mut keyed = ChannelSelector::new(Partitioner::hash_keyed(4, 10), 4, 0);
+        assert_eq!(keyed.select(17), hash.select(7), "17 and 7 share key 7");
+        assert_eq!(keyed.select(10), hash.select(0));
 
         let mut broadcast = ChannelSelector::new(Partitioner::Broadcast, 4, 0);
         assert_eq!(broadcast.select(1), Selection::All);
