@@ -13,8 +13,8 @@ use taskbench::network::{GateKey, NetworkConfig, PartitionKey, Partitioner, Shuf
 use taskbench::runtime::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
 use taskbench::runtime::{
     CancelTaskError, ExecutionState, JobInformation, ProducedPartition, Task,
-    TaskDeploymentDescriptor, TaskExecutor, TaskInformation, TaskSettings, TaskStateUpdate,
-    TaskSubmissionError,
+    TaskDeploymentDescriptor, TaskExecutor, TaskInformation, TaskOutcome, TaskSettings,
+    TaskStateUpdate, TaskSubmissionError,
 };
 use taskbench::streaming::{
     BufferTimeout, ChainEnd, MapFunction, OperatorSpec, SinkKind, SourceSpec, StreamTaskConfig,
@@ -249,29 +249,26 @@ fn deploy_pipeline(
     (producer, consumer)
 }
 
-#[test]
-fn a_two_task_pipeline_runs_to_finished() {
-    let shuffle = shuffle(64);
-    let (executor, updates) = executor(2, shuffle.clone());
-    let (producer, consumer) = deploy_pipeline(&executor, Some(100_000), StreamTaskKind::OneInput);
-    let p = producer.await_termination(TIMEOUT).expect("producer ends");
-    let c = consumer.await_termination(TIMEOUT).expect("consumer ends");
+/// Both ends of a doubling pipeline finished, and the sink saw `records`
+/// values 0.. doubled.
+fn assert_pipeline_finished(producer: &TaskOutcome, consumer: TaskOutcome, records: u64) {
     assert_eq!(
-        (p.state, c.state),
+        (producer.state, consumer.state),
         (ExecutionState::Finished, ExecutionState::Finished),
-        "{c:?}"
+        "{producer:?} {consumer:?}"
     );
-    let sink = c.result.unwrap().sink.unwrap();
+    let sink = consumer.result.unwrap().sink.unwrap();
     assert_eq!(
         (sink.records, sink.checksum),
-        (100_000, 2 * (0..100_000u64).sum::<u64>())
+        (records, 2 * (0..records).sum::<u64>())
     );
-    executor.join_threads();
-    assert!(shuffle.segments().is_full());
-    // Each task reported DEPLOYING, INITIALIZING, RUNNING, FINISHED, in order.
+}
+
+/// The task reported DEPLOYING, INITIALIZING, RUNNING, FINISHED, in order.
+fn assert_walked_to_finished(updates: &mpsc::Receiver<TaskStateUpdate>, task: ExecutionAttemptId) {
     let states: Vec<_> = updates
         .try_iter()
-        .filter(|u| u.execution_id == ExecutionAttemptId(1))
+        .filter(|u| u.execution_id == task)
         .map(|u| u.state)
         .collect();
     assert_eq!(
@@ -283,6 +280,19 @@ fn a_two_task_pipeline_runs_to_finished() {
             ExecutionState::Finished
         ]
     );
+}
+
+#[test]
+fn a_two_task_pipeline_runs_to_finished() {
+    let shuffle = shuffle(64);
+    let (executor, updates) = executor(2, shuffle.clone());
+    let (producer, consumer) = deploy_pipeline(&executor, Some(100_000), StreamTaskKind::OneInput);
+    let p = producer.await_termination(TIMEOUT).expect("producer ends");
+    let c = consumer.await_termination(TIMEOUT).expect("consumer ends");
+    assert_pipeline_finished(&p, c, 100_000);
+    executor.join_threads();
+    assert!(shuffle.segments().is_full());
+    assert_walked_to_finished(&updates, ExecutionAttemptId(1));
     assert!(executor.remove_terminated(ExecutionAttemptId(1)).is_some());
     executor.free_slot(JOB, AllocationId(1)).unwrap();
 }
@@ -521,31 +531,9 @@ fn a_deploying_task_proceeds_once_segments_come_back() {
     drop(held);
     let p = producer.await_final(TIMEOUT).expect("producer ends");
     let c = consumer.await_final(TIMEOUT).expect("consumer ends");
-    assert_eq!(
-        (p.state, c.state),
-        (ExecutionState::Finished, ExecutionState::Finished),
-        "{p:?} {c:?}"
-    );
-    let sink = c.result.unwrap().sink.unwrap();
-    assert_eq!(
-        (sink.records, sink.checksum),
-        (10_000, 2 * (0..10_000u64).sum::<u64>())
-    );
+    assert_pipeline_finished(&p, c, 10_000);
     executor.join_threads();
-    let states: Vec<_> = updates
-        .try_iter()
-        .filter(|u| u.execution_id == ExecutionAttemptId(1))
-        .map(|u| u.state)
-        .collect();
-    assert_eq!(
-        states,
-        [
-            ExecutionState::Deploying,
-            ExecutionState::Initializing,
-            ExecutionState::Running,
-            ExecutionState::Finished
-        ]
-    );
+    assert_walked_to_finished(&updates, ExecutionAttemptId(1));
     assert_eq!(shuffle.segments().waiting_requests(), 0);
     assert!(shuffle.segments().is_full());
 }
