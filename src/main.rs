@@ -1,7 +1,7 @@
 //! The `taskbench` command line.
 //!
-//! Exit codes: 0 ok, 1 the run failed (a task failed, or did not end),
-//! 2 bad usage or bad input.
+//! Exit codes: 0 ok, 1 the run failed (a task failed, or did not end) or
+//! `compare` found a regression, 2 bad usage or bad input.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -38,6 +38,8 @@ enum Command {
     Run(RunArgs),
     /// Runs every point of a profile's sweep axes; writes JSON and SVG charts.
     Sweep(SweepArgs),
+    /// Holds a result against a baseline; exits 1 on a regression.
+    Compare(CompareArgs),
     /// Lists the built-in profiles and those in ./profiles.
     List,
     /// Checks a profile (and overrides) without running it.
@@ -97,6 +99,18 @@ struct SweepArgs {
 }
 
 #[derive(Debug, Args)]
+struct CompareArgs {
+    /// The baseline result (JSON from `run` or `sweep`).
+    baseline: PathBuf,
+    /// The result to judge.
+    current: PathBuf,
+    /// Smallest change that counts, in percent; a change must also exceed
+    /// twice either run's relative standard deviation (flink-benchmarks' rule).
+    #[arg(long, default_value_t = 4.0)]
+    threshold: f64,
+}
+
+#[derive(Debug, Args)]
 struct DemoArgs {
     /// Records to send.
     #[arg(long, default_value_t = 20_000_000)]
@@ -123,6 +137,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run(args) => run(args),
         Command::Sweep(args) => sweep(args),
+        Command::Compare(args) => compare(&args),
         Command::List => list(),
         Command::Validate(args) => validate(&args),
         Command::Demo(args) => demo(&args),
@@ -347,6 +362,44 @@ fn sweep(args: SweepArgs) -> ExitCode {
         return ExitCode::from(1);
     }
     ExitCode::SUCCESS
+}
+
+fn compare(args: &CompareArgs) -> ExitCode {
+    if !(args.threshold.is_finite() && args.threshold >= 0.0) {
+        return usage_error(format!(
+            "--threshold {} is not allowed: give a percentage of 0 or more",
+            args.threshold
+        ));
+    }
+    let read = |path: &Path| {
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let texts = read(&args.baseline).and_then(|b| Ok((b, read(&args.current)?)));
+    let (baseline, current) = match texts {
+        Ok(t) => t,
+        Err(e) => return usage_error(e),
+    };
+    let names = (
+        args.baseline.display().to_string(),
+        args.current.display().to_string(),
+    );
+    match taskbench::bench::compare::compare(
+        (&names.0, &names.1),
+        &baseline,
+        &current,
+        args.threshold,
+    ) {
+        Ok(comparison) => {
+            print!("{}", taskbench::bench::compare::table(&comparison));
+            if comparison.has_regression() {
+                eprintln!("error: a figure regressed beyond the noise");
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => usage_error(e),
+    }
 }
 
 fn list() -> ExitCode {

@@ -470,3 +470,43 @@ fn the_result_matches_its_documented_schema() {
         );
     }
 }
+
+#[test]
+fn compare_flags_a_regression_beyond_the_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.json");
+    quick(taskbench().args(["run", "map-sink", "--output", base.to_str().unwrap()]))
+        .assert()
+        .success();
+    let mut result: Value = serde_json::from_str(&std::fs::read_to_string(&base).unwrap()).unwrap();
+    // The same result: unchanged, exit 0.
+    taskbench()
+        .args(["compare", base.to_str().unwrap(), base.to_str().unwrap()])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("unchanged"));
+    // Half the throughput, on another CPU: a regression (exit 1) and a warning.
+    let median = result["summary"]["records_per_ms"]["median"]
+        .as_f64()
+        .unwrap();
+    result["summary"]["records_per_ms"]["median"] = (median / 2.0).into();
+    result["testbed"]["cpu_model"] = "another CPU".into();
+    let slow = dir.path().join("slow.json");
+    std::fs::write(&slow, serde_json::to_string(&result).unwrap()).unwrap();
+    taskbench()
+        .args(["compare", base.to_str().unwrap(), slow.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("REGRESSION")
+                .and(predicate::str::contains("-50.0%"))
+                .and(predicate::str::contains("testbeds differ in cpu_model")),
+        );
+    // Not a result: exit 2.
+    let junk = profile_file(dir.path(), "junk.json", "{}");
+    taskbench()
+        .args(["compare", base.to_str().unwrap(), &junk])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("schema_version"));
+}

@@ -4,6 +4,7 @@
 pub mod builtin;
 pub mod channel;
 pub mod chart;
+pub mod compare;
 pub mod engine;
 pub mod profile;
 pub mod report;
