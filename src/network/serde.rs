@@ -77,6 +77,11 @@ impl RecordSerializer {
                 free[..HEADER].copy_from_slice(&(record.len() as u32).to_le_bytes());
                 copy_record(&mut free[HEADER..frame], record);
                 builder.commit(frame);
+                if record.len() >= PREFETCH_MIN_RECORD {
+                    // A reused segment has the same layout as last time, so
+                    // this is the header line the reader touched there.
+                    builder.prefetch_for_write(PREFETCH_RECORDS * frame);
+                }
                 *written = frame;
                 return true;
             }
@@ -137,6 +142,11 @@ pub(crate) fn copy_record(dst: &mut [u8], src: &[u8]) {
         dst.copy_from_slice(src);
     }
 }
+
+/// How many records ahead the serializer claims the line it will write.
+const PREFETCH_RECORDS: usize = 4;
+/// Records smaller than this share lines; their writes need no prefetch.
+const PREFETCH_MIN_RECORD: usize = 256;
 
 /// Most 8-byte records a deserializer decodes into one batch of values.
 pub const VALUE_RUN: usize = 256;
