@@ -228,7 +228,10 @@ pub struct Network {
     /// this, so 1 MiB over 4000 channels would be 4 GiB).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_record_size: Option<Size>,
-    /// Back network memory with huge pages when the OS has them.
+    /// Back network memory with huge pages: reserved ones when the OS has
+    /// them, else transparent ones. On by default: a writer round-robins
+    /// over every subpartition's open segment, and with 4 KiB pages 1000
+    /// channels miss the TLB on nearly every record.
     pub huge_pages: bool,
     /// How long a task setting up may wait for network memory before it
     /// fails (Flink's `taskmanager.network.memory.buffers-request-timeout`).
@@ -245,7 +248,7 @@ impl Default for Network {
             buffer_timeout: Timeout::After(Duration::from_millis(100)),
             memory: None,
             max_record_size: None,
-            huge_pages: false,
+            huge_pages: true,
             buffers_request_timeout: Span(n.buffers_request_timeout),
         }
     }

@@ -33,7 +33,8 @@ impl MemoryRegion {
         let (mut map, huge_pages) = if config.huge_pages {
             match Self::map(bytes, true) {
                 Ok(map) => (map, true),
-                Err(_) => (Self::map(bytes, false).map_err(map_err)?, false),
+                // No reserved huge pages: ask for transparent ones.
+                Err(_) => Self::map_transparent(bytes).map_err(map_err)?,
             }
         } else {
             (Self::map(bytes, false).map_err(map_err)?, false)
@@ -58,6 +59,21 @@ impl MemoryRegion {
         #[cfg(not(target_os = "linux"))]
         let _ = huge;
         options.map_anon()
+    }
+
+    /// An anonymous mapping advised to use transparent huge pages, then
+    /// faulted in page by page (`MAP_POPULATE` would fault it in before the
+    /// advice). Returns whether the advice was taken.
+    fn map_transparent(bytes: usize) -> std::io::Result<(MmapMut, bool)> {
+        let mut map = MmapOptions::new().len(bytes).map_anon()?;
+        #[cfg(target_os = "linux")]
+        let advised = map.advise(memmap2::Advice::HugePage).is_ok();
+        #[cfg(not(target_os = "linux"))]
+        let advised = false;
+        for page in map.chunks_mut(4096) {
+            page[0] = 0;
+        }
+        Ok((map, advised))
     }
 
     /// Bytes per segment.
@@ -102,5 +118,32 @@ impl MemoryRegion {
         let offset = (ptr.as_ptr() as usize).checked_sub(self.base.as_ptr() as usize)?;
         let index = offset / self.segment_size;
         (offset % self.segment_size == 0 && index < self.segments as usize).then_some(index as u32)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_or_not_every_segment_is_mapped_zeroed_and_addressable() {
+        for huge_pages in [false, true] {
+            let config = MemoryConfig {
+                segment_size: 64 << 10,
+                total_segments: 64,
+                huge_pages,
+            };
+            let region = MemoryRegion::new(&config).unwrap();
+            assert_eq!(region.len(), 4 << 20);
+            for index in 0..region.segments() {
+                let ptr = region.segment_ptr(index);
+                assert_eq!(region.segment_of(ptr), Some(index));
+                // SAFETY: the segment lies inside the live mapping and no handle to it exists in this test.
+                let bytes = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), 64 << 10) };
+                assert!(bytes.iter().all(|&b| b == 0));
+                bytes[0] = index as u8;
+                bytes[(64 << 10) - 1] = 1;
+            }
+        }
     }
 }
