@@ -9,6 +9,10 @@ use super::profile::{Profile, ProfileError};
 pub const BUILTIN: &[(&str, &str)] = &[
     ("quickstart", include_str!("../../profiles/quickstart.toml")),
     (
+        "keyed-count-zipf",
+        include_str!("../../profiles/keyed-count-zipf.toml"),
+    ),
+    (
         "latency-vs-load",
         include_str!("../../profiles/latency-vs-load.toml"),
     ),

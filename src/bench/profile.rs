@@ -17,8 +17,8 @@ use crate::job::{ExecutionGraph, JobEdge, JobGraph, JobOptions, JobVertex, Pinni
 use crate::memory::{BufferPool, MemoryConfig, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE};
 use crate::network::{NetworkConfig, Partitioner};
 use crate::streaming::{
-    AggregateKind, BufferTimeout, FilterFunction, FlatMapFunction, MapFunction, OperatorSpec,
-    SinkKind, SourceSpec,
+    AggregateKind, BufferTimeout, FilterFunction, FlatMapFunction, KeyDistribution, MapFunction,
+    OperatorSpec, SinkKind, SourceSpec,
 };
 use crate::sync::WaitStrategy;
 
@@ -92,8 +92,13 @@ pub struct Records {
     pub duration: Option<Span>,
     /// Bytes per record, at least 8 (a Flink `Long` is 8).
     pub size: Size,
-    /// Distinct keys (keyed aggregates and skew use it).
+    /// Distinct keys, `value % key_space` (keyed aggregates, hash edges
+    /// and skew use it).
     pub key_space: u64,
+    /// How keys are drawn: "uniform" (values count up) or "zipf".
+    pub distribution: Distribution,
+    /// The Zipf exponent (1.0 is the classic law; 0 is uniform).
+    pub zipf_exponent: f64,
     /// Offered load in records/s per source subtask; unset = as fast as possible.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate: Option<f64>,
@@ -111,11 +116,23 @@ impl Default for Records {
             duration: None,
             size: Size(8),
             key_space: 1024,
+            distribution: Distribution::Uniform,
+            zipf_exponent: 1.0,
             rate: None,
             skew_after: None,
             batch: 1024,
         }
     }
+}
+
+/// How a source's keys are distributed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Distribution {
+    /// Every key as often.
+    Uniform,
+    /// Key of rank `k` with weight `1 / (k + 1)^records.zipf_exponent`.
+    Zipf,
 }
 
 /// Default records per source subtask.
@@ -803,6 +820,12 @@ impl Profile {
                 rate: self.records.rate,
                 skew_after: self.records.skew_after,
                 key_space: self.records.key_space,
+                keys: match self.records.distribution {
+                    Distribution::Uniform => KeyDistribution::Uniform,
+                    Distribution::Zipf => KeyDistribution::Zipf {
+                        exponent: self.records.zipf_exponent,
+                    },
+                },
                 timestamps: latency,
             });
             let sink = match v.kind {

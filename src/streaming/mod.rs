@@ -12,7 +12,7 @@ pub use input::{InputError, InputProcessor, InputStatus};
 pub use operator::{
     AggregateKind, FilterFunction, FlatMapFunction, MapFunction, OperatorFailure, OperatorSpec,
 };
-pub use source::{SourceFunction, SourceSpec, SourceStatus};
+pub use source::{KeyDistribution, SourceFunction, SourceSpec, SourceStatus};
 pub use stream_task::{
     BufferTimeout, StreamTask, StreamTaskConfig, StreamTaskError, StreamTaskKind, StreamTaskResult,
 };

@@ -25,8 +25,10 @@ pub struct SourceSpec {
     /// After this many records, emit only values that hash to key 0
     /// (`value * key_space`), as flink-benchmarks' skewed source does.
     pub skew_after: Option<u64>,
-    /// Distinct values used for keys when skewing.
+    /// Distinct keys (`value % key_space`), for skew and key distributions.
     pub key_space: u64,
+    /// How keys are distributed over the key space.
+    pub keys: KeyDistribution,
     /// Stamp records with their emit time (needs `record_size >= 16`).
     pub timestamps: bool,
 }
@@ -41,9 +43,53 @@ impl Default for SourceSpec {
             rate: None,
             skew_after: None,
             key_space: 1024,
+            keys: KeyDistribution::Uniform,
             timestamps: false,
         }
     }
+}
+
+/// How a source's keys (`value % key_space`) are distributed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum KeyDistribution {
+    /// Values count up, so keys cycle through the key space evenly.
+    Uniform,
+    /// Key `k` (0-based rank) is drawn with weight `1 / (k + 1)^exponent`;
+    /// values stay unique (`sequence * key_space + key`).
+    Zipf {
+        /// The skew: 0 is uniform, 1 is the classic Zipf law.
+        exponent: f64,
+    },
+}
+
+/// Keys drawn from a Zipf law, laid out once at setup: the quantiles of
+/// `ZIPF_TABLE` evenly spaced probabilities, shuffled so equal keys do not
+/// come in runs. Sources read it cyclically (no random numbers per record).
+const ZIPF_TABLE: usize = 1 << 14;
+
+fn zipf_keys(key_space: u64, exponent: f64) -> Vec<u32> {
+    let n = key_space.clamp(1, u64::from(u32::MAX)) as usize;
+    let mut cdf = Vec::with_capacity(n);
+    let mut total = 0.0f64;
+    for k in 0..n {
+        total += 1.0 / ((k + 1) as f64).powf(exponent);
+        cdf.push(total);
+    }
+    let mut keys: Vec<u32> = (0..ZIPF_TABLE)
+        .map(|i| {
+            let u = (i as f64 + 0.5) / ZIPF_TABLE as f64 * total;
+            cdf.partition_point(|&c| c < u).min(n - 1) as u32
+        })
+        .collect();
+    // A fixed xorshift permutation: repeatable runs, no runs of one key.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..keys.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        keys.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    keys
 }
 
 /// Whether a source has more to emit.
@@ -68,6 +114,8 @@ pub struct SourceFunction {
     record: Vec<u8>,
     started: Option<Instant>,
     epoch: Instant,
+    /// Zipf keys, read cyclically; empty for uniform keys.
+    zipf: Vec<u32>,
 }
 
 impl SourceFunction {
@@ -82,8 +130,19 @@ impl SourceFunction {
             record: vec![0u8; spec.record_size.max(record::VALUE_BYTES)],
             started: None,
             epoch,
+            zipf: match spec.keys {
+                KeyDistribution::Uniform => Vec::new(),
+                KeyDistribution::Zipf { exponent } => zipf_keys(spec.key_space, exponent),
+            },
             spec,
         }
+    }
+
+    /// Value `value` with its key drawn from the Zipf table at `seq`.
+    #[inline(always)]
+    fn zipf_value(&self, value: u64, seq: u64) -> u64 {
+        let key = self.zipf[seq as usize & (ZIPF_TABLE - 1)];
+        value * self.spec.key_space.max(1) + u64::from(key)
     }
 
     /// Records emitted so far.
@@ -145,6 +204,11 @@ impl SourceFunction {
                 *slot = value;
                 value += self.stride;
             }
+            if !self.zipf.is_empty() {
+                for (i, v) in chunk.iter_mut().enumerate() {
+                    *v = self.zipf_value(*v, seq + i as u64);
+                }
+            }
             if let Some(after) = self.spec.skew_after.filter(|&a| a < seq + n as u64) {
                 let key_space = self.spec.key_space.max(1);
                 let from = after.saturating_sub(seq) as usize;
@@ -167,12 +231,13 @@ impl SourceFunction {
         let per_record_ns = self.spec.rate.map_or(0, |r| (1e9 / r) as u64);
         for i in 0..batch {
             let seq = self.emitted + i;
-            let value = match self.spec.skew_after {
-                Some(after) if seq >= after => {
-                    (self.first + seq * self.stride) * self.spec.key_space.max(1)
-                }
-                _ => self.first + seq * self.stride,
-            };
+            let mut value = self.first + seq * self.stride;
+            if !self.zipf.is_empty() {
+                value = self.zipf_value(value, seq);
+            }
+            if self.spec.skew_after.is_some_and(|after| seq >= after) {
+                value *= self.spec.key_space.max(1);
+            }
             record::set_value(&mut self.record, value);
             if self.spec.timestamps {
                 record::set_timestamp(&mut self.record, stamp_ns + i * per_record_ns);
@@ -262,5 +327,41 @@ mod tests {
         while source.emit_batch(&mut chain).unwrap() == SourceStatus::MoreAvailable {}
         // Values 0 and 8 before the threshold, all 10 after it.
         assert_eq!(chain.sink_result().unwrap().records, 2 + 10);
+    }
+    #[test]
+    fn zipf_keys_favour_low_ranks_and_keep_values_unique() {
+        for record_size in [8, 16] {
+            let spec = SourceSpec {
+                records: Some(100_000),
+                record_size,
+                key_space: 100,
+                keys: KeyDistribution::Zipf { exponent: 1.0 },
+                ..SourceSpec::default()
+            };
+            let mut chain = OperatorChain::new(
+                &[super::super::OperatorSpec::KeyedAggregate {
+                    kind: super::super::AggregateKind::Count,
+                    key_space: 100,
+                }],
+                ChainEnd::Sink(SinkKind::Checksum),
+                Vec::new(),
+                64,
+            );
+            let mut source = SourceFunction::new(spec, 0, 1, Instant::now());
+            while source.emit_batch(&mut chain).unwrap() == SourceStatus::MoreAvailable {}
+            assert_eq!(chain.sink_result().unwrap().records, 100_000);
+            let mut counts = [0u32; 100];
+            for i in 0..100_000u64 {
+                counts[(source.zipf_value(i, i) % 100) as usize] += 1;
+            }
+            // Zipf(1) over 100 keys: key 0 has 1/H(100) ≈ 19.3 % of the
+            // records, key 9 a tenth of that, key 99 a hundredth.
+            let share = |k: usize| f64::from(counts[k]) / 100_000.0;
+            assert!((share(0) - 0.193).abs() < 0.01, "{}", share(0));
+            assert!((share(9) / share(0) - 0.1).abs() < 0.02);
+            assert!(counts[99] > 0 && counts[99] < counts[0] / 50);
+            // Values stay unique: sequence * key_space + key.
+            assert_ne!(source.zipf_value(1, 1), source.zipf_value(2, 2));
+        }
     }
 }
