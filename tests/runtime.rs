@@ -9,7 +9,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use taskbench::memory::{BufferPool, MemoryConfig};
-use taskbench::network::{GateKey, NetworkConfig, PartitionKey, Partitioner, ShuffleEnvironment};
+use taskbench::network::{
+    GateKey, InputGate, NetworkConfig, PartitionKey, Partitioner, ShuffleEnvironment,
+};
 use taskbench::runtime::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
 use taskbench::runtime::{
     CancelTaskError, ExecutionState, JobInformation, ProducedPartition, Task,
@@ -458,15 +460,25 @@ fn await_deploying_for_buffers(shuffle: &ShuffleEnvironment, task: &Task) {
     });
 }
 
+/// A producer submitted while the global pool lacks its minimum, so it
+/// waits in DEPLOYING; with the consumer's gate and the held segments.
+fn producer_waiting_for_buffers(
+    shuffle: &ShuffleEnvironment,
+    executor: &TaskExecutor,
+) -> (Arc<Task>, InputGate, BufferPool) {
+    let (producer, _) = wired_pair(executor);
+    let gate = shuffle.create_gate(GateKey(1)).unwrap();
+    let held = hold_all_but(shuffle, 1);
+    let task = executor.submit_task(producer, LEADER).unwrap();
+    await_deploying_for_buffers(shuffle, &task);
+    (task, gate, held)
+}
+
 #[test]
 fn cancel_a_deploying_task_waiting_for_network_buffers() {
     let shuffle = shuffle(64);
     let (executor, updates) = executor(2, shuffle.clone());
-    let (producer, _) = wired_pair(&executor);
-    let gate = shuffle.create_gate(GateKey(1)).unwrap();
-    let held = hold_all_but(&shuffle, 1);
-    let task = executor.submit_task(producer, LEADER).unwrap();
-    await_deploying_for_buffers(&shuffle, &task);
+    let (_task, gate, held) = producer_waiting_for_buffers(&shuffle, &executor);
     let outcome = executor
         .cancel_task(ExecutionAttemptId(1), TIMEOUT)
         .expect("a task waiting for buffers ends");
@@ -498,11 +510,7 @@ fn cancel_a_deploying_task_waiting_for_network_buffers() {
 fn fail_a_deploying_task_waiting_for_network_buffers() {
     let shuffle = shuffle(64);
     let (executor, _updates) = executor(2, shuffle.clone());
-    let (producer, _) = wired_pair(&executor);
-    let gate = shuffle.create_gate(GateKey(1)).unwrap();
-    let held = hold_all_but(&shuffle, 1);
-    let task = executor.submit_task(producer, LEADER).unwrap();
-    await_deploying_for_buffers(&shuffle, &task);
+    let (task, gate, held) = producer_waiting_for_buffers(&shuffle, &executor);
     task.fail_externally("the job master failed the job");
     let outcome = task.await_final(TIMEOUT).expect("a failed task ends");
     assert_eq!(outcome.state, ExecutionState::Failed);
@@ -574,11 +582,7 @@ fn the_watchdog_reports_a_task_that_has_not_terminated() {
     // state; once canceled it terminates.
     let shuffle = shuffle(64);
     let (executor, _updates) = executor(2, shuffle.clone());
-    let (producer, _) = wired_pair(&executor);
-    let gate = shuffle.create_gate(GateKey(1)).unwrap();
-    let held = hold_all_but(&shuffle, 1);
-    let task = executor.submit_task(producer, LEADER).unwrap();
-    await_deploying_for_buffers(&shuffle, &task);
+    let (task, gate, held) = producer_waiting_for_buffers(&shuffle, &executor);
     let err = task.await_final(Duration::from_millis(1)).unwrap_err();
     assert_eq!(
         (err.execution, err.state),
