@@ -130,13 +130,15 @@ pub fn run_profile(
         if run < warmup {
             continue;
         }
-        let repetition = repetition(run - warmup, profile, &job, wall.as_secs_f64());
-        for h in sink_histograms(&job) {
-            match &mut latency {
-                Some(all) => all.add(h).expect("histograms share their bounds"),
-                None => latency = Some(h.clone()),
-            }
-        }
+        let job_latency = merged_latency(&job);
+        let repetition = repetition(
+            run - warmup,
+            profile,
+            &job,
+            wall.as_secs_f64(),
+            &job_latency,
+        );
+        merge(&mut latency, job_latency.as_ref());
         result.repetitions.push(repetition);
         result.summary = Some(summarize(profile, &result.repetitions, latency.as_ref()));
         if run + 1 == warmup + repetitions {
@@ -190,26 +192,42 @@ pub fn run_sweep(
     Ok(sweep)
 }
 
-fn sink_histograms(job: &JobResult) -> impl Iterator<Item = &Histogram<u64>> {
-    job.subtasks
-        .iter()
-        .filter_map(|s| s.result.as_ref()?.sink.as_ref()?.latency.as_ref())
+/// Adds `h` (if any) into `into`.
+fn merge(into: &mut Option<Histogram<u64>>, h: Option<&Histogram<u64>>) {
+    match (into.as_mut(), h) {
+        (Some(all), Some(h)) => all.add(h).expect("sink histograms share their bounds"),
+        (None, Some(h)) => *into = Some(h.clone()),
+        (_, None) => {}
+    }
 }
 
-fn repetition(index: u32, profile: &Profile, job: &JobResult, wall: f64) -> Repetition {
+/// Every sink's latency histogram of a job, merged.
+fn merged_latency(job: &JobResult) -> Option<Histogram<u64>> {
+    let mut all = None;
+    for s in &job.subtasks {
+        merge(
+            &mut all,
+            s.result
+                .as_ref()
+                .and_then(|r| r.sink.as_ref()?.latency.as_ref()),
+        );
+    }
+    all
+}
+
+fn repetition(
+    index: u32,
+    profile: &Profile,
+    job: &JobResult,
+    wall: f64,
+    latency: &Option<Histogram<u64>>,
+) -> Repetition {
     let (records, checksum) = job.sink_totals();
     let seconds = job
         .data_window()
         .map_or(job.elapsed.as_secs_f64(), |d| d.as_secs_f64())
         .max(1e-9);
     let bytes = records * profile.records.size.bytes();
-    let mut latency: Option<Histogram<u64>> = None;
-    for h in sink_histograms(job) {
-        match &mut latency {
-            Some(all) => all.add(h).expect("histograms share their bounds"),
-            None => latency = Some(h.clone()),
-        }
-    }
     Repetition {
         index,
         records,
