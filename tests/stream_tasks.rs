@@ -179,10 +179,11 @@ fn unchained_source_map_sink_across_three_threads() {
             "{timeout:?}"
         );
         if timeout == BufferTimeout::EveryRecord {
-            assert_eq!(
-                results[0].outputs[0].buffers_out, records,
-                "one buffer per record"
-            );
+            // Each record is readable as soon as it is written: at least one
+            // buffer per record (a record spanning two segments takes two).
+            let out = results[0].outputs[0];
+            assert!(out.buffers_out >= records, "{out:?}");
+            assert!(out.buffers_out <= records + records / 300 + 1, "{out:?}");
         }
         assert!(env.segments().is_full(), "{timeout:?}");
     }

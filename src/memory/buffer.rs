@@ -12,8 +12,16 @@ use std::ptr::NonNull;
 /// ([`BufferPool::share`](super::BufferPool::share)); the segment returns to
 /// its pool when the last one is recycled.
 ///
-/// Dropping a `Buffer` without recycling it leaks its segment (the pool is
-/// not full again afterwards, which tests catch).
+/// A flushed builder's bytes travel as a *view* ([`is_view`](Self::is_view)):
+/// a handle that does not own the segment, followed in the same channel by
+/// the owning handle its builder hands over when it finishes. A channel's
+/// consumer reads its buffers in order and gives each back before reading
+/// the next, so every view is read and dropped before the owner behind it
+/// can free the segment (Flink's reader slicing a `BufferConsumer` while the
+/// writer keeps appending to the builder).
+///
+/// Dropping a `Buffer` that owns its segment without recycling it leaks the
+/// segment (the pool is not full again afterwards, which tests catch).
 #[derive(Debug, PartialEq, Eq)]
 #[must_use = "a buffer must be recycled to its pool, or its segment is lost"]
 pub struct Buffer {
@@ -27,8 +35,13 @@ pub struct Buffer {
 /// An exclusive buffer is recycled without touching the shared count, which
 /// saves two cross-core cache-line transfers per buffer.
 const SHARED: u32 = 1 << 31;
+/// Set in `Buffer::meta` for a view: bytes a builder published and kept
+/// writing after; recycling it returns nothing.
+const VIEW: u32 = 1 << 30;
+/// The length bits of `Buffer::meta`.
+const LEN: u32 = VIEW - 1;
 
-// SAFETY: a `Buffer` is a read-only view of a segment no one writes to while any `Buffer` of it exists (segments are written only through the unique `BufferBuilder`, which `finish` consumes). Sending it sends read access.
+// SAFETY: a `Buffer` is a read-only handle to bytes no one writes while it exists: a builder writes only past what it published (`unused_mut`), and the segment is written again only after its owning handle is recycled, which its reader does after dropping every view before it. Sending it sends read access.
 unsafe impl Send for Buffer {}
 // SAFETY: as above; `&Buffer` only reads.
 unsafe impl Sync for Buffer {}
@@ -43,7 +56,7 @@ impl Buffer {
     /// Number of readable bytes.
     #[inline]
     pub fn len(&self) -> usize {
-        (self.meta & !SHARED) as usize
+        (self.meta & LEN) as usize
     }
 
     /// Whether the buffer holds no bytes.
@@ -58,16 +71,35 @@ impl Buffer {
         self.meta & SHARED != 0
     }
 
+    /// Whether this is a view of a flushed builder's bytes, which does not
+    /// own the segment (recycling it is a no-op).
+    #[inline]
+    pub fn is_view(&self) -> bool {
+        self.meta & VIEW != 0
+    }
+
     /// The written bytes.
     #[inline]
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr..ptr+len` lies in a live segment (the region is never unmapped while handles are out) that was written before `finish` and has no writer while this handle exists.
+        // SAFETY: `ptr..ptr+len` lies in a live segment (the region is never unmapped while handles are out); those bytes were written before the handle was made and are not written again while it exists (see the `Send` impl).
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len()) }
     }
 
     #[inline]
     pub(super) fn ptr(&self) -> NonNull<u8> {
         self.ptr
+    }
+
+    /// Another view of the same bytes (a broadcast view for one more
+    /// reader).
+    #[inline]
+    pub(super) fn copy_view(&self) -> Buffer {
+        debug_assert!(self.is_view());
+        Buffer {
+            ptr: self.ptr,
+            segment: self.segment,
+            meta: self.meta,
+        }
     }
 
     /// Marks the buffer shared and returns another handle to the same bytes;
@@ -95,9 +127,11 @@ pub struct BufferBuilder {
     segment: u32,
     capacity: u32,
     len: u32,
+    /// Bytes already handed to the reader as views; never written again.
+    published: u32,
 }
 
-// SAFETY: the builder is the only handle to its segment; moving it to another thread moves exclusive access.
+// SAFETY: the builder is the only writer of its segment (views read only what it published and no longer writes); moving it to another thread moves that exclusive write access.
 unsafe impl Send for BufferBuilder {}
 
 impl BufferBuilder {
@@ -112,6 +146,7 @@ impl BufferBuilder {
             segment,
             capacity: capacity as u32,
             len: 0,
+            published: 0,
         }
     }
 
@@ -137,6 +172,19 @@ impl BufferBuilder {
     #[inline]
     pub fn capacity(&self) -> usize {
         self.capacity as usize
+    }
+
+    /// Bytes written but not yet handed to the reader.
+    #[inline]
+    pub fn unpublished(&self) -> usize {
+        (self.len - self.published) as usize
+    }
+
+    /// Whether some bytes went to the reader as views, so the segment's
+    /// owning handle must follow them through the same channel.
+    #[inline]
+    pub fn has_views(&self) -> bool {
+        self.published != 0
     }
 
     /// Bytes still free.
@@ -201,13 +249,39 @@ impl BufferBuilder {
         n
     }
 
-    /// Ends writing: the bytes written so far become a readable [`Buffer`].
+    /// Hands the unpublished bytes to the reader as a view and keeps
+    /// writing after them.
+    #[inline]
+    pub(super) fn view(&mut self) -> Buffer {
+        let buffer = Buffer {
+            ptr: self.unpublished_ptr(),
+            segment: self.segment,
+            meta: (self.len - self.published) | VIEW,
+        };
+        self.published = self.len;
+        buffer
+    }
+
+    /// Ends writing: the bytes not yet published become the [`Buffer`] that
+    /// owns the segment (empty, at the segment's start, if views already
+    /// carried every byte).
     #[inline]
     pub(super) fn finish(self) -> Buffer {
+        let unpublished = self.len - self.published;
         Buffer {
-            ptr: self.ptr,
+            ptr: if unpublished == 0 {
+                self.ptr
+            } else {
+                self.unpublished_ptr()
+            },
             segment: self.segment,
-            meta: self.len,
+            meta: unpublished,
         }
+    }
+
+    #[inline]
+    fn unpublished_ptr(&self) -> NonNull<u8> {
+        // SAFETY: `published <= len <= capacity`, so the pointer stays inside the segment or one past its end (callers only use it with bytes after it) and cannot be null.
+        unsafe { self.ptr.add(self.published as usize) }
     }
 }

@@ -113,14 +113,26 @@ impl BufferPool {
         segment
     }
 
-    /// Ends writing a segment: its bytes become a readable [`Buffer`], the
-    /// only handle to them.
+    /// Ends writing a segment: the bytes not yet viewed become the readable
+    /// [`Buffer`] that owns the segment.
     #[inline]
     pub fn finish(&self, builder: BufferBuilder) -> Buffer {
         builder.finish()
     }
 
+    /// Hands the builder's unpublished bytes to a reader as a view (a flush)
+    /// while the builder keeps the segment and goes on writing after them.
+    /// The builder's [`finish`](Self::finish) must later travel the same
+    /// channel as its views, so the reader frees the segment only after
+    /// reading them.
+    #[inline]
+    pub fn view(&self, builder: &mut BufferBuilder) -> Buffer {
+        builder.view()
+    }
+
     /// Returns a builder's segment unwritten (an empty flush, a canceled job).
+    /// Only for a builder whose views no reader can still hold: one without
+    /// views, or whose channel's reader is gone.
     pub fn discard(&self, builder: BufferBuilder) {
         let buffer = self.finish(builder);
         self.recycle(buffer);
@@ -139,6 +151,10 @@ impl BufferPool {
     /// If the buffer belongs to another segment pool.
     #[inline]
     pub fn recycle(&self, buffer: Buffer) {
+        if buffer.is_view() {
+            // Owns nothing: the owning handle behind it frees the segment.
+            return;
+        }
         if let Some(segment) = self.segments.release(buffer) {
             self.available
                 .push(segment)

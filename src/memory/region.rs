@@ -112,12 +112,12 @@ impl MemoryRegion {
         unsafe { self.base.add(index as usize * self.segment_size) }
     }
 
-    /// Whether `ptr` is the start of a segment of this region, and which.
+    /// The segment of this region `ptr` points into, if any.
     #[inline]
     pub(crate) fn segment_of(&self, ptr: NonNull<u8>) -> Option<u32> {
         let offset = (ptr.as_ptr() as usize).checked_sub(self.base.as_ptr() as usize)?;
         let index = offset / self.segment_size;
-        (offset % self.segment_size == 0 && index < self.segments as usize).then_some(index as u32)
+        (index < self.segments as usize).then_some(index as u32)
     }
 }
 
@@ -138,12 +138,16 @@ mod tests {
             for index in 0..region.segments() {
                 let ptr = region.segment_ptr(index);
                 assert_eq!(region.segment_of(ptr), Some(index));
+                let last = ptr.as_ptr().wrapping_add((64 << 10) - 1);
+                assert_eq!(region.segment_of(NonNull::new(last).unwrap()), Some(index));
                 // SAFETY: the segment lies inside the live mapping and no handle to it exists in this test.
                 let bytes = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), 64 << 10) };
                 assert!(bytes.iter().all(|&b| b == 0));
                 bytes[0] = index as u8;
                 bytes[(64 << 10) - 1] = 1;
             }
+            let end = region.segment_ptr(63).as_ptr().wrapping_add(64 << 10);
+            assert_eq!(region.segment_of(NonNull::new(end).unwrap()), None);
         }
     }
 }

@@ -244,7 +244,12 @@ impl SegmentPool {
     /// Another handle to `buffer`'s bytes (broadcast).
     #[inline]
     pub(super) fn share(&self, buffer: &mut Buffer) -> Buffer {
-        let refs = &self.refs[self.check_owned(buffer) as usize];
+        let segment = self.check_owned(buffer);
+        if buffer.is_view() {
+            // A view owns nothing, so neither do copies of it.
+            return buffer.copy_view();
+        }
+        let refs = &self.refs[segment as usize];
         if buffer.is_shared() {
             // Relaxed: the caller holds a handle, so the count cannot reach
             // zero concurrently (as in `Arc::clone`).
@@ -259,10 +264,13 @@ impl SegmentPool {
     }
 
     /// Drops one handle; the segment index if it was the last, so the
-    /// segment is free to be written again.
+    /// segment is free to be written again. A view owns nothing.
     #[inline]
     pub(super) fn release(&self, buffer: Buffer) -> Option<u32> {
         let segment = self.check_owned(&buffer);
+        if buffer.is_view() {
+            return None;
+        }
         if !buffer.is_shared() {
             return Some(segment);
         }
@@ -276,8 +284,9 @@ impl SegmentPool {
         Some(segment)
     }
 
-    /// The buffer's segment index, after checking the handle points into this
-    /// region (a foreign handle would hand one segment to two writers).
+    /// The buffer's segment index, after checking the handle points into
+    /// that segment of this region (a foreign handle would hand one segment
+    /// to two writers).
     #[inline]
     fn check_owned(&self, buffer: &Buffer) -> u32 {
         let segment = buffer.segment();

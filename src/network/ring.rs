@@ -172,6 +172,13 @@ impl<T> Producer<T> {
         self.reload_head()
     }
 
+    /// Whether at least `n` slots are free, refreshing the view of the
+    /// consumer only when the cached one says no.
+    #[inline]
+    pub fn has_free_slots(&mut self, n: usize) -> bool {
+        self.free_slots_cached() >= n || self.reload_head() >= n
+    }
+
     /// Whether the ring is full, refreshing the view of the consumer.
     #[inline]
     pub fn is_full(&mut self) -> bool {

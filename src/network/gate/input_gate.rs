@@ -139,6 +139,12 @@ impl InputGate {
             let Some(item) = item else { continue };
             let channel_index = index as usize;
             return match item {
+                ChannelItem::Data(buffer) if buffer.is_empty() => {
+                    // A segment's owner whose bytes all came as views:
+                    // nothing to read, only the segment to give back.
+                    channel.recycler.recycle(buffer);
+                    continue;
+                }
                 ChannelItem::Data(buffer) => {
                     channel.metrics.buffers_in += 1;
                     channel.metrics.bytes_in += buffer.len() as u64;

@@ -35,7 +35,8 @@ pub enum WriteError {
 pub struct PartitionMetrics {
     /// Records emitted (a broadcast record counts once).
     pub records_out: u64,
-    /// Buffers handed to rings (a broadcast buffer counts once per channel).
+    /// Buffers with data handed to rings: flushed views and full or final
+    /// segments (a broadcast buffer counts once per channel).
     pub buffers_out: u64,
     /// Bytes in those buffers.
     pub bytes_out: u64,
@@ -81,14 +82,45 @@ impl ResultSubpartition {
         }
     }
 
-    /// Returns everything this subpartition still holds to the pool.
+    /// Returns everything this subpartition still holds to the pool. A
+    /// builder whose views the consumer may still read travels after them
+    /// (the ring always keeps a slot for it, see [`ResultPartition::flush`]);
+    /// if the consumer is gone, the ring's leftovers come back here.
     fn release(&mut self, pool: &BufferPool) {
         if let Some(builder) = self.builder.take() {
-            pool.discard(builder);
+            if builder.has_views() {
+                self.hand_over_on_release(pool.finish(builder), pool);
+            } else {
+                pool.discard(builder);
+            }
         }
         for item in self.ring.close() {
             if let ChannelItem::Data(buffer) = item {
                 pool.recycle(buffer);
+            }
+        }
+    }
+}
+
+impl ResultSubpartition {
+    /// Pushes the owning handle of a segment whose views are in the ring
+    /// without waiting: there is always room for it while the consumer lives;
+    /// if it is gone, the handle is recycled with the ring's leftovers.
+    fn hand_over_on_release(&mut self, buffer: Buffer, pool: &BufferPool) {
+        match self.ring.push(ChannelItem::Data(buffer)) {
+            Ok(()) => self.availability.notify(self.channel),
+            Err(PushError::Closed(item)) => {
+                if let ChannelItem::Data(buffer) = item {
+                    pool.recycle(buffer);
+                }
+            }
+            Err(PushError::Full(item)) => {
+                // Cannot happen (views leave a slot free). Recycling the
+                // segment while a live consumer may read its views would
+                // let it be rewritten under the reader, so keep it out of
+                // the pool instead; the pool is then not full, which shows.
+                debug_assert!(false, "no room for the owner of viewed bytes");
+                std::mem::forget(item);
             }
         }
     }
@@ -186,7 +218,7 @@ impl ResultPartition {
                 let n = self.serializer.serialize_values(builder, rest);
                 rest = &rest[n..];
                 if builder.is_full() {
-                    self.flush(index)?;
+                    self.hand_over(index)?;
                     continue;
                 }
                 if rest.is_empty() {
@@ -217,7 +249,7 @@ impl ResultPartition {
                     debug_assert!(done);
                     return Ok(());
                 }
-                self.flush(index)?;
+                self.hand_over(index)?;
                 if done {
                     return Ok(());
                 }
@@ -243,7 +275,7 @@ impl ResultPartition {
                 if !builder.is_full() {
                     return Ok(());
                 }
-                self.flush_broadcast()?;
+                self.hand_over_broadcast()?;
                 if done {
                     return Ok(());
                 }
@@ -252,8 +284,34 @@ impl ResultPartition {
         }
     }
 
-    /// Hands subpartition `index`'s partially filled buffer to its consumer.
+    /// Makes what subpartition `index` wrote so far readable by its consumer
+    /// (a buffer timeout, buffer timeout 0, before idling).
+    ///
+    /// As Flink's reader slices a `BufferConsumer` while the writer goes on
+    /// appending, the written bytes travel as a view and the builder keeps
+    /// its segment, so a flush costs a ring slot, not a buffer from the pool
+    /// and its trip back. A view is pushed only when it leaves a slot free:
+    /// that slot is kept for the segment's owning handle, which must follow
+    /// its views (and can, even on release, without waiting). With less room
+    /// the builder is handed over whole, waiting for room as before.
     pub fn flush(&mut self, index: usize) -> Result<(), WriteError> {
+        let sp = &mut self.subpartitions[index];
+        let Some(builder) = &mut sp.builder else {
+            return Ok(());
+        };
+        if builder.unpublished() == 0 {
+            return Ok(());
+        }
+        if !sp.ring.has_free_slots(2) {
+            return self.hand_over(index);
+        }
+        let view = self.pool.view(builder);
+        self.push_buffer(index, view)
+    }
+
+    /// Hands subpartition `index`'s builder to its consumer: full, or before
+    /// an event. An unused builder stays.
+    pub fn hand_over(&mut self, index: usize) -> Result<(), WriteError> {
         let sp = &mut self.subpartitions[index];
         match sp.builder.take() {
             Some(builder) if !builder.is_empty() => {
@@ -267,8 +325,8 @@ impl ResultPartition {
         }
     }
 
-    /// Hands every partially filled buffer to its consumer (buffer timeout,
-    /// before parking, before an event, at end of input).
+    /// Makes everything written so far readable (buffer timeout, before
+    /// idling); see [`flush`](Self::flush).
     pub fn flush_all(&mut self) -> Result<(), WriteError> {
         self.flush_broadcast()?;
         for index in 0..self.subpartitions.len() {
@@ -277,23 +335,60 @@ impl ResultPartition {
         Ok(())
     }
 
-    /// Whether any subpartition holds a partially filled buffer.
+    /// Hands every builder to its consumer (before an event, at end of
+    /// input).
+    fn hand_over_all(&mut self) -> Result<(), WriteError> {
+        self.hand_over_broadcast()?;
+        for index in 0..self.subpartitions.len() {
+            self.hand_over(index)?;
+        }
+        Ok(())
+    }
+
+    /// Whether any subpartition holds bytes its consumer cannot read yet.
     pub fn has_unflushed_data(&self) -> bool {
-        self.broadcast.as_ref().is_some_and(|b| !b.is_empty())
+        self.broadcast.as_ref().is_some_and(|b| b.unpublished() != 0)
             || self
                 .subpartitions
                 .iter()
-                .any(|sp| sp.builder.as_ref().is_some_and(|b| !b.is_empty()))
+                .any(|sp| sp.builder.as_ref().is_some_and(|b| b.unpublished() != 0))
     }
 
+    /// [`flush`](Self::flush) for the broadcast builder: a view into every
+    /// ring if each has room for one and the owner after it, else the
+    /// builder is handed over.
     fn flush_broadcast(&mut self) -> Result<(), WriteError> {
-        let mut buffer = match self.broadcast.take() {
+        let Some(builder) = &mut self.broadcast else {
+            return Ok(());
+        };
+        if builder.unpublished() == 0 {
+            return Ok(());
+        }
+        if !self
+            .subpartitions
+            .iter_mut()
+            .all(|sp| sp.ring.has_free_slots(2))
+        {
+            return self.hand_over_broadcast();
+        }
+        let view = self.pool.view(builder);
+        self.push_to_all(view)
+    }
+
+    fn hand_over_broadcast(&mut self) -> Result<(), WriteError> {
+        let buffer = match self.broadcast.take() {
             Some(builder) if !builder.is_empty() => self.pool.finish(builder),
             unused => {
                 self.broadcast = unused;
                 return Ok(());
             }
         };
+        self.push_to_all(buffer)
+    }
+
+    /// Pushes `buffer` to the last subpartition and a handle to the same
+    /// bytes to each of the others.
+    fn push_to_all(&mut self, mut buffer: Buffer) -> Result<(), WriteError> {
         let last = self.subpartitions.len() - 1;
         for index in 0..last {
             let shared = self.pool.share(&mut buffer);
@@ -307,7 +402,7 @@ impl ResultPartition {
 
     /// Sends an event to every consumer, after the data before it.
     pub fn broadcast_event(&mut self, event: Event) -> Result<(), WriteError> {
-        self.flush_all()?;
+        self.hand_over_all()?;
         for index in 0..self.subpartitions.len() {
             self.push_item(index, ChannelItem::Event(event))?;
             self.metrics.events_out += 1;
@@ -330,7 +425,7 @@ impl ResultPartition {
     fn push_buffer(&mut self, index: usize, buffer: Buffer) -> Result<(), WriteError> {
         let bytes = buffer.len() as u64;
         self.push_item(index, ChannelItem::Data(buffer))?;
-        self.metrics.buffers_out += 1;
+        self.metrics.buffers_out += u64::from(bytes != 0);
         self.metrics.bytes_out += bytes;
         Ok(())
     }
@@ -398,7 +493,17 @@ impl ResultPartition {
 impl Drop for ResultPartition {
     fn drop(&mut self) {
         if let Some(builder) = self.broadcast.take() {
-            self.pool.discard(builder);
+            if builder.has_views() {
+                let mut buffer = self.pool.finish(builder);
+                let last = self.subpartitions.len() - 1;
+                for sp in &mut self.subpartitions[..last] {
+                    let shared = self.pool.share(&mut buffer);
+                    sp.hand_over_on_release(shared, &self.pool);
+                }
+                self.subpartitions[last].hand_over_on_release(buffer, &self.pool);
+            } else {
+                self.pool.discard(builder);
+            }
         }
         for sp in &mut self.subpartitions {
             sp.release(&self.pool);
