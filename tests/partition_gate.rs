@@ -1,5 +1,7 @@
 //! Two threads, one partition → one gate, every partitioner, 1–4
-//! subpartitions, records of mixed sizes (some spanning segments): every
+//! subpartitions, records of mixed sizes (some spanning segments), with and
+//! without flushes (which hand the consumer views of segments the producer
+//! keeps writing): every
 //! record arrives exactly once, in order per channel, on the channel its
 //! partitioner picks; every pool is full afterwards; nothing allocates
 //! between the start of the run and the end of input.
@@ -72,7 +74,28 @@ fn expected_channel(partitioner: Partitioner, channels: usize, seq: u64) -> Opti
     }
 }
 
+/// How often the producer flushes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Flush {
+    /// Only full segments and the end of input (buffer timeout "none").
+    Never,
+    /// `flush_all` after every `n`-th record (a buffer timeout).
+    Every(u64),
+    /// After every record (buffer timeout 0).
+    Always,
+}
+
 fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: WaitStrategy) {
+    run_flushing(partitioner, channels, segment_size, wait, Flush::Never);
+}
+
+fn run_flushing(
+    partitioner: Partitioner,
+    channels: usize,
+    segment_size: usize,
+    wait: WaitStrategy,
+    flush: Flush,
+) {
     let network = NetworkConfig {
         memory: MemoryConfig {
             segment_size,
@@ -81,6 +104,12 @@ fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: Wai
         },
         max_record_size: MAX_RECORD,
         ..NetworkConfig::default()
+    };
+    // A buffer every few records is slow by design; fewer show as much.
+    let records = if flush != Flush::Never {
+        RECORDS / 10
+    } else {
+        RECORDS
     };
     let segments = Arc::new(SegmentPool::new(&network.memory).unwrap());
     let producer_parker = Arc::new(Parker::new());
@@ -102,6 +131,7 @@ fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: Wai
         .unzip();
     let partition = ResultPartition::new(pool.clone(), outputs, MAX_RECORD, producer_parker, wait);
     let mut writer = RecordWriter::new(partition, partitioner, 0);
+    writer.set_flush_always(flush == Flush::Always);
     let mut gate = InputGate::new(availability, inputs);
     let start = Arc::new(Barrier::new(3));
 
@@ -111,10 +141,15 @@ fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: Wai
             let mut record = vec![0u8; MAX_RECORD];
             start.wait();
             let at_start = AllocationCount::thread_now();
-            for seq in 0..RECORDS {
+            for seq in 0..records {
                 let record = &mut record[..record_size(seq)];
                 fill(record, seq);
                 writer.emit(key(seq), record).unwrap();
+                if let Flush::Every(n) = flush {
+                    if seq % n == 0 {
+                        writer.flush_all().unwrap();
+                    }
+                }
             }
             writer.finish().unwrap();
             (writer, AllocationCount::thread_now().since(at_start))
@@ -167,8 +202,9 @@ fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: Wai
     let (counts, checksum, consumer_allocations, gate) = consumer.join().unwrap();
     let (writer, producer_allocations) = producer.join().unwrap();
 
-    let case =
-        format!("{partitioner:?} × {channels} channels, {segment_size} B segments, {wait:?}");
+    let case = format!(
+        "{partitioner:?} × {channels} channels, {segment_size} B segments, {wait:?}, {flush:?}"
+    );
     assert_eq!(
         producer_allocations.plus(consumer_allocations).allocations,
         0,
@@ -181,17 +217,17 @@ fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: Wai
     };
     assert_eq!(
         counts.iter().sum::<u64>(),
-        RECORDS * copies,
+        records * copies,
         "{case}: record count"
     );
-    let sum = (0..RECORDS).fold(0u64, |a, s| a.wrapping_add(s));
+    let sum = (0..records).fold(0u64, |a, s| a.wrapping_add(s));
     assert_eq!(checksum, sum.wrapping_mul(copies), "{case}: checksum");
     if partitioner == Partitioner::Broadcast {
-        assert!(counts.iter().all(|&c| c == RECORDS), "{case}: {counts:?}");
+        assert!(counts.iter().all(|&c| c == records), "{case}: {counts:?}");
     }
     let metrics = writer.partition().metrics();
-    assert_eq!(metrics.records_out, RECORDS, "{case}");
-    assert_eq!(gate.metrics().records_in, RECORDS * copies, "{case}");
+    assert_eq!(metrics.records_out, records, "{case}");
+    assert_eq!(gate.metrics().records_in, records * copies, "{case}");
     assert_eq!(metrics.pool_size, max, "{case}");
     assert!(
         (1..=max).contains(&metrics.max_buffers_in_use),
@@ -201,6 +237,14 @@ fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: Wai
         metrics.hard_back_pressure_waits == 0 || metrics.hard_back_pressured_ns > 0,
         "{case}: {metrics:?}"
     );
+    if flush == Flush::Always {
+        // Each record is made readable on its own, and on every channel for
+        // broadcast: at least one buffer per record copy.
+        assert!(
+            metrics.buffers_out >= records * copies,
+            "{case}: {metrics:?}"
+        );
+    }
 
     drop(writer);
     drop(gate);
@@ -210,13 +254,18 @@ fn run(partitioner: Partitioner, channels: usize, segment_size: usize, wait: Wai
 }
 
 fn all_partitioners(channels: usize, segment_size: usize) {
+    all_partitioners_flushing(channels, segment_size, Flush::Never);
+}
+
+fn all_partitioners_flushing(channels: usize, segment_size: usize, flush: Flush) {
     for partitioner in [
         Partitioner::Rebalance,
         Partitioner::Rescale,
         Partitioner::hash_for(channels as u32),
         Partitioner::Broadcast,
     ] {
-        run(partitioner, channels, segment_size, WaitStrategy::default());
+        let wait = WaitStrategy::default();
+        run_flushing(partitioner, channels, segment_size, wait, flush);
     }
 }
 
@@ -254,4 +303,17 @@ fn spin_yield_and_busy_spin_waits() {
         WaitStrategy::SpinYield { spins: 16 },
     );
     run(Partitioner::Rebalance, 2, 4 << 10, WaitStrategy::BusySpin);
+}
+
+#[test]
+fn flushes_every_few_records_hand_over_views() {
+    let wait = WaitStrategy::default();
+    run_flushing(Partitioner::Forward, 1, 4096, wait, Flush::Every(3));
+    all_partitioners_flushing(1, 4096, Flush::Every(3));
+    all_partitioners_flushing(3, 4096, Flush::Every(5));
+}
+
+#[test]
+fn flushing_after_every_record_hands_over_views() {
+    all_partitioners_flushing(2, 32 << 10, Flush::Always);
 }

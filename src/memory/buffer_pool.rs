@@ -281,6 +281,56 @@ mod tests {
     }
 
     #[test]
+    fn views_leave_the_segment_with_its_builder_until_it_finishes() {
+        let global = segments(2);
+        let pool = BufferPool::new(global.clone(), 1, 1, Arc::default()).unwrap();
+        let mut builder = pool.request().unwrap();
+        builder.append(b"ab");
+        let first = pool.view(&mut builder);
+        builder.append(b"cde");
+        assert_eq!(builder.unpublished(), 3);
+        let second = pool.view(&mut builder);
+        assert_eq!(
+            (first.as_slice(), second.as_slice()),
+            (&b"ab"[..], &b"cde"[..])
+        );
+        assert!(first.is_view() && second.is_view() && builder.has_views());
+        assert_eq!(builder.unpublished(), 0);
+        pool.recycle(first);
+        pool.recycle(second);
+        assert_eq!(pool.segments_in_use(), 1, "views own nothing");
+        builder.append(b"f");
+        let owner = pool.finish(builder);
+        assert!(!owner.is_view());
+        assert_eq!(owner.as_slice(), b"f");
+        pool.recycle(owner);
+        assert!(pool.is_full());
+    }
+
+    #[test]
+    fn finishing_after_every_byte_was_viewed_gives_an_empty_owner() {
+        let global = segments(1);
+        let pool = BufferPool::new(global.clone(), 1, 1, Arc::default()).unwrap();
+        let mut builder = pool.request().unwrap();
+        builder.append(&[7; 4096]);
+        let view = pool.view(&mut builder);
+        assert_eq!(view.len(), 4096);
+        let mut owner = pool.finish(builder);
+        assert!(owner.is_empty() && !owner.is_view());
+        // A broadcast view copies stay views; the owner is counted.
+        let mut viewed = view;
+        let copy = pool.share(&mut viewed);
+        assert!(copy.is_view() && !copy.is_shared());
+        let shared = pool.share(&mut owner);
+        pool.recycle(copy);
+        pool.recycle(viewed);
+        pool.recycle(owner);
+        assert!(!pool.is_full(), "one owning handle is still out");
+        pool.recycle(shared);
+        assert!(pool.is_full());
+    }
+
+    #[test]
     fn too_little_memory_is_an_error_not_a_panic() {
         let global = segments(3);
         let err = BufferPool::new(global.clone(), 4, 8, Arc::default()).unwrap_err();

@@ -116,8 +116,9 @@ mod tests {
     use crate::network::{local_channel, ChannelAvailability, InputGate, Poll};
     use crate::sync::{Arc, Parker, WaitStrategy};
 
-    #[test]
-    fn flush_always_sends_one_buffer_per_record() {
+    /// A forward writer into one channel of ring capacity `credit`, its
+    /// gate, and its pool.
+    fn one_channel(credit: usize) -> (RecordWriter, InputGate, Arc<BufferPool>) {
         let memory = MemoryConfig {
             segment_size: 4096,
             total_segments: 16,
@@ -127,7 +128,7 @@ mod tests {
         let parker = Arc::new(Parker::new());
         let pool = Arc::new(BufferPool::new(segments, 2, 8, parker.clone()).unwrap());
         let availability = Arc::new(ChannelAvailability::new(1, Arc::new(Parker::new())));
-        let (output, input) = local_channel(10, pool.clone(), &availability, 0, 64);
+        let (output, input) = local_channel(credit, pool.clone(), &availability, 0, 64);
         let partition = ResultPartition::new(
             pool.clone(),
             vec![output],
@@ -135,8 +136,73 @@ mod tests {
             parker,
             WaitStrategy::default(),
         );
-        let mut writer = RecordWriter::new(partition, Partitioner::Forward, 0);
-        let mut gate = InputGate::new(availability, vec![input]);
+        let writer = RecordWriter::new(partition, Partitioner::Forward, 0);
+        (writer, InputGate::new(availability, vec![input]), pool)
+    }
+
+    /// Values of the records read until the gate is empty.
+    fn drain(gate: &mut InputGate) -> Vec<u64> {
+        let mut values = Vec::new();
+        loop {
+            let poll = gate
+                .poll(|r| values.push(u64::from_le_bytes(r.try_into().unwrap())))
+                .unwrap();
+            if poll == Poll::Empty {
+                return values;
+            }
+        }
+    }
+
+    #[test]
+    fn flushes_send_views_and_keep_a_slot_for_the_owner() {
+        let (mut writer, mut gate, pool) = one_channel(4);
+        for v in 0..4u64 {
+            writer.emit(v, &v.to_le_bytes()).unwrap();
+            writer.flush_all().unwrap();
+            // Flushes 0–2 send views (each leaves a slot for the owner) and
+            // the builder keeps writing the one segment; flush 3 finds one
+            // free slot and hands the builder over whole.
+            assert_eq!(pool.segments_in_use(), 1, "after flush {v}");
+            assert_eq!(writer.partition().metrics().buffers_out, v + 1);
+        }
+        writer.emit(4, &4u64.to_le_bytes()).unwrap();
+        assert_eq!(pool.segments_in_use(), 2, "flush 3 handed the builder over");
+        assert_eq!(drain(&mut gate), [0, 1, 2, 3]);
+        assert_eq!(
+            pool.segments_in_use(),
+            1,
+            "the owner came back after its views"
+        );
+        // Flushing now sends a view again, and dropping the writer sends the
+        // owner after it, so the consumer reads everything and frees it.
+        writer.flush_all().unwrap();
+        writer.emit(5, &5u64.to_le_bytes()).unwrap();
+        drop(writer);
+        assert_eq!(drain(&mut gate), [4, 5]);
+        assert!(pool.is_full(), "the consumer recycled the owner");
+        drop(gate);
+        assert!(pool.is_full());
+    }
+
+    #[test]
+    fn a_gone_consumer_leaves_views_and_owner_to_the_writer() {
+        let (mut writer, gate, pool) = one_channel(4);
+        writer.emit(1, &1u64.to_le_bytes()).unwrap();
+        writer.flush_all().unwrap();
+        writer.emit(2, &2u64.to_le_bytes()).unwrap();
+        drop(gate);
+        assert_eq!(
+            pool.segments_in_use(),
+            1,
+            "the writer still holds its builder"
+        );
+        drop(writer);
+        assert!(pool.is_full());
+    }
+
+    #[test]
+    fn flush_always_sends_one_buffer_per_record() {
+        let (mut writer, mut gate, pool) = one_channel(10);
         for flush_always in [false, true] {
             writer.set_flush_always(flush_always);
             for v in 0..3u64 {

@@ -114,13 +114,12 @@ impl ResultSubpartition {
                     pool.recycle(buffer);
                 }
             }
-            Err(PushError::Full(item)) => {
+            Err(PushError::Full(_leaked)) => {
                 // Cannot happen (views leave a slot free). Recycling the
                 // segment while a live consumer may read its views would
-                // let it be rewritten under the reader, so keep it out of
+                // let it be rewritten under the reader, so it stays out of
                 // the pool instead; the pool is then not full, which shows.
                 debug_assert!(false, "no room for the owner of viewed bytes");
-                std::mem::forget(item);
             }
         }
     }
@@ -347,7 +346,9 @@ impl ResultPartition {
 
     /// Whether any subpartition holds bytes its consumer cannot read yet.
     pub fn has_unflushed_data(&self) -> bool {
-        self.broadcast.as_ref().is_some_and(|b| b.unpublished() != 0)
+        self.broadcast
+            .as_ref()
+            .is_some_and(|b| b.unpublished() != 0)
             || self
                 .subpartitions
                 .iter()
