@@ -43,11 +43,25 @@ impl MemoryConfig {
         Ok(())
     }
 
+    /// Distance between the starts of two neighbouring segments: the
+    /// segment plus one cache line (see [`SEGMENT_PAD`]).
+    pub fn segment_stride(&self) -> usize {
+        self.segment_size + SEGMENT_PAD
+    }
+
     /// Bytes the region maps.
     pub fn region_bytes(&self) -> usize {
-        self.segment_size * self.total_segments as usize
+        self.segment_stride() * self.total_segments as usize
     }
 }
+
+/// Padding after each segment, so segments do not all start at the same
+/// cache set. With power-of-two strides, a writer round-robining over many
+/// channels writes the same offset of every open segment, and all those
+/// lines fall into one set of each cache level: at 1000 channels they no
+/// longer fit even the last-level cache's ways and every record's store went
+/// to memory. One line of padding moves each segment one set further.
+pub const SEGMENT_PAD: usize = 64;
 
 /// Why network memory could not be set up or handed out.
 #[derive(Debug, thiserror::Error)]

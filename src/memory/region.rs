@@ -15,6 +15,8 @@ pub struct MemoryRegion {
     map: MmapMut,
     base: NonNull<u8>,
     segment_size: usize,
+    /// Distance between segment starts (the size plus a cache line).
+    stride: usize,
     segments: u32,
     huge_pages: bool,
 }
@@ -44,6 +46,7 @@ impl MemoryRegion {
             map,
             base,
             segment_size: config.segment_size,
+            stride: config.segment_stride(),
             segments: config.total_segments,
             huge_pages,
         })
@@ -109,21 +112,23 @@ impl MemoryRegion {
     pub(crate) fn segment_ptr(&self, index: u32) -> NonNull<u8> {
         assert!(index < self.segments, "segment {index} out of range");
         // SAFETY: index < segments, so the offset stays inside the mapping.
-        unsafe { self.base.add(index as usize * self.segment_size) }
+        unsafe { self.base.add(index as usize * self.stride) }
     }
 
     /// The segment of this region `ptr` points into, if any.
     #[inline]
     pub(crate) fn segment_of(&self, ptr: NonNull<u8>) -> Option<u32> {
         let offset = (ptr.as_ptr() as usize).checked_sub(self.base.as_ptr() as usize)?;
-        let index = offset / self.segment_size;
-        (index < self.segments as usize).then_some(index as u32)
+        let index = offset / self.stride;
+        (index < self.segments as usize && offset % self.stride < self.segment_size)
+            .then_some(index as u32)
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::memory::config::SEGMENT_PAD;
 
     #[test]
     fn huge_or_not_every_segment_is_mapped_zeroed_and_addressable() {
@@ -134,7 +139,11 @@ mod tests {
                 huge_pages,
             };
             let region = MemoryRegion::new(&config).unwrap();
-            assert_eq!(region.len(), 4 << 20);
+            assert_eq!(region.len(), 64 * ((64 << 10) + SEGMENT_PAD));
+            // Segment starts step one cache set at a time, not all on one.
+            let gap =
+                region.segment_ptr(1).as_ptr() as usize - region.segment_ptr(0).as_ptr() as usize;
+            assert_eq!(gap % 4096, 64);
             for index in 0..region.segments() {
                 let ptr = region.segment_ptr(index);
                 assert_eq!(region.segment_of(ptr), Some(index));

@@ -107,6 +107,21 @@ impl RecordSerializer {
         n
     }
 
+    /// Writes one 8-byte record's frame into `builder` if it leaves room
+    /// to spare (the builder is not full afterwards); otherwise writes
+    /// nothing and returns `false`.
+    #[inline(always)]
+    pub fn serialize_value(&self, builder: &mut BufferBuilder, value: u64) -> bool {
+        let free = builder.unused_mut();
+        if free.len() <= SMALL_FRAME {
+            return false;
+        }
+        free[..HEADER].copy_from_slice(&SMALL_HEADER);
+        free[HEADER..SMALL_FRAME].copy_from_slice(&value.to_le_bytes());
+        builder.commit(SMALL_FRAME);
+        true
+    }
+
     #[cold]
     fn serialize_spanning(
         &self,
@@ -267,6 +282,19 @@ impl RecordDeserializer {
         &mut self,
         consumer: &mut impl RecordConsumer,
     ) -> Result<usize, SerdeError> {
+        self.read_records_into(consumer, &mut [0; VALUE_RUN])
+    }
+
+    /// [`read_records`](Self::read_records) decoding runs into `values`, a
+    /// scratch array the caller keeps (a gate keeps one for all its
+    /// channels), so a buffer of a few records does not pay for clearing
+    /// a fresh one.
+    #[inline]
+    pub fn read_records_into(
+        &mut self,
+        consumer: &mut impl RecordConsumer,
+        values: &mut [u64; VALUE_RUN],
+    ) -> Result<usize, SerdeError> {
         let mut count = 0;
         if self.spanning != Spanning::None {
             if !self.continue_spanning()? {
@@ -281,7 +309,6 @@ impl RecordDeserializer {
         };
         let bytes = buffer.as_slice();
         let mut pos = self.position;
-        let mut values = [0u64; VALUE_RUN];
         loop {
             // A run of 8-byte records (Flink's `Long`s): entered only when
             // the next frame is one, decoded in blocks of `BLOCK` frames

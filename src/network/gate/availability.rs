@@ -48,11 +48,21 @@ impl ChannelAvailability {
     /// a load.
     #[inline]
     pub fn notify(&self, channel: u32) {
-        let flag = &self.queued[channel as usize];
         // SeqCst fence: pairs with the SeqCst fence in `dequeue_empty`. Either
         // we see the flag cleared, or the consumer's re-check sees our item.
         fence(Ordering::SeqCst);
-        if flag.load(Ordering::Relaxed) {
+        self.notify_fenced(channel);
+    }
+
+    /// [`notify`](Self::notify) for a producer that published items into
+    /// several channels' rings and then issued one SeqCst fence for all of
+    /// them (a flush over many channels): the flag loads of the channels
+    /// then overlap instead of each waiting behind a fence of its own.
+    ///
+    /// Must follow such a fence, issued after the ring publish.
+    #[inline]
+    pub fn notify_fenced(&self, channel: u32) {
+        if self.queued[channel as usize].load(Ordering::Relaxed) {
             return;
         }
         self.enqueue(channel);

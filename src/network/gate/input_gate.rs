@@ -2,7 +2,7 @@
 
 use super::{ChannelAvailability, ChannelMetrics, InputChannel};
 use crate::network::event::{ChannelItem, Event};
-use crate::network::serde::{EachRecord, RecordConsumer, SerdeError};
+use crate::network::serde::{EachRecord, RecordConsumer, SerdeError, VALUE_RUN};
 use crate::sync::{Arc, Parker};
 
 /// What one [`InputGate::poll`] produced.
@@ -50,6 +50,8 @@ pub struct InputGate {
     availability: Arc<ChannelAvailability>,
     channels: Vec<InputChannel>,
     finished_channels: usize,
+    /// Where runs of 8-byte records are decoded, for every channel.
+    values: Box<[u64; VALUE_RUN]>,
 }
 
 impl InputGate {
@@ -65,6 +67,7 @@ impl InputGate {
             availability,
             channels,
             finished_channels: 0,
+            values: Box::new([0; VALUE_RUN]),
         }
     }
 
@@ -149,7 +152,9 @@ impl InputGate {
                     channel.metrics.buffers_in += 1;
                     channel.metrics.bytes_in += buffer.len() as u64;
                     channel.deserializer.set_next_buffer(buffer);
-                    let result = channel.deserializer.read_records(consumer);
+                    let result = channel
+                        .deserializer
+                        .read_records_into(consumer, &mut self.values);
                     if let Some(buffer) = channel.deserializer.take_buffer() {
                         channel.recycler.recycle(buffer);
                     }

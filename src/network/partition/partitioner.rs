@@ -87,27 +87,31 @@ impl ChannelSelector {
     pub fn select(&mut self, key: u64) -> Selection {
         match self.partitioner {
             Partitioner::Forward => Selection::One(0),
-            Partitioner::Rebalance | Partitioner::Rescale => {
-                let channel = self.next;
-                self.next += 1;
-                if self.next == self.channels {
-                    self.next = 0;
-                }
-                Selection::One(channel)
-            }
+            Partitioner::Rebalance | Partitioner::Rescale => Selection::One(self.round_robin()),
             Partitioner::Hash {
                 max_parallelism,
                 key_space,
-            } => {
-                let key = if key_space == 0 { key } else { key % key_space };
-                Selection::One(key_group::assign_key_to_operator(
-                    key,
-                    max_parallelism,
-                    self.channels as u32,
-                ) as usize)
-            }
+            } => Selection::One(self.hash(key, max_parallelism, key_space)),
             Partitioner::Broadcast => Selection::All,
         }
+    }
+
+    /// The next channel in turn (rebalance, rescale).
+    #[inline(always)]
+    pub fn round_robin(&mut self) -> usize {
+        let channel = self.next;
+        self.next += 1;
+        if self.next == self.channels {
+            self.next = 0;
+        }
+        channel
+    }
+
+    /// The channel of `key`'s key group (hash; the partitioner's fields).
+    #[inline(always)]
+    pub fn hash(&self, key: u64, max_parallelism: u32, key_space: u64) -> usize {
+        let key = if key_space == 0 { key } else { key % key_space };
+        key_group::assign_key_to_operator(key, max_parallelism, self.channels as u32) as usize
     }
 }
 

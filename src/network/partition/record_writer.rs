@@ -54,15 +54,35 @@ impl RecordWriter {
     /// Writes a batch of 8-byte records given as their values (each value is
     /// also its routing key). Into a single channel (forward, or any
     /// partitioner over one subpartition) the batch is framed in one pass
-    /// per buffer; otherwise each record is routed as [`emit`](Self::emit)
-    /// routes it.
+    /// per buffer; rebalance, rescale and hash route and frame each record
+    /// in one loop; broadcast, and any partitioner under buffer timeout 0,
+    /// go record by record as [`emit`](Self::emit).
     #[inline]
     pub fn emit_values(&mut self, values: &[u64]) -> Result<(), WriteError> {
-        let single = self.selector.partitioner() == Partitioner::Forward
-            || (self.partition.num_subpartitions() == 1
-                && self.selector.partitioner() != Partitioner::Broadcast);
-        if single && !self.flush_always {
-            return self.partition.emit_values(0, values);
+        let partitioner = self.selector.partitioner();
+        let single = partitioner == Partitioner::Forward
+            || (self.partition.num_subpartitions() == 1 && partitioner != Partitioner::Broadcast);
+        if !self.flush_always {
+            if single {
+                return self.partition.emit_values(0, values);
+            }
+            let selector = &mut self.selector;
+            match partitioner {
+                Partitioner::Rebalance | Partitioner::Rescale => {
+                    return self
+                        .partition
+                        .emit_values_routed(values, |_| selector.round_robin());
+                }
+                Partitioner::Hash {
+                    max_parallelism,
+                    key_space,
+                } => {
+                    return self.partition.emit_values_routed(values, |value| {
+                        selector.hash(value, max_parallelism, key_space)
+                    });
+                }
+                Partitioner::Forward | Partitioner::Broadcast => {}
+            }
         }
         for &value in values {
             self.emit(value, &value.to_le_bytes())?;
@@ -198,6 +218,82 @@ mod tests {
         );
         drop(writer);
         assert!(pool.is_full());
+    }
+
+    /// What each channel received, record by record.
+    fn per_channel(gate: &mut InputGate) -> Vec<Vec<u64>> {
+        let mut channels = vec![Vec::new(); gate.num_channels()];
+        let mut seen = Vec::new();
+        loop {
+            seen.clear();
+            let poll = gate
+                .poll(|r| seen.push(u64::from_le_bytes(r.try_into().unwrap())))
+                .unwrap();
+            match poll {
+                Poll::Records { channel, .. } => channels[channel].extend_from_slice(&seen),
+                Poll::Event { .. } => {}
+                Poll::Empty | Poll::Finished => return channels,
+            }
+        }
+    }
+
+    /// A writer over `channels` channels of a shared 4 KiB-segment pool.
+    fn writer_over(channels: usize, partitioner: Partitioner) -> (RecordWriter, InputGate) {
+        let memory = MemoryConfig {
+            segment_size: 4096,
+            total_segments: 64,
+            huge_pages: false,
+        };
+        let segments = Arc::new(SegmentPool::new(&memory).unwrap());
+        let parker = Arc::new(Parker::new());
+        let pool = Arc::new(BufferPool::new(segments, 8, 32, parker.clone()).unwrap());
+        let availability = Arc::new(ChannelAvailability::new(channels, Arc::new(Parker::new())));
+        let (outputs, inputs): (Vec<_>, Vec<_>) = (0..channels as u32)
+            .map(|c| local_channel(10, pool.clone(), &availability, c, 64))
+            .unzip();
+        let partition = ResultPartition::new(pool, outputs, 64, parker, WaitStrategy::default());
+        let writer = RecordWriter::new(partition, partitioner, 1);
+        (writer, InputGate::new(availability, inputs))
+    }
+
+    #[test]
+    fn routed_value_batches_match_record_by_record_writes() {
+        for partitioner in [
+            Partitioner::Rebalance,
+            Partitioner::Rescale,
+            Partitioner::hash_for(3),
+            Partitioner::hash_keyed(3, 7),
+        ] {
+            let values: Vec<u64> = (0..3000u64).map(|v| v.wrapping_mul(0x9e37_79b9)).collect();
+            let (mut batched, mut batched_gate) = writer_over(3, partitioner);
+            let (mut single, mut single_gate) = writer_over(3, partitioner);
+            // Batches of uneven sizes, read as they come, so segments fill,
+            // records span segments and rings never run out of room.
+            let mut received = 0;
+            for chunk in values.chunks(97) {
+                batched.emit_values(chunk).unwrap();
+                for &v in chunk {
+                    single.emit(v, &v.to_le_bytes()).unwrap();
+                }
+                let (a, b) = (
+                    per_channel(&mut batched_gate),
+                    per_channel(&mut single_gate),
+                );
+                assert_eq!(a, b, "{partitioner:?}");
+                received += a.iter().map(Vec::len).sum::<usize>();
+            }
+            assert!(received > 0, "full segments went over before the end");
+            batched.finish().unwrap();
+            single.finish().unwrap();
+            let (a, b) = (
+                per_channel(&mut batched_gate),
+                per_channel(&mut single_gate),
+            );
+            assert_eq!(a, b, "{partitioner:?}");
+            received += a.iter().map(Vec::len).sum::<usize>();
+            assert_eq!(received, values.len(), "{partitioner:?}");
+            assert_eq!(batched.partition().metrics(), single.partition().metrics());
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::network::event::{ChannelItem, Event};
 use crate::network::gate::ChannelAvailability;
 use crate::network::ring::{self, PushError};
 use crate::network::serde::{RecordSerializer, SerdeError};
+use crate::sync::atomic::{fence, Ordering};
 use crate::sync::{Arc, Parker, WaitStrategy};
 
 /// Why a write did not complete.
@@ -66,6 +67,8 @@ pub struct ResultSubpartition {
     availability: Arc<ChannelAvailability>,
     /// This channel's index in the consumer's gate.
     channel: u32,
+    /// A view was pushed by `flush_all` and the consumer not told yet.
+    notify_pending: bool,
 }
 
 impl ResultSubpartition {
@@ -79,6 +82,7 @@ impl ResultSubpartition {
             builder: None,
             availability,
             channel,
+            notify_pending: false,
         }
     }
 
@@ -231,6 +235,31 @@ impl ResultPartition {
         Ok(())
     }
 
+    /// Appends 8-byte records, given as their values, each to the
+    /// subpartition `route` picks for it (rebalance, rescale, hash): one
+    /// loop of a route, a room check and two stores per record, without
+    /// the per-record checks and call of [`emit`](Self::emit). A record the
+    /// builder has no spare room for goes the spanning way.
+    #[inline]
+    pub fn emit_values_routed(
+        &mut self,
+        values: &[u64],
+        mut route: impl FnMut(u64) -> usize,
+    ) -> Result<(), WriteError> {
+        self.serializer.check(&[0; 8])?;
+        self.metrics.records_out += values.len() as u64;
+        for &value in values {
+            let index = route(value);
+            if let Some(builder) = &mut self.subpartitions[index].builder {
+                if self.serializer.serialize_value(builder, value) {
+                    continue;
+                }
+            }
+            self.emit_slow(index, &value.to_le_bytes(), 0)?;
+        }
+        Ok(())
+    }
+
     /// Continues a record that did not fit (or completes a full builder).
     #[cold]
     fn emit_slow(
@@ -294,18 +323,43 @@ impl ResultPartition {
     /// its views (and can, even on release, without waiting). With less room
     /// the builder is handed over whole, waiting for room as before.
     pub fn flush(&mut self, index: usize) -> Result<(), WriteError> {
+        if self.push_view(index)? {
+            let sp = &mut self.subpartitions[index];
+            sp.notify_pending = false;
+            sp.availability.notify(sp.channel);
+        }
+        Ok(())
+    }
+
+    /// [`flush`](Self::flush) without telling the consumer about a view it
+    /// pushed (returns whether it did; the caller notifies).
+    #[inline]
+    fn push_view(&mut self, index: usize) -> Result<bool, WriteError> {
         let sp = &mut self.subpartitions[index];
         let Some(builder) = &mut sp.builder else {
-            return Ok(());
+            return Ok(false);
         };
         if builder.unpublished() == 0 {
-            return Ok(());
+            return Ok(false);
         }
         if !sp.ring.has_free_slots(2) {
-            return self.hand_over(index);
+            self.hand_over(index)?;
+            return Ok(false);
         }
         let view = self.pool.view(builder);
-        self.push_buffer(index, view)
+        let bytes = view.len() as u64;
+        match sp.ring.push(ChannelItem::Data(view)) {
+            Ok(()) => {
+                sp.notify_pending = true;
+                self.metrics.buffers_out += 1;
+                self.metrics.bytes_out += bytes;
+                Ok(true)
+            }
+            // There was room, so the consumer is gone; a view owns nothing.
+            Err(_) => Err(WriteError::ConsumerGone {
+                subpartition: index,
+            }),
+        }
     }
 
     /// Hands subpartition `index`'s builder to its consumer: full, or before
@@ -326,12 +380,35 @@ impl ResultPartition {
 
     /// Makes everything written so far readable (buffer timeout, before
     /// idling); see [`flush`](Self::flush).
+    ///
+    /// The consumers are told after all views are out, behind one fence, not
+    /// one fence per channel.
     pub fn flush_all(&mut self) -> Result<(), WriteError> {
         self.flush_broadcast()?;
+        let mut pushed = false;
+        let mut result = Ok(());
         for index in 0..self.subpartitions.len() {
-            self.flush(index)?;
+            match self.push_view(index) {
+                Ok(view) => pushed |= view,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
-        Ok(())
+        if pushed {
+            // SeqCst fence: pairs with the SeqCst fence in
+            // `ChannelAvailability::dequeue_empty`, for every view pushed
+            // above (see `ChannelAvailability::notify`).
+            fence(Ordering::SeqCst);
+            for sp in &mut self.subpartitions {
+                if sp.notify_pending {
+                    sp.notify_pending = false;
+                    sp.availability.notify_fenced(sp.channel);
+                }
+            }
+        }
+        result
     }
 
     /// Hands every builder to its consumer (before an event, at end of
