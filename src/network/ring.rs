@@ -179,6 +179,13 @@ impl<T> Producer<T> {
         self.free_slots_cached() >= n || self.reload_head() >= n
     }
 
+    /// Whether the consumer has taken everything pushed, refreshing the
+    /// view of the consumer.
+    #[inline]
+    pub fn is_drained(&mut self) -> bool {
+        self.free_slots_cached() == self.capacity() || self.reload_head() == self.capacity()
+    }
+
     /// Whether the ring is full, refreshing the view of the consumer.
     #[inline]
     pub fn is_full(&mut self) -> bool {

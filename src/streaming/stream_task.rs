@@ -234,7 +234,9 @@ impl StreamTask {
         {
             let now = Instant::now();
             if now >= due {
-                self.flush_all()?;
+                for writer in self.chain.writers() {
+                    writer.flush_due()?;
+                }
                 self.next_flush = Some(now + interval);
             }
         }

@@ -113,6 +113,11 @@ impl RecordWriter {
         self.partition.flush_all()
     }
 
+    /// The buffer-timeout flush (see [`ResultPartition::flush_due`]).
+    pub fn flush_due(&mut self) -> Result<(), WriteError> {
+        self.partition.flush_due()
+    }
+
     /// Flushes and ends every channel with `EndOfPartition`.
     pub fn finish(&mut self) -> Result<(), WriteError> {
         self.partition.finish()
@@ -201,6 +206,28 @@ mod tests {
         assert_eq!(drain(&mut gate), [4, 5]);
         assert!(pool.is_full(), "the consumer recycled the owner");
         drop(gate);
+        assert!(pool.is_full());
+    }
+
+    #[test]
+    fn a_timeout_flush_waits_for_the_consumer_to_take_what_it_was_sent() {
+        let (mut writer, mut gate, pool) = one_channel(10);
+        let buffers_out = |w: &RecordWriter| w.partition().metrics().buffers_out;
+        writer.emit(1, &1u64.to_le_bytes()).unwrap();
+        writer.flush_due().unwrap();
+        assert_eq!(buffers_out(&writer), 1, "the consumer had nothing: sent");
+        writer.emit(2, &2u64.to_le_bytes()).unwrap();
+        writer.flush_due().unwrap();
+        assert_eq!(buffers_out(&writer), 1, "the first is unread: kept back");
+        assert!(writer.partition().has_unflushed_data());
+        assert_eq!(drain(&mut gate), [1]);
+        writer.flush_due().unwrap();
+        assert_eq!(buffers_out(&writer), 2, "taken: the rest goes now");
+        writer.emit(3, &3u64.to_le_bytes()).unwrap();
+        writer.flush_all().unwrap();
+        assert_eq!(buffers_out(&writer), 3, "an explicit flush never waits");
+        assert_eq!(drain(&mut gate), [2, 3]);
+        drop((writer, gate));
         assert!(pool.is_full());
     }
 

@@ -323,7 +323,7 @@ impl ResultPartition {
     /// its views (and can, even on release, without waiting). With less room
     /// the builder is handed over whole, waiting for room as before.
     pub fn flush(&mut self, index: usize) -> Result<(), WriteError> {
-        if self.push_view(index)? {
+        if self.push_view(index, false)? {
             let sp = &mut self.subpartitions[index];
             sp.notify_pending = false;
             sp.availability.notify(sp.channel);
@@ -332,14 +332,16 @@ impl ResultPartition {
     }
 
     /// [`flush`](Self::flush) without telling the consumer about a view it
-    /// pushed (returns whether it did; the caller notifies).
+    /// pushed (returns whether it did; the caller notifies). With `coalesce`,
+    /// a channel whose consumer has not yet taken everything before is left
+    /// alone.
     #[inline]
-    fn push_view(&mut self, index: usize) -> Result<bool, WriteError> {
+    fn push_view(&mut self, index: usize, coalesce: bool) -> Result<bool, WriteError> {
         let sp = &mut self.subpartitions[index];
         let Some(builder) = &mut sp.builder else {
             return Ok(false);
         };
-        if builder.unpublished() == 0 {
+        if builder.unpublished() == 0 || (coalesce && !sp.ring.is_drained()) {
             return Ok(false);
         }
         if !sp.ring.has_free_slots(2) {
@@ -384,11 +386,25 @@ impl ResultPartition {
     /// The consumers are told after all views are out, behind one fence, not
     /// one fence per channel.
     pub fn flush_all(&mut self) -> Result<(), WriteError> {
+        self.flush_views(false)
+    }
+
+    /// The buffer-timeout flush: [`flush_all`](Self::flush_all), except
+    /// that a channel whose consumer has not yet taken what it was sent is
+    /// left for the next timeout, as Flink tells a consumer of new data only
+    /// when it has nothing else queued. A consumer that falls behind then
+    /// gets fewer, larger buffers instead of more and more small ones, at
+    /// the price of up to one more timeout for the bytes it was not sent.
+    pub fn flush_due(&mut self) -> Result<(), WriteError> {
+        self.flush_views(true)
+    }
+
+    fn flush_views(&mut self, coalesce: bool) -> Result<(), WriteError> {
         self.flush_broadcast()?;
         let mut pushed = false;
         let mut result = Ok(());
         for index in 0..self.subpartitions.len() {
-            match self.push_view(index) {
+            match self.push_view(index, coalesce) {
                 Ok(view) => pushed |= view,
                 Err(e) => {
                     result = Err(e);
