@@ -11,6 +11,12 @@ use crate::network::serde::{RecordSerializer, SerdeError};
 use crate::sync::atomic::{fence, Ordering};
 use crate::sync::{Arc, Parker, WaitStrategy};
 
+/// How far past its write position a routed writer asks for a segment's
+/// next line. Round-robin over many channels comes back to a segment only
+/// after a record to every other: time enough to fetch the next line, which
+/// no hardware prefetcher would (a thousand interleaved streams).
+const PREFETCH_AHEAD: usize = 64;
+
 /// Why a write did not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -252,6 +258,7 @@ impl ResultPartition {
             let index = route(value);
             if let Some(builder) = &mut self.subpartitions[index].builder {
                 if self.serializer.serialize_value(builder, value) {
+                    builder.prefetch_for_write(PREFETCH_AHEAD);
                     continue;
                 }
             }
