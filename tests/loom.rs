@@ -199,10 +199,11 @@ fn gate_sees_every_buffer_and_event_without_lost_wake_ups() {
 /// after reading both records, the producer finished) in some interleaving
 /// that the models without flushes never reach. Not yet explained: the
 /// availability and parker hand-shakes it goes through pass their own
-/// models, and no run or test outside loom has hung. One lead: loom's
-/// `unpark` of a thread blocked on a mutex (the parker's own, or the queue
-/// loom swaps in for crossbeam's) makes it runnable without keeping the
-/// token for its next `park`, where std keeps it. Run it with
+/// models, and no run or test outside loom has hung, and the producer ends
+/// without an error. One lead: loom's `unpark` of a thread blocked on a
+/// mutex (the queue loom swaps in for crossbeam's) makes it runnable without
+/// keeping the token for its next `park`, where std keeps it. Releasing the
+/// parker's own mutex before `unpark` did not change the outcome. Run it with
 /// `scripts/loom.sh flushed_view -- --ignored`.
 #[test]
 #[ignore = "reports a deadlock under investigation (see the comment)"]
