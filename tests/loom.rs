@@ -1,6 +1,7 @@
 //! loom models of the lock-free protocols: the SPSC ring (hand-off and
 //! close), the parker (no lost wake-up), pool recycling with shared
-//! (broadcast) buffers, and the gate's availability queue end to end.
+//! (broadcast) buffers, the gate's availability queue end to end, and
+//! flushed views followed by their segment's owner.
 //!
 //! Run: `scripts/loom.sh` (or
 //! `RUSTFLAGS="--cfg loom" cargo test --release --test loom`).
@@ -194,19 +195,7 @@ fn gate_sees_every_buffer_and_event_without_lost_wake_ups() {
 /// A flushed view, then its segment's owner and the end of the partition on
 /// the same channel: the consumer reads both records in order and frees the
 /// segment once.
-///
-/// Ignored: this model reports a deadlock (the consumer parked for good
-/// after reading both records, the producer finished) in some interleaving
-/// that the models without flushes never reach. Not yet explained: the
-/// availability and parker hand-shakes it goes through pass their own
-/// models, and no run or test outside loom has hung, and the producer ends
-/// without an error. One lead: loom's `unpark` of a thread blocked on a
-/// mutex (the queue loom swaps in for crossbeam's) makes it runnable without
-/// keeping the token for its next `park`, where std keeps it. Releasing the
-/// parker's own mutex before `unpark` did not change the outcome. Run it with
-/// `scripts/loom.sh flushed_view -- --ignored`.
 #[test]
-#[ignore = "reports a deadlock under investigation (see the comment)"]
 fn flushed_view_then_owner_then_end_of_partition() {
     model(|| {
         let producer_parker = Arc::new(Parker::new());
@@ -256,6 +245,69 @@ fn flushed_view_then_owner_then_end_of_partition() {
         drop(producer.join().unwrap());
         assert_eq!(seen, [1, 3]);
         assert!(pool.is_full(), "the owner came back after its view");
+        drop(gate);
+        assert!(pool.is_full());
+    });
+}
+
+/// `flush_all` over two channels (one fence for both), then one channel's
+/// owner with bytes and the other's empty one: every record arrives once, on
+/// its channel, and both segments come back.
+#[test]
+fn flush_all_views_then_an_empty_owner() {
+    model(|| {
+        let producer_parker = Arc::new(Parker::new());
+        let consumer_parker = Arc::new(Parker::new());
+        let pool = Arc::new(BufferPool::new(segments(2), 2, 2, producer_parker.clone()).unwrap());
+        let availability = Arc::new(ChannelAvailability::new(2, consumer_parker));
+        let (outputs, inputs): (Vec<_>, Vec<_>) = (0..2)
+            .map(|c| local_channel(4, pool.clone(), &availability, c, 64))
+            .unzip();
+        let wait = WaitStrategy::SpinPark {
+            spins: 0,
+            yields: 0,
+        };
+        let partition = ResultPartition::new(pool.clone(), outputs, 64, producer_parker, wait);
+        let mut writer = RecordWriter::new(partition, Partitioner::Rebalance, 0);
+        let mut gate = InputGate::new(availability, inputs);
+        let done = Arc::new(AtomicBool::new(false));
+        let producer = thread::spawn({
+            let done = done.clone();
+            move || {
+                writer.emit(0, &[1]).unwrap();
+                writer.emit(0, &[2]).unwrap();
+                writer.flush_all().unwrap();
+                writer.emit(0, &[3]).unwrap();
+                writer.finish().unwrap();
+                // Release: pairs with the consumer's Acquire load below.
+                done.store(true, Ordering::Release);
+                writer
+            }
+        });
+        let mut seen = [Vec::new(), Vec::new()];
+        let mut batch = Vec::new();
+        let mut waiter = wait.waiter();
+        loop {
+            batch.clear();
+            match gate.poll(|r| batch.push(r[0])) {
+                Ok(Poll::Finished) => break,
+                Ok(Poll::Records { channel, .. }) => seen[channel].extend_from_slice(&batch),
+                Ok(Poll::Empty) => {
+                    let parker = gate.parker().clone();
+                    waiter.wait(&parker, || gate.has_input(), None);
+                }
+                Ok(Poll::Event { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        // See `flushed_view_then_owner_then_end_of_partition`.
+        // Acquire: pairs with the producer's Release store.
+        while !done.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+        drop(producer.join().unwrap());
+        assert_eq!(seen, [vec![1, 3], vec![2]]);
+        assert!(pool.is_full(), "both owners came back after their views");
         drop(gate);
         assert!(pool.is_full());
     });

@@ -98,8 +98,13 @@ impl ChannelAvailability {
     /// re-checks with `has_data` and queues it again if an item slipped in.
     #[inline]
     pub(super) fn dequeue_empty(&self, channel: u32, has_data: impl FnOnce() -> bool) {
-        // Release: pairs with the Acquire swap in `enqueue`.
-        self.queued[channel as usize].store(false, Ordering::Release);
+        // Release: pairs with the Acquire swap in `enqueue`. A swap rather
+        // than a store: every write to the flag is then a read-modify-write,
+        // which loom models faithfully (it lets a plain store slip between
+        // the read and the write of a concurrent swap, loom issue #254, and
+        // reported a lost wake-up that cannot happen). On x86 both are one
+        // instruction before the fence below.
+        self.queued[channel as usize].swap(false, Ordering::Release);
         // SeqCst fence: pairs with the fence in `notify` (see there).
         fence(Ordering::SeqCst);
         if has_data() {
