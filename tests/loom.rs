@@ -150,43 +150,96 @@ fn shared_buffer_comes_back_once_and_wakes_the_writer() {
     });
 }
 
+/// How the gate models' consumer waits: straight to the parker.
+const PARK: WaitStrategy = WaitStrategy::SpinPark {
+    spins: 0,
+    yields: 0,
+};
+
+/// A writer over `channels` channels of ring capacity `credit`, their gate,
+/// and the pool (`min`..`max` segments of a 2-segment region).
+fn writer_and_gate(
+    channels: u32,
+    credit: usize,
+    (min, max): (u32, u32),
+    partitioner: Partitioner,
+) -> (RecordWriter, InputGate, Arc<BufferPool>) {
+    let producer_parker = Arc::new(Parker::new());
+    let pool = Arc::new(BufferPool::new(segments(2), min, max, producer_parker.clone()).unwrap());
+    let availability = Arc::new(ChannelAvailability::new(
+        channels as usize,
+        Arc::new(Parker::new()),
+    ));
+    let (outputs, inputs): (Vec<_>, Vec<_>) = (0..channels)
+        .map(|c| local_channel(credit, pool.clone(), &availability, c, 64))
+        .unzip();
+    let partition = ResultPartition::new(pool.clone(), outputs, 64, producer_parker, PARK);
+    let writer = RecordWriter::new(partition, partitioner, 0);
+    (writer, InputGate::new(availability, inputs), pool)
+}
+
+/// Runs `produce` on a thread of its own; returns its handle and the flag it
+/// sets (Release) once `produce` returned.
+fn spawn_producer(
+    mut writer: RecordWriter,
+    produce: impl FnOnce(&mut RecordWriter) + Send + 'static,
+) -> (thread::JoinHandle<RecordWriter>, Arc<AtomicBool>) {
+    let done = Arc::new(AtomicBool::new(false));
+    let handle = thread::spawn({
+        let done = done.clone();
+        move || {
+            produce(&mut writer);
+            // Release: pairs with the Acquire load in `join_producer`.
+            done.store(true, Ordering::Release);
+            writer
+        }
+    });
+    (handle, done)
+}
+
+/// Joins a producer that may unpark the calling thread. Its last unpark may
+/// still be on its way; loom would let it wake this thread inside `join`
+/// (see `mailbox::join_producers`), so first yield until it is done.
+fn join_producer(handle: thread::JoinHandle<RecordWriter>, done: &AtomicBool) {
+    // Acquire: pairs with the Release store in `spawn_producer`.
+    while !done.load(Ordering::Acquire) {
+        thread::yield_now();
+    }
+    drop(handle.join().unwrap());
+}
+
+/// Reads the gate until every channel ended, parking when it is empty;
+/// returns each channel's records (their first bytes), in arrival order.
+fn read_to_end(gate: &mut InputGate) -> Vec<Vec<u8>> {
+    let mut seen = vec![Vec::new(); gate.num_channels()];
+    let mut batch = Vec::new();
+    let mut waiter = PARK.waiter();
+    loop {
+        batch.clear();
+        match gate.poll(|r| batch.push(r[0])) {
+            Ok(Poll::Finished) => return seen,
+            Ok(Poll::Records { channel, .. }) => seen[channel].extend_from_slice(&batch),
+            Ok(Poll::Empty) => {
+                let parker = gate.parker().clone();
+                waiter.wait(&parker, || gate.has_input(), None);
+            }
+            Ok(Poll::Event { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 #[test]
 fn gate_sees_every_buffer_and_event_without_lost_wake_ups() {
     model(|| {
-        let producer_parker = Arc::new(Parker::new());
-        let consumer_parker = Arc::new(Parker::new());
-        let pool = Arc::new(BufferPool::new(segments(2), 1, 1, producer_parker.clone()).unwrap());
-        let availability = Arc::new(ChannelAvailability::new(1, consumer_parker));
-        let (output, input) = local_channel(1, pool.clone(), &availability, 0, 64);
-        let wait = WaitStrategy::SpinPark {
-            spins: 0,
-            yields: 0,
-        };
-        let partition = ResultPartition::new(pool.clone(), vec![output], 64, producer_parker, wait);
-        let mut writer = RecordWriter::new(partition, Partitioner::Forward, 0);
-        let mut gate = InputGate::new(availability, vec![input]);
-        let producer = thread::spawn(move || {
+        let (writer, mut gate, pool) = writer_and_gate(1, 1, (1, 1), Partitioner::Forward);
+        let (producer, done) = spawn_producer(writer, |writer| {
             writer.emit(0, &[7]).unwrap();
             writer.finish().unwrap();
         });
-        let mut records = 0;
-        let mut waiter = wait.waiter();
-        loop {
-            match gate.poll(|r| {
-                assert_eq!(r, [7]);
-                records += 1;
-            }) {
-                Ok(Poll::Finished) => break,
-                Ok(Poll::Empty) => {
-                    let parker = gate.parker().clone();
-                    waiter.wait(&parker, || gate.has_input(), None);
-                }
-                Ok(_) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-        producer.join().unwrap();
-        assert_eq!(records, 1);
+        let seen = read_to_end(&mut gate);
+        join_producer(producer, &done);
+        assert_eq!(seen, [vec![7]]);
         drop(gate);
         assert!(pool.is_full());
     });
@@ -198,52 +251,16 @@ fn gate_sees_every_buffer_and_event_without_lost_wake_ups() {
 #[test]
 fn flushed_view_then_owner_then_end_of_partition() {
     model(|| {
-        let producer_parker = Arc::new(Parker::new());
-        let consumer_parker = Arc::new(Parker::new());
-        let pool = Arc::new(BufferPool::new(segments(2), 2, 2, producer_parker.clone()).unwrap());
-        let availability = Arc::new(ChannelAvailability::new(1, consumer_parker));
-        let (output, input) = local_channel(4, pool.clone(), &availability, 0, 64);
-        let wait = WaitStrategy::SpinPark {
-            spins: 0,
-            yields: 0,
-        };
-        let partition = ResultPartition::new(pool.clone(), vec![output], 64, producer_parker, wait);
-        let mut writer = RecordWriter::new(partition, Partitioner::Forward, 0);
-        let mut gate = InputGate::new(availability, vec![input]);
-        let done = Arc::new(AtomicBool::new(false));
-        let producer = thread::spawn({
-            let done = done.clone();
-            move || {
-                writer.emit(0, &[1]).unwrap();
-                writer.flush_all().unwrap();
-                writer.emit(0, &[3]).unwrap();
-                writer.finish().unwrap();
-                // Release: pairs with the consumer's Acquire load below.
-                done.store(true, Ordering::Release);
-                writer
-            }
+        let (writer, mut gate, pool) = writer_and_gate(1, 4, (2, 2), Partitioner::Forward);
+        let (producer, done) = spawn_producer(writer, |writer| {
+            writer.emit(0, &[1]).unwrap();
+            writer.flush_all().unwrap();
+            writer.emit(0, &[3]).unwrap();
+            writer.finish().unwrap();
         });
-        let mut seen = Vec::new();
-        let mut waiter = wait.waiter();
-        loop {
-            match gate.poll(|r| seen.push(r[0])) {
-                Ok(Poll::Finished) => break,
-                Ok(Poll::Empty) => {
-                    let parker = gate.parker().clone();
-                    waiter.wait(&parker, || gate.has_input(), None);
-                }
-                Ok(_) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-        // The producer's last unpark may still be on its way; loom would let
-        // it wake this thread inside `join` (see `mailbox::join_producers`).
-        // Acquire: pairs with the producer's Release store.
-        while !done.load(Ordering::Acquire) {
-            thread::yield_now();
-        }
-        drop(producer.join().unwrap());
-        assert_eq!(seen, [1, 3]);
+        let seen = read_to_end(&mut gate);
+        join_producer(producer, &done);
+        assert_eq!(seen, [vec![1, 3]]);
         assert!(pool.is_full(), "the owner came back after its view");
         drop(gate);
         assert!(pool.is_full());
@@ -256,56 +273,16 @@ fn flushed_view_then_owner_then_end_of_partition() {
 #[test]
 fn flush_all_views_then_an_empty_owner() {
     model(|| {
-        let producer_parker = Arc::new(Parker::new());
-        let consumer_parker = Arc::new(Parker::new());
-        let pool = Arc::new(BufferPool::new(segments(2), 2, 2, producer_parker.clone()).unwrap());
-        let availability = Arc::new(ChannelAvailability::new(2, consumer_parker));
-        let (outputs, inputs): (Vec<_>, Vec<_>) = (0..2)
-            .map(|c| local_channel(4, pool.clone(), &availability, c, 64))
-            .unzip();
-        let wait = WaitStrategy::SpinPark {
-            spins: 0,
-            yields: 0,
-        };
-        let partition = ResultPartition::new(pool.clone(), outputs, 64, producer_parker, wait);
-        let mut writer = RecordWriter::new(partition, Partitioner::Rebalance, 0);
-        let mut gate = InputGate::new(availability, inputs);
-        let done = Arc::new(AtomicBool::new(false));
-        let producer = thread::spawn({
-            let done = done.clone();
-            move || {
-                writer.emit(0, &[1]).unwrap();
-                writer.emit(0, &[2]).unwrap();
-                writer.flush_all().unwrap();
-                writer.emit(0, &[3]).unwrap();
-                writer.finish().unwrap();
-                // Release: pairs with the consumer's Acquire load below.
-                done.store(true, Ordering::Release);
-                writer
-            }
+        let (writer, mut gate, pool) = writer_and_gate(2, 4, (2, 2), Partitioner::Rebalance);
+        let (producer, done) = spawn_producer(writer, |writer| {
+            writer.emit(0, &[1]).unwrap();
+            writer.emit(0, &[2]).unwrap();
+            writer.flush_all().unwrap();
+            writer.emit(0, &[3]).unwrap();
+            writer.finish().unwrap();
         });
-        let mut seen = [Vec::new(), Vec::new()];
-        let mut batch = Vec::new();
-        let mut waiter = wait.waiter();
-        loop {
-            batch.clear();
-            match gate.poll(|r| batch.push(r[0])) {
-                Ok(Poll::Finished) => break,
-                Ok(Poll::Records { channel, .. }) => seen[channel].extend_from_slice(&batch),
-                Ok(Poll::Empty) => {
-                    let parker = gate.parker().clone();
-                    waiter.wait(&parker, || gate.has_input(), None);
-                }
-                Ok(Poll::Event { .. }) => {}
-                Err(e) => panic!("{e}"),
-            }
-        }
-        // See `flushed_view_then_owner_then_end_of_partition`.
-        // Acquire: pairs with the producer's Release store.
-        while !done.load(Ordering::Acquire) {
-            thread::yield_now();
-        }
-        drop(producer.join().unwrap());
+        let seen = read_to_end(&mut gate);
+        join_producer(producer, &done);
         assert_eq!(seen, [vec![1, 3], vec![2]]);
         assert!(pool.is_full(), "both owners came back after their views");
         drop(gate);

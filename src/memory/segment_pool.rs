@@ -264,13 +264,13 @@ impl SegmentPool {
     }
 
     /// Drops one handle; the segment index if it was the last, so the
-    /// segment is free to be written again. A view owns nothing.
+    /// segment is free to be written again. Not for views, which own
+    /// nothing ([`BufferPool::recycle`](super::BufferPool::recycle) drops
+    /// them before coming here).
     #[inline]
     pub(super) fn release(&self, buffer: Buffer) -> Option<u32> {
+        debug_assert!(!buffer.is_view(), "a view owns no segment to release");
         let segment = self.check_owned(&buffer);
-        if buffer.is_view() {
-            return None;
-        }
         if !buffer.is_shared() {
             return Some(segment);
         }

@@ -331,8 +331,7 @@ impl ResultPartition {
     /// the builder is handed over whole, waiting for room as before.
     pub fn flush(&mut self, index: usize) -> Result<(), WriteError> {
         if self.push_view(index, false)? {
-            let sp = &mut self.subpartitions[index];
-            sp.notify_pending = false;
+            let sp = &self.subpartitions[index];
             sp.availability.notify(sp.channel);
         }
         Ok(())
@@ -359,7 +358,6 @@ impl ResultPartition {
         let bytes = view.len() as u64;
         match sp.ring.push(ChannelItem::Data(view)) {
             Ok(()) => {
-                sp.notify_pending = true;
                 self.metrics.buffers_out += 1;
                 self.metrics.bytes_out += bytes;
                 Ok(true)
@@ -412,7 +410,11 @@ impl ResultPartition {
         let mut result = Ok(());
         for index in 0..self.subpartitions.len() {
             match self.push_view(index, coalesce) {
-                Ok(view) => pushed |= view,
+                Ok(true) => {
+                    self.subpartitions[index].notify_pending = true;
+                    pushed = true;
+                }
+                Ok(false) => {}
                 Err(e) => {
                     result = Err(e);
                     break;
