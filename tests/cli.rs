@@ -108,7 +108,21 @@ fn run_writes_a_result_matching_the_schema_to_stdout() {
             .map(|f| t[*f].as_f64().unwrap())
             .sum::<f64>();
         assert!((shares - 100.0).abs() < 0.01, "{t}");
+        // A thread is on a core for at most its loop's time, and every task
+        // ends inside the data window.
+        let cpu = t["cpu_pct"].as_f64().expect("Linux has thread CPU clocks");
+        assert!(cpu > 0.0 && cpu <= 100.0, "{t}");
+        let ended = t["ended_ms"].as_f64().unwrap();
+        let window_ms = reps[0]["seconds"].as_f64().unwrap() * 1e3;
+        assert!(ended >= 0.0 && ended <= window_ms + 1e-6, "{t}");
     }
+    // The data window ends when the last task does.
+    let last = tasks
+        .iter()
+        .map(|t| t["ended_ms"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    let window_ms = reps[0]["seconds"].as_f64().unwrap() * 1e3;
+    assert!((last - window_ms).abs() < 1e-3, "{last} vs {window_ms}");
 }
 
 #[test]

@@ -241,11 +241,15 @@ fn repetition(
         latency_ns: latency.as_ref().and_then(Latency::of),
         allocations: job.subtasks.iter().map(|s| s.loop_allocations).sum(),
         pools_full: job.pools_full,
-        tasks: job.subtasks.iter().map(task_metrics).collect(),
+        tasks: job
+            .subtasks
+            .iter()
+            .map(|s| task_metrics(s, job.data_start()))
+            .collect(),
     }
 }
 
-fn task_metrics(s: &crate::job::SubtaskReport) -> TaskMetrics {
+fn task_metrics(s: &crate::job::SubtaskReport, data_start: Option<Instant>) -> TaskMetrics {
     let m = &s.mailbox;
     let total = (m.busy_ns + m.idle_ns + m.back_pressured_ns).max(1) as f64;
     let pct = |ns: u64| 100.0 * ns as f64 / total;
@@ -273,6 +277,15 @@ fn task_metrics(s: &crate::job::SubtaskReport) -> TaskMetrics {
         pool_max_in_use: outputs.iter().map(|o| o.max_buffers_in_use).sum(),
         buffer_waits: outputs.iter().map(|o| o.hard_back_pressure_waits).sum(),
         allocations: s.loop_allocations,
+        cpu_pct: s
+            .loop_cpu
+            .map(|cpu| (100.0 * cpu.as_nanos() as f64 / total).min(100.0)),
+        ended_ms: s
+            .result
+            .as_ref()
+            .and_then(|r| r.finished)
+            .zip(data_start)
+            .map(|(end, start)| end.saturating_duration_since(start).as_secs_f64() * 1e3),
     }
 }
 

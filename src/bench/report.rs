@@ -156,17 +156,30 @@ pub fn table(result: &RunResult) -> String {
         .max(8);
     let _ = writeln!(
         out,
-        "  {:<width$}  {:>7}  {:>7}  {:>7}  {:>13}  {:>13}  {:>11}  {:>6}",
-        "task", "busy", "idle", "backpr", "records in", "records out", "pool peak", "allocs"
+        "  {:<width$}  {:>7}  {:>7}  {:>7}  {:>7}  {:>9}  {:>13}  {:>13}  {:>11}  {:>6}",
+        "task",
+        "busy",
+        "idle",
+        "backpr",
+        "cpu",
+        "ended",
+        "records in",
+        "records out",
+        "pool peak",
+        "allocs"
     );
     for task in &s.tasks {
         let _ = writeln!(
             out,
-            "  {:<width$}  {:>6.1}%  {:>6.1}%  {:>6.1}%  {:>13}  {:>13}  {:>11}  {:>6}",
+            "  {:<width$}  {:>6.1}%  {:>6.1}%  {:>6.1}%  {:>7}  {:>9}  {:>13}  {:>13}  {:>11}  {:>6}",
             format!("{} #{}", task.name, task.subtask),
             task.busy_pct,
             task.idle_pct,
             task.back_pressured_pct,
+            task.cpu_pct
+                .map_or("–".to_string(), |pct| format!("{pct:.1}%")),
+            task.ended_ms
+                .map_or("–".to_string(), |ms| format!("{ms:.1} ms")),
             thousands(task.records_in as f64),
             thousands(task.records_out as f64),
             if task.pool_size == 0 {

@@ -152,6 +152,15 @@ pub struct TaskMetrics {
     pub buffer_waits: u64,
     /// Allocations while the loop ran.
     pub allocations: u64,
+    /// Share of its loop time the task's thread was on a core, in percent
+    /// (`null` without a thread CPU clock). Below `busy_pct` when tasks
+    /// outnumber cores and take turns on them.
+    #[serde(default)]
+    pub cpu_pct: Option<f64>,
+    /// When the task reached the end of its input, in milliseconds from the
+    /// start of the data window (`null` if it did not).
+    #[serde(default)]
+    pub ended_ms: Option<f64>,
 }
 
 /// Median, spread and extremes of one figure over the repetitions.

@@ -108,6 +108,8 @@ pub struct SubtaskReport {
     pub mailbox: MailboxMetrics,
     /// Allocations its thread made while records flowed.
     pub loop_allocations: u64,
+    /// CPU time its thread used while records flowed.
+    pub loop_cpu: Option<Duration>,
 }
 
 /// What a job did.
@@ -136,14 +138,21 @@ impl JobResult {
     /// How long records flowed: from the first source's first turn to the
     /// last task's end of input (deployment and tear-down excluded).
     pub fn data_window(&self) -> Option<Duration> {
+        let start = self.data_start()?;
         let results = || self.subtasks.iter().filter_map(|s| s.result.as_ref());
-        let start = results()
+        let end = results().filter_map(|r| r.finished).max()?;
+        Some(end.saturating_duration_since(start))
+    }
+
+    /// Where the data window starts: the first source's first turn (the
+    /// first task's, in a job without sources).
+    pub fn data_start(&self) -> Option<Instant> {
+        let results = || self.subtasks.iter().filter_map(|s| s.result.as_ref());
+        results()
             .filter(|r| r.records_emitted > 0)
             .filter_map(|r| r.loop_started)
             .min()
-            .or_else(|| results().filter_map(|r| r.loop_started).min())?;
-        let end = results().filter_map(|r| r.finished).max()?;
-        Some(end.saturating_duration_since(start))
+            .or_else(|| results().filter_map(|r| r.loop_started).min())
     }
 
     /// Records and checksum summed over every sink.
@@ -304,6 +313,7 @@ pub fn run_job_on(
             result: outcome.result,
             mailbox: outcome.mailbox,
             loop_allocations: outcome.loop_allocations,
+            loop_cpu: outcome.loop_cpu,
         })
         .collect();
     drop(tasks);

@@ -8,7 +8,7 @@ use super::deployment::TaskDeploymentDescriptor;
 use super::ids::ExecutionAttemptId;
 use super::{AtomicExecutionState, ExecutionState};
 use crate::mailbox::{LoopExit, Mail, MailboxMetrics, MailboxProcessor, TaskMailbox};
-use crate::metrics::AllocationCount;
+use crate::metrics::{thread_cpu_time, AllocationCount};
 use crate::network::{RecordWriter, ShuffleEnvironment};
 use crate::streaming::{StreamTask, StreamTaskResult};
 use crate::sync::{Arc, Parker, WaitStrategy};
@@ -39,6 +39,9 @@ pub struct TaskOutcome {
     /// Allocations the task thread made while its mailbox loop ran (from
     /// the per-thread counter; 0 unless a `CountingAllocator` is installed).
     pub loop_allocations: u64,
+    /// CPU time the task thread used while its mailbox loop ran (`None` if
+    /// the loop never ran or the platform has no thread CPU clock).
+    pub loop_cpu: Option<Duration>,
 }
 
 /// A task that did not reach a final state within the cancellation
@@ -84,6 +87,8 @@ pub struct Task {
     terminated: Condvar,
     updates: Mutex<mpsc::Sender<TaskStateUpdate>>,
     loop_allocations: std::sync::atomic::AtomicU64,
+    /// Nanoseconds of CPU time in the loop; `u64::MAX` until measured.
+    loop_cpu_ns: std::sync::atomic::AtomicU64,
 }
 
 type InvokeResult = (Result<LoopExit, String>, Option<StreamTaskResult>);
@@ -124,6 +129,7 @@ impl Task {
             terminated: Condvar::new(),
             updates: Mutex::new(updates),
             loop_allocations: std::sync::atomic::AtomicU64::new(0),
+            loop_cpu_ns: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
@@ -246,7 +252,15 @@ impl Task {
             return (Ok(LoopExit::Canceled), None);
         }
         let before = AllocationCount::thread_now();
+        let cpu_before = thread_cpu_time();
         let exit = task.invoke(processor).map_err(|e| e.to_string());
+        if let (Some(before), Some(after)) = (cpu_before, thread_cpu_time()) {
+            let ns = after.saturating_sub(before).as_nanos();
+            self.loop_cpu_ns.store(
+                u64::try_from(ns).unwrap_or(u64::MAX - 1),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         self.loop_allocations.store(
             AllocationCount::thread_now().since(before).allocations,
             std::sync::atomic::Ordering::Relaxed,
@@ -405,6 +419,10 @@ impl Task {
             loop_allocations: self
                 .loop_allocations
                 .load(std::sync::atomic::Ordering::Relaxed),
+            loop_cpu: match self.loop_cpu_ns.load(std::sync::atomic::Ordering::Relaxed) {
+                u64::MAX => None,
+                ns => Some(Duration::from_nanos(ns)),
+            },
         });
         self.report(state);
         self.terminated.notify_all();
