@@ -112,6 +112,7 @@ fn run_writes_a_result_matching_the_schema_to_stdout() {
         // ends inside the data window.
         let cpu = t["cpu_pct"].as_f64().expect("Linux has thread CPU clocks");
         assert!(cpu > 0.0 && cpu <= 100.0, "{t}");
+        assert!(t["cpu_ms"].as_f64().unwrap() > 0.0, "{t}");
         let ended = t["ended_ms"].as_f64().unwrap();
         let window_ms = reps[0]["seconds"].as_f64().unwrap() * 1e3;
         assert!(ended >= 0.0 && ended <= window_ms + 1e-6, "{t}");

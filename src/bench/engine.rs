@@ -280,6 +280,7 @@ fn task_metrics(s: &crate::job::SubtaskReport, data_start: Option<Instant>) -> T
         cpu_pct: s
             .loop_cpu
             .map(|cpu| (100.0 * cpu.as_nanos() as f64 / total).min(100.0)),
+        cpu_ms: s.loop_cpu.map(|cpu| cpu.as_secs_f64() * 1e3),
         ended_ms: s
             .result
             .as_ref()

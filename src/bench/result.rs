@@ -157,6 +157,11 @@ pub struct TaskMetrics {
     /// outnumber cores and take turns on them.
     #[serde(default)]
     pub cpu_pct: Option<f64>,
+    /// CPU time its thread used in the loop, in milliseconds (`null`
+    /// without a thread CPU clock); summed over tasks, the cores a job kept
+    /// busy.
+    #[serde(default)]
+    pub cpu_ms: Option<f64>,
     /// When the task reached the end of its input, in milliseconds from the
     /// start of the data window (`null` if it did not).
     #[serde(default)]

@@ -64,12 +64,12 @@ pub struct PartitionMetrics {
     pub max_buffers_in_use: u32,
 }
 
-/// The producing end of one channel: the ring to its consumer, the buffer
-/// being filled, and how to tell the consumer's gate that data arrived.
+/// The producing end of one channel: the ring to its consumer and how to
+/// tell the consumer's gate that data arrived. (The buffer being filled is
+/// the partition's, see [`ResultPartition`].)
 #[derive(Debug)]
 pub struct ResultSubpartition {
     ring: ring::Producer<ChannelItem>,
-    builder: Option<BufferBuilder>,
     availability: Arc<ChannelAvailability>,
     /// This channel's index in the consumer's gate.
     channel: u32,
@@ -85,19 +85,19 @@ impl ResultSubpartition {
     ) -> Self {
         Self {
             ring,
-            builder: None,
             availability,
             channel,
             notify_pending: false,
         }
     }
 
-    /// Returns everything this subpartition still holds to the pool. A
-    /// builder whose views the consumer may still read travels after them
-    /// (the ring always keeps a slot for it, see [`ResultPartition::flush`]);
-    /// if the consumer is gone, the ring's leftovers come back here.
-    fn release(&mut self, pool: &BufferPool) {
-        if let Some(builder) = self.builder.take() {
+    /// Returns everything this subpartition still holds to the pool, and
+    /// its `builder`. A builder whose views the consumer may still read
+    /// travels after them (the ring always keeps a slot for it, see
+    /// [`ResultPartition::flush`]); if the consumer is gone, the ring's
+    /// leftovers come back here.
+    fn release(&mut self, builder: Option<BufferBuilder>, pool: &BufferPool) {
+        if let Some(builder) = builder {
             if builder.has_views() {
                 self.hand_over_on_release(pool.finish(builder), pool);
             } else {
@@ -145,6 +145,11 @@ impl ResultSubpartition {
 #[derive(Debug)]
 pub struct ResultPartition {
     subpartitions: Vec<ResultSubpartition>,
+    /// Each subpartition's buffer being filled. Kept apart from the rest of
+    /// a subpartition, so a writer going round many channels walks a dense
+    /// array of write positions (24 bytes a channel, not a whole
+    /// subpartition), which stays in the L1 longer.
+    builders: Vec<Option<BufferBuilder>>,
     /// The one builder a broadcast partition writes, shared on flush.
     broadcast: Option<BufferBuilder>,
     pool: Arc<BufferPool>,
@@ -169,6 +174,7 @@ impl ResultPartition {
             "a partition has at least one subpartition"
         );
         Self {
+            builders: subpartitions.iter().map(|_| None).collect(),
             subpartitions,
             broadcast: None,
             pool,
@@ -203,7 +209,7 @@ impl ResultPartition {
     pub fn emit(&mut self, index: usize, record: &[u8]) -> Result<(), WriteError> {
         self.serializer.check(record)?;
         self.metrics.records_out += 1;
-        if let Some(builder) = &mut self.subpartitions[index].builder {
+        if let Some(builder) = &mut self.builders[index] {
             let mut written = 0;
             if self.serializer.serialize(builder, record, &mut written) && !builder.is_full() {
                 return Ok(());
@@ -223,7 +229,7 @@ impl ResultPartition {
         self.metrics.records_out += values.len() as u64;
         let mut rest = values;
         while !rest.is_empty() {
-            if let Some(builder) = &mut self.subpartitions[index].builder {
+            if let Some(builder) = &mut self.builders[index] {
                 let n = self.serializer.serialize_values(builder, rest);
                 rest = &rest[n..];
                 if builder.is_full() {
@@ -256,7 +262,7 @@ impl ResultPartition {
         self.metrics.records_out += values.len() as u64;
         for &value in values {
             let index = route(value);
-            if let Some(builder) = &mut self.subpartitions[index].builder {
+            if let Some(builder) = &mut self.builders[index] {
                 if self.serializer.serialize_value(builder, value) {
                     builder.prefetch_for_write(PREFETCH_AHEAD);
                     continue;
@@ -277,7 +283,7 @@ impl ResultPartition {
     ) -> Result<(), WriteError> {
         let frame = 4 + record.len();
         loop {
-            if let Some(builder) = &mut self.subpartitions[index].builder {
+            if let Some(builder) = &mut self.builders[index] {
                 let done =
                     written == frame || self.serializer.serialize(builder, record, &mut written);
                 if !builder.is_full() {
@@ -290,7 +296,7 @@ impl ResultPartition {
                 }
             }
             let builder = self.request_builder()?;
-            self.subpartitions[index].builder = Some(builder);
+            self.builders[index] = Some(builder);
         }
     }
 
@@ -344,7 +350,7 @@ impl ResultPartition {
     #[inline]
     fn push_view(&mut self, index: usize, coalesce: bool) -> Result<bool, WriteError> {
         let sp = &mut self.subpartitions[index];
-        let Some(builder) = &mut sp.builder else {
+        let Some(builder) = &mut self.builders[index] else {
             return Ok(false);
         };
         if builder.unpublished() == 0 || (coalesce && !sp.ring.is_drained()) {
@@ -372,14 +378,13 @@ impl ResultPartition {
     /// Hands subpartition `index`'s builder to its consumer: full, or before
     /// an event. An unused builder stays.
     pub fn hand_over(&mut self, index: usize) -> Result<(), WriteError> {
-        let sp = &mut self.subpartitions[index];
-        match sp.builder.take() {
+        match self.builders[index].take() {
             Some(builder) if !builder.is_empty() => {
                 let buffer = self.pool.finish(builder);
                 self.push_buffer(index, buffer)
             }
             unused => {
-                sp.builder = unused;
+                self.builders[index] = unused;
                 Ok(())
             }
         }
@@ -452,9 +457,9 @@ impl ResultPartition {
             .as_ref()
             .is_some_and(|b| b.unpublished() != 0)
             || self
-                .subpartitions
+                .builders
                 .iter()
-                .any(|sp| sp.builder.as_ref().is_some_and(|b| b.unpublished() != 0))
+                .any(|b| b.as_ref().is_some_and(|b| b.unpublished() != 0))
     }
 
     /// [`flush`](Self::flush) for the broadcast builder: a view into every
@@ -608,8 +613,8 @@ impl Drop for ResultPartition {
                 self.pool.discard(builder);
             }
         }
-        for sp in &mut self.subpartitions {
-            sp.release(&self.pool);
+        for (sp, builder) in self.subpartitions.iter_mut().zip(&mut self.builders) {
+            sp.release(builder.take(), &self.pool);
         }
     }
 }
