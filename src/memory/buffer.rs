@@ -240,6 +240,27 @@ impl BufferBuilder {
         self.len += n as u32;
     }
 
+    /// Appends `bytes` if that leaves the builder not full (more than `N`
+    /// bytes free); otherwise writes nothing. Returns whether it appended.
+    /// The small-record fast path: one room check, `N` bytes of stores.
+    #[inline(always)]
+    pub fn append_small<const N: usize>(&mut self, bytes: [u8; N]) -> bool {
+        if self.capacity - self.len <= N as u32 {
+            return false;
+        }
+        // SAFETY: more than `N` bytes are free past `len`, inside the
+        // segment, which this builder alone writes.
+        unsafe {
+            self.ptr
+                .as_ptr()
+                .add(self.len as usize)
+                .cast::<[u8; N]>()
+                .write_unaligned(bytes)
+        };
+        self.len += N as u32;
+        true
+    }
+
     /// Appends as much of `bytes` as fits; returns how many bytes were taken.
     #[inline]
     pub fn append(&mut self, bytes: &[u8]) -> usize {

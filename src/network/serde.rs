@@ -8,6 +8,15 @@ const HEADER: usize = 4;
 const SMALL_FRAME: usize = HEADER + 8;
 const SMALL_HEADER: [u8; HEADER] = 8u32.to_le_bytes();
 
+/// The frame of an 8-byte record: its length, then the value (little-endian).
+#[inline(always)]
+fn small_frame(value: u64) -> [u8; SMALL_FRAME] {
+    let mut frame = [0; SMALL_FRAME];
+    frame[..HEADER].copy_from_slice(&SMALL_HEADER);
+    frame[HEADER..].copy_from_slice(&value.to_le_bytes());
+    frame
+}
+
 /// Why a record could not be (de)serialized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SerdeError {
@@ -112,14 +121,7 @@ impl RecordSerializer {
     /// nothing and returns `false`.
     #[inline(always)]
     pub fn serialize_value(&self, builder: &mut BufferBuilder, value: u64) -> bool {
-        let free = builder.unused_mut();
-        if free.len() <= SMALL_FRAME {
-            return false;
-        }
-        free[..HEADER].copy_from_slice(&SMALL_HEADER);
-        free[HEADER..SMALL_FRAME].copy_from_slice(&value.to_le_bytes());
-        builder.commit(SMALL_FRAME);
-        true
+        builder.append_small(small_frame(value))
     }
 
     #[cold]

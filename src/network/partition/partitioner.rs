@@ -96,6 +96,13 @@ impl ChannelSelector {
         }
     }
 
+    /// Where the round-robin turn stands, for a writer that routes a batch
+    /// in turn itself.
+    #[inline]
+    pub fn next_mut(&mut self) -> &mut usize {
+        &mut self.next
+    }
+
     /// The next channel in turn (rebalance, rescale).
     #[inline(always)]
     pub fn round_robin(&mut self) -> usize {

@@ -71,7 +71,7 @@ impl RecordWriter {
                 Partitioner::Rebalance | Partitioner::Rescale => {
                     return self
                         .partition
-                        .emit_values_routed(values, |_| selector.round_robin());
+                        .emit_values_round_robin(values, selector.next_mut());
                 }
                 Partitioner::Hash {
                     max_parallelism,

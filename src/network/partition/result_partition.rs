@@ -273,6 +273,54 @@ impl ResultPartition {
         Ok(())
     }
 
+    /// [`emit_values_routed`](Self::emit_values_routed) for round-robin
+    /// routing (rebalance, rescale), from subpartition `*next` on; leaves
+    /// `*next` at the subpartition after the last record's. The turn is
+    /// counted in a register rather than through a routing closure.
+    #[inline]
+    pub fn emit_values_round_robin(
+        &mut self,
+        values: &[u64],
+        next: &mut usize,
+    ) -> Result<(), WriteError> {
+        self.serializer.check(&[0; 8])?;
+        self.metrics.records_out += values.len() as u64;
+        let channels = self.builders.len();
+        let mut index = *next;
+        let (mut i, n) = (0, values.len());
+        while i < n {
+            // The run of records whose builders have spare room, over a
+            // borrow of the builders alone, so their base stays in a register.
+            let builders = &mut self.builders[..];
+            while i < n {
+                let Some(builder) = &mut builders[index] else {
+                    break;
+                };
+                if !self.serializer.serialize_value(builder, values[i]) {
+                    break;
+                }
+                builder.prefetch_for_write(PREFETCH_AHEAD);
+                i += 1;
+                index += 1;
+                if index == channels {
+                    index = 0;
+                }
+            }
+            if i == n {
+                break;
+            }
+            // No builder, or no spare room: this record goes the spanning way.
+            self.emit_slow(index, &values[i].to_le_bytes(), 0)?;
+            i += 1;
+            index += 1;
+            if index == channels {
+                index = 0;
+            }
+        }
+        *next = index;
+        Ok(())
+    }
+
     /// Continues a record that did not fit (or completes a full builder).
     #[cold]
     fn emit_slow(
