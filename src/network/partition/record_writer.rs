@@ -69,9 +69,19 @@ impl RecordWriter {
             let selector = &mut self.selector;
             match partitioner {
                 Partitioner::Rebalance | Partitioner::Rescale => {
-                    return self
-                        .partition
-                        .emit_values_round_robin(values, selector.next_mut());
+                    let channels = self.partition.num_subpartitions();
+                    let next = selector.next_mut();
+                    let mut turn = *next;
+                    let result = self.partition.emit_values_routed(values, |_| {
+                        let channel = turn;
+                        turn += 1;
+                        if turn == channels {
+                            turn = 0;
+                        }
+                        channel
+                    });
+                    *next = turn;
+                    return result;
                 }
                 Partitioner::Hash {
                     max_parallelism,

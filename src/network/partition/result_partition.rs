@@ -252,6 +252,9 @@ impl ResultPartition {
     /// loop of a route, a room check and two stores per record, without
     /// the per-record checks and call of [`emit`](Self::emit). A record the
     /// builder has no spare room for goes the spanning way.
+    ///
+    /// `route` is called once per record, in order (a round-robin route
+    /// keeps its turn in a local the loop holds in a register).
     #[inline]
     pub fn emit_values_routed(
         &mut self,
@@ -260,65 +263,29 @@ impl ResultPartition {
     ) -> Result<(), WriteError> {
         self.serializer.check(&[0; 8])?;
         self.metrics.records_out += values.len() as u64;
-        for &value in values {
-            let index = route(value);
-            if let Some(builder) = &mut self.builders[index] {
-                if self.serializer.serialize_value(builder, value) {
-                    builder.prefetch_for_write(PREFETCH_AHEAD);
-                    continue;
-                }
-            }
-            self.emit_slow(index, &value.to_le_bytes(), 0)?;
-        }
-        Ok(())
-    }
-
-    /// [`emit_values_routed`](Self::emit_values_routed) for round-robin
-    /// routing (rebalance, rescale), from subpartition `*next` on; leaves
-    /// `*next` at the subpartition after the last record's. The turn is
-    /// counted in a register rather than through a routing closure.
-    #[inline]
-    pub fn emit_values_round_robin(
-        &mut self,
-        values: &[u64],
-        next: &mut usize,
-    ) -> Result<(), WriteError> {
-        self.serializer.check(&[0; 8])?;
-        self.metrics.records_out += values.len() as u64;
-        let channels = self.builders.len();
-        let mut index = *next;
-        let (mut i, n) = (0, values.len());
-        while i < n {
+        let mut rest = values.iter();
+        loop {
             // The run of records whose builders have spare room, over a
-            // borrow of the builders alone, so their base stays in a register.
+            // borrow of the builders alone, so their base stays in a
+            // register across the stores into segments.
             let builders = &mut self.builders[..];
-            while i < n {
-                let Some(builder) = &mut builders[index] else {
-                    break;
+            let stopped = loop {
+                let Some(&value) = rest.next() else {
+                    return Ok(());
                 };
-                if !self.serializer.serialize_value(builder, values[i]) {
-                    break;
+                let index = route(value);
+                let Some(builder) = &mut builders[index] else {
+                    break (index, value);
+                };
+                if !self.serializer.serialize_value(builder, value) {
+                    break (index, value);
                 }
                 builder.prefetch_for_write(PREFETCH_AHEAD);
-                i += 1;
-                index += 1;
-                if index == channels {
-                    index = 0;
-                }
-            }
-            if i == n {
-                break;
-            }
+            };
             // No builder, or no spare room: this record goes the spanning way.
-            self.emit_slow(index, &values[i].to_le_bytes(), 0)?;
-            i += 1;
-            index += 1;
-            if index == channels {
-                index = 0;
-            }
+            let (index, value) = stopped;
+            self.emit_slow(index, &value.to_le_bytes(), 0)?;
         }
-        *next = index;
-        Ok(())
     }
 
     /// Continues a record that did not fit (or completes a full builder).
