@@ -117,6 +117,13 @@ fn run_writes_a_result_matching_the_schema_to_stdout() {
         let window_ms = reps[0]["seconds"].as_f64().unwrap() * 1e3;
         assert!(ended >= 0.0 && ended <= window_ms + 1e-6, "{t}");
     }
+    // The tasks kept some of the cores busy, never more than there are.
+    let cores = result["testbed"]["cores_available"]
+        .as_array()
+        .unwrap()
+        .len() as f64;
+    let busy = summary["cores_busy"]["median"].as_f64().unwrap();
+    assert!(busy > 0.0 && busy <= cores + 0.05, "{busy} of {cores}");
     // The data window ends when the last task does.
     let last = tasks
         .iter()

@@ -238,6 +238,12 @@ fn repetition(
         records_per_ms: records as f64 / seconds / 1e3,
         bytes_per_sec: bytes as f64 / seconds,
         overhead_ms: ((wall - seconds) * 1e3).max(0.0),
+        cores_busy: job
+            .subtasks
+            .iter()
+            .map(|s| s.loop_cpu)
+            .sum::<Option<std::time::Duration>>()
+            .map(|cpu| cpu.as_secs_f64() / seconds),
         latency_ns: latency.as_ref().and_then(Latency::of),
         allocations: job.subtasks.iter().map(|s| s.loop_allocations).sum(),
         pools_full: job.pools_full,
@@ -307,6 +313,11 @@ fn summarize(profile: &Profile, reps: &[Repetition], latency: Option<&Histogram<
         records_per_ms,
         bytes_per_sec: figure(|r| r.bytes_per_sec),
         overhead_ms: figure(|r| r.overhead_ms),
+        cores_busy: reps
+            .iter()
+            .map(|r| r.cores_busy)
+            .collect::<Option<Vec<_>>>()
+            .map(|cores| Stats::of(&cores)),
         latency_ns: latency.and_then(Latency::of),
         allocations_during_measurement: reps.iter().map(|r| r.allocations).sum(),
         pools_full: reps.iter().all(|r| r.pools_full),

@@ -132,6 +132,14 @@ pub fn table(result: &RunResult) -> String {
         "  overhead      {:.1} ms deploy + tear-down per job (median); network memory set up once in {:.1} ms",
         s.overhead_ms.median, result.network_setup_ms
     );
+    if let Some(cores) = &s.cores_busy {
+        let _ = writeln!(
+            out,
+            "  cores busy    {:.2} (median; the tasks' CPU time over the data window) of {} available",
+            cores.median,
+            result.testbed.cores_available.len()
+        );
+    }
     let _ = writeln!(
         out,
         "  allocations   {} during measurement",

@@ -77,6 +77,10 @@ pub struct Repetition {
     /// Deploying the job and tearing it down (wall time of the whole job,
     /// memory set-up included, minus `seconds`), in milliseconds.
     pub overhead_ms: f64,
+    /// Cores the job kept busy: its tasks' CPU time over the data window
+    /// (`null` without a thread CPU clock).
+    #[serde(default)]
+    pub cores_busy: Option<f64>,
     /// Sink latency, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ns: Option<Latency>,
@@ -225,6 +229,9 @@ pub struct Summary {
     pub bytes_per_sec: Stats,
     /// Deploy + tear-down per job, in milliseconds.
     pub overhead_ms: Stats,
+    /// Cores kept busy (see [`Repetition::cores_busy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores_busy: Option<Stats>,
     /// Latency over all repetitions' records together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ns: Option<Latency>,

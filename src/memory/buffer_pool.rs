@@ -259,6 +259,35 @@ mod tests {
     }
 
     #[test]
+    fn small_appends_never_fill_the_builder() {
+        let global = segments(1);
+        let pool = BufferPool::new(global.clone(), 1, 1, Arc::default()).unwrap();
+        let mut builder = pool.request().unwrap();
+        // 4096 bytes hold 341 twelve-byte frames with 4 bytes to spare; the
+        // 341st would leave exactly 4, so it still goes in (more than 12
+        // were free), and the 342nd is refused: it would leave none.
+        let mut appended = 0u32;
+        while builder.append_small::<12>(appended.to_le_bytes().repeat(3).try_into().unwrap()) {
+            appended += 1;
+        }
+        assert_eq!(appended, 341);
+        assert_eq!(builder.remaining(), 4);
+        assert!(!builder.is_full(), "a refused append wrote nothing");
+        // What was refused still fits the spanning way, byte by byte.
+        assert_eq!(builder.append(&[0xff; 12]), 4);
+        assert!(builder.is_full());
+        let buffer = pool.finish(builder);
+        let bytes = buffer.as_slice();
+        for (i, frame) in bytes[..341 * 12].chunks_exact(12).enumerate() {
+            assert_eq!(frame, (i as u32).to_le_bytes().repeat(3), "frame {i}");
+        }
+        assert_eq!(&bytes[341 * 12..], [0xff; 4]);
+        pool.recycle(buffer);
+        drop(pool);
+        assert!(global.is_full());
+    }
+
+    #[test]
     fn shared_buffer_returns_after_last_handle() {
         let global = segments(2);
         let pool = BufferPool::new(global.clone(), 1, 1, Arc::default()).unwrap();
