@@ -18,7 +18,12 @@
 //! floors is what the memory system allows the runtime's 1000-channel
 //! throughput to keep of its 100-channel throughput on this machine.
 //!
-//! Every sample is one job; throughput is records per second.
+//! Every sample is one job, timed twice: by the wall clock over its data
+//! window (`…/wall`), and by the core time its threads used (`…/cpu`, the
+//! sum of their CPU time; "throughput" is then records per core-second).
+//! Core time does not move when the scheduler leaves a core idle or gives
+//! one writer a core to itself; on a shared VM it still moves with the
+//! neighbours' memory traffic, so compare the four figures of one run.
 
 use std::path::Path;
 use std::sync::Barrier;
@@ -27,7 +32,8 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use memmap2::MmapMut;
 use taskbench::bench::Profile;
-use taskbench::job::run_job_on;
+use taskbench::job::{run_job_on, JobResult};
+use taskbench::metrics::thread_cpu_time;
 use taskbench::network::ShuffleEnvironment;
 
 const WRITERS: usize = 4;
@@ -123,8 +129,9 @@ impl Floor {
         }
     }
 
-    /// One job: all writers start together; the time until the last ends.
-    fn job(&mut self) -> Duration {
+    /// One job: all writers start together. Returns the time until the
+    /// last ends and the CPU time the writers used.
+    fn job(&mut self) -> (Duration, Duration) {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let start = Barrier::new(WRITERS + 1);
         let channels = self.channels;
@@ -140,7 +147,9 @@ impl Floor {
                             core_affinity::set_for_current(core);
                         }
                         start.wait();
-                        write_pattern(memory, channels, index as u64)
+                        let before = thread_cpu_time().expect("a thread CPU clock");
+                        let filled = write_pattern(memory, channels, index as u64);
+                        (filled, thread_cpu_time().unwrap() - before)
                     })
                 })
                 .collect();
@@ -149,10 +158,13 @@ impl Floor {
             // Each channel's records fill `(SEGMENT - 1) / FRAME` to a segment.
             let per_channel = RECORDS_PER_WRITER / channels as u64;
             let filled = channels as u64 * ((per_channel - 1) / ((SEGMENT - 1) / FRAME) as u64);
+            let mut cpu = Duration::ZERO;
             for writer in writers {
-                assert_eq!(writer.join().expect("writer"), filled);
+                let (full, used) = writer.join().expect("writer");
+                assert_eq!(full, filled);
+                cpu += used;
             }
-            began.elapsed()
+            (began.elapsed(), cpu)
         })
     }
 }
@@ -176,22 +188,36 @@ fn fanout(c: &mut Criterion) {
         let options = profile.job_options().expect("options");
         let shuffle =
             std::sync::Arc::new(ShuffleEnvironment::new(options.network).expect("memory"));
-        group.bench_function(BenchmarkId::new("runtime", channels), |b| {
+        let run = || -> JobResult {
+            let result = run_job_on(&graph, &options, &shuffle).expect("job runs");
+            assert!(result.is_finished(), "{:?}", result.failure);
+            let n = RECORDS_PER_WRITER * WRITERS as u64;
+            assert_eq!(result.sink_totals().0, n);
+            result
+        };
+        let core_time = |result: &JobResult| {
+            result
+                .subtasks
+                .iter()
+                .map(|s| s.loop_cpu.expect("a thread CPU clock"))
+                .sum::<Duration>()
+        };
+        group.bench_function(BenchmarkId::new("runtime/wall", channels), |b| {
             b.iter_custom(|iters| {
                 (0..iters)
-                    .map(|_| {
-                        let result = run_job_on(&graph, &options, &shuffle).expect("job runs");
-                        assert!(result.is_finished(), "{:?}", result.failure);
-                        let n = RECORDS_PER_WRITER * WRITERS as u64;
-                        assert_eq!(result.sink_totals().0, n);
-                        result.data_window().expect("a data window")
-                    })
+                    .map(|_| run().data_window().expect("a data window"))
                     .sum()
             })
         });
+        group.bench_function(BenchmarkId::new("runtime/cpu", channels), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| core_time(&run())).sum())
+        });
         let mut floor = Floor::new(channels);
-        group.bench_function(BenchmarkId::new("memory-floor", channels), |b| {
-            b.iter_custom(|iters| (0..iters).map(|_| floor.job()).sum())
+        group.bench_function(BenchmarkId::new("memory-floor/wall", channels), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| floor.job().0).sum())
+        });
+        group.bench_function(BenchmarkId::new("memory-floor/cpu", channels), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| floor.job().1).sum())
         });
     }
     group.finish();
