@@ -123,7 +123,7 @@ fn run_writes_a_result_matching_the_schema_to_stdout() {
         .unwrap()
         .len() as f64;
     let busy = summary["cores_busy"]["median"].as_f64().unwrap();
-    assert!(busy > 0.0 && busy <= cores + 0.05, "{busy} of {cores}");
+    assert!(busy > 0.0 && busy <= cores + 0.1, "{busy} of {cores}");
     // The data window ends when the last task does.
     let last = tasks
         .iter()

@@ -243,7 +243,9 @@ fn repetition(
             .iter()
             .map(|s| s.loop_cpu)
             .sum::<Option<std::time::Duration>>()
-            .map(|cpu| cpu.as_secs_f64() / seconds),
+            .zip(job.loops_span())
+            .filter(|(_, span)| !span.is_zero())
+            .map(|(cpu, span)| cpu.as_secs_f64() / span.as_secs_f64()),
         latency_ns: latency.as_ref().and_then(Latency::of),
         allocations: job.subtasks.iter().map(|s| s.loop_allocations).sum(),
         pools_full: job.pools_full,

@@ -135,7 +135,7 @@ pub fn table(result: &RunResult) -> String {
     if let Some(cores) = &s.cores_busy {
         let _ = writeln!(
             out,
-            "  cores busy    {:.2} (median; the tasks' CPU time over the data window) of {} available",
+            "  cores busy    {:.2} of {} (median; the tasks' CPU time over the time their loops ran)",
             cores.median,
             result.testbed.cores_available.len()
         );

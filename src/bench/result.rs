@@ -77,8 +77,9 @@ pub struct Repetition {
     /// Deploying the job and tearing it down (wall time of the whole job,
     /// memory set-up included, minus `seconds`), in milliseconds.
     pub overhead_ms: f64,
-    /// Cores the job kept busy: its tasks' CPU time over the data window
-    /// (`null` without a thread CPU clock).
+    /// Cores the job kept busy: its tasks' CPU time over the time their
+    /// loops ran, from the first start to the last end (`null` without a
+    /// thread CPU clock).
     #[serde(default)]
     pub cores_busy: Option<f64>,
     /// Sink latency, when measured.

@@ -144,6 +144,16 @@ impl JobResult {
         Some(end.saturating_duration_since(start))
     }
 
+    /// From the first task's loop start to the last task's end of input:
+    /// the time every task's loop falls in (a consumer's loop may start, and
+    /// wait, before the first source's, which opens the data window).
+    pub fn loops_span(&self) -> Option<Duration> {
+        let results = || self.subtasks.iter().filter_map(|s| s.result.as_ref());
+        let start = results().filter_map(|r| r.loop_started).min()?;
+        let end = results().filter_map(|r| r.finished).max()?;
+        Some(end.saturating_duration_since(start))
+    }
+
     /// Where the data window starts: the first source's first turn (the
     /// first task's, in a job without sources).
     pub fn data_start(&self) -> Option<Instant> {
