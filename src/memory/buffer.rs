@@ -248,8 +248,7 @@ impl BufferBuilder {
         if self.capacity - self.len <= N as u32 {
             return false;
         }
-        // SAFETY: more than `N` bytes are free past `len`, inside the
-        // segment, which this builder alone writes.
+        // SAFETY: more than `N` bytes are free past `len`, inside the segment, which this builder alone writes.
         unsafe {
             self.ptr
                 .as_ptr()

@@ -13,8 +13,7 @@ pub fn thread_cpu_time() -> Option<Duration> {
             tv_sec: 0,
             tv_nsec: 0,
         };
-        // SAFETY: `now` is a valid, writable `timespec`; the call writes
-        // only it and has no other effect.
+        // SAFETY: `now` is a valid, writable `timespec`; the call writes only it and has no other effect.
         let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
         (rc == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
     }
