@@ -83,8 +83,7 @@ fn write_pattern(memory: &mut Memory, channels: usize, first: u64) -> u64 {
             full += 1;
         }
         let at = *segment + *len;
-        // SAFETY: `at + FRAME < segment + SEGMENT`, inside the map, which
-        // this thread alone writes.
+        // SAFETY: `at + FRAME < segment + SEGMENT`, inside the map, which this thread alone writes.
         unsafe {
             base.add(at).cast::<u32>().write_unaligned(8);
             base.add(at + 4)

@@ -228,6 +228,7 @@ fn repetition(
         .map_or(job.elapsed.as_secs_f64(), |d| d.as_secs_f64())
         .max(1e-9);
     let bytes = records * profile.records.size.bytes();
+    let data_start = job.data_start();
     Repetition {
         index,
         records,
@@ -252,7 +253,7 @@ fn repetition(
         tasks: job
             .subtasks
             .iter()
-            .map(|s| task_metrics(s, job.data_start()))
+            .map(|s| task_metrics(s, data_start))
             .collect(),
     }
 }

@@ -138,31 +138,42 @@ impl JobResult {
     /// How long records flowed: from the first source's first turn to the
     /// last task's end of input (deployment and tear-down excluded).
     pub fn data_window(&self) -> Option<Duration> {
-        let start = self.data_start()?;
-        let results = || self.subtasks.iter().filter_map(|s| s.result.as_ref());
-        let end = results().filter_map(|r| r.finished).max()?;
-        Some(end.saturating_duration_since(start))
+        Some(
+            self.last_end()?
+                .saturating_duration_since(self.data_start()?),
+        )
     }
 
     /// From the first task's loop start to the last task's end of input:
     /// the time every task's loop falls in (a consumer's loop may start, and
     /// wait, before the first source's, which opens the data window).
     pub fn loops_span(&self) -> Option<Duration> {
-        let results = || self.subtasks.iter().filter_map(|s| s.result.as_ref());
-        let start = results().filter_map(|r| r.loop_started).min()?;
-        let end = results().filter_map(|r| r.finished).max()?;
-        Some(end.saturating_duration_since(start))
+        Some(
+            self.last_end()?
+                .saturating_duration_since(self.first_loop_start()?),
+        )
     }
 
     /// Where the data window starts: the first source's first turn (the
     /// first task's, in a job without sources).
     pub fn data_start(&self) -> Option<Instant> {
-        let results = || self.subtasks.iter().filter_map(|s| s.result.as_ref());
-        results()
+        self.results()
             .filter(|r| r.records_emitted > 0)
             .filter_map(|r| r.loop_started)
             .min()
-            .or_else(|| results().filter_map(|r| r.loop_started).min())
+            .or_else(|| self.first_loop_start())
+    }
+
+    fn results(&self) -> impl Iterator<Item = &StreamTaskResult> {
+        self.subtasks.iter().filter_map(|s| s.result.as_ref())
+    }
+
+    fn first_loop_start(&self) -> Option<Instant> {
+        self.results().filter_map(|r| r.loop_started).min()
+    }
+
+    fn last_end(&self) -> Option<Instant> {
+        self.results().filter_map(|r| r.finished).max()
     }
 
     /// Records and checksum summed over every sink.
