@@ -1,5 +1,5 @@
 //! What a thousand channels cost: the network-throughput profiles' shape
-//! (4 writers, 2.5 M 8-byte records each, round-robin over 100 or 1000
+//! (4 writers, 1.25 M 8-byte records each, round-robin over 100 or 1000
 //! channels into 32 KiB segments, one receiver) run through the runtime,
 //! next to its memory floor measured in the same run.
 //!
@@ -13,8 +13,8 @@
 //!
 //! At 100 channels a writer's segments are reused within a job and its
 //! pool (208 segments) stays in the last-level cache; at 1000 channels each
-//! channel's segment (30 KB of a job's records) is written once, so a job
-//! writes its 120 MB into lines that come from DRAM. The ratio of the two
+//! channel's segment (15 KB of a job's records) is written once, so a job
+//! writes its 60 MB into lines that come from DRAM. The ratio of the two
 //! floors is what the memory system allows the runtime's 1000-channel
 //! throughput to keep of its 100-channel throughput on this machine.
 //!
@@ -37,7 +37,8 @@ use taskbench::metrics::thread_cpu_time;
 use taskbench::network::ShuffleEnvironment;
 
 const WRITERS: usize = 4;
-const RECORDS_PER_WRITER: u64 = 2_500_000;
+/// The profiles' `records.count` (checked when they load).
+const RECORDS_PER_WRITER: u64 = 1_250_000;
 const SEGMENT: usize = 32 << 10;
 /// Segments sit one cache line apart more than their size, as in the
 /// runtime's network memory.
@@ -172,7 +173,13 @@ fn profile(channels: usize) -> Profile {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
         "profiles/network-throughput-{channels}ch-100ms.toml"
     ));
-    Profile::from_file(&path, &[]).expect("the profile loads")
+    let profile = Profile::from_file(&path, &[]).expect("the profile loads");
+    assert_eq!(
+        profile.records.count,
+        Some(RECORDS_PER_WRITER),
+        "the floor writes what the profile's writers write"
+    );
+    profile
 }
 
 fn fanout(c: &mut Criterion) {
