@@ -129,11 +129,13 @@ impl Floor {
         }
     }
 
-    /// One job: all writers start together. Returns the time until the
-    /// last ends and the CPU time the writers used.
+    /// One job: all writers start together. Returns the time from the
+    /// first writer's start to the last one's end, each read on the writer's
+    /// own thread (the spawning thread may not get a core when they start
+    /// or end), and the CPU time the writers used.
     fn job(&mut self) -> (Duration, Duration) {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
-        let start = Barrier::new(WRITERS + 1);
+        let start = Barrier::new(WRITERS);
         let channels = self.channels;
         std::thread::scope(|scope| {
             let writers: Vec<_> = self
@@ -147,24 +149,25 @@ impl Floor {
                             core_affinity::set_for_current(core);
                         }
                         start.wait();
-                        let before = thread_cpu_time().expect("a thread CPU clock");
+                        let (began, before) = (Instant::now(), thread_cpu_time().unwrap());
                         let filled = write_pattern(memory, channels, index as u64);
-                        (filled, thread_cpu_time().unwrap() - before)
+                        let used = thread_cpu_time().unwrap() - before;
+                        (filled, began, Instant::now(), used)
                     })
                 })
                 .collect();
-            start.wait();
-            let began = Instant::now();
             // Each channel's records fill `(SEGMENT - 1) / FRAME` to a segment.
             let per_channel = RECORDS_PER_WRITER / channels as u64;
             let filled = channels as u64 * ((per_channel - 1) / ((SEGMENT - 1) / FRAME) as u64);
-            let mut cpu = Duration::ZERO;
+            let (mut first, mut last, mut cpu) = (None::<Instant>, None::<Instant>, Duration::ZERO);
             for writer in writers {
-                let (full, used) = writer.join().expect("writer");
+                let (full, began, ended, used) = writer.join().expect("writer");
                 assert_eq!(full, filled);
+                first = Some(first.map_or(began, |t| t.min(began)));
+                last = Some(last.map_or(ended, |t| t.max(ended)));
                 cpu += used;
             }
-            (began.elapsed(), cpu)
+            (last.unwrap() - first.unwrap(), cpu)
         })
     }
 }
