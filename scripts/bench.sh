@@ -5,12 +5,12 @@
 #
 #   scripts/bench.sh                      # the whole suite
 #   scripts/bench.sh map-sink quickstart  # some profiles
-#   BENCH_ARGS="-r 3 -w 1" scripts/bench.sh   # extra arguments for `run`
+#   BENCH_ARGS="-r 3 -w 1" scripts/bench.sh   # extra arguments for `run` and `sweep`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --release --quiet
-bin=target/release/taskbench
+bin="${CARGO_TARGET_DIR:-target}/release/taskbench"
 revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then
   revision="$revision-dirty"
@@ -34,7 +34,7 @@ for p in "${profiles[@]}"; do
   if grep -q '^\[\[sweep\]\]' "$file"; then
     echo "== sweep $p"
     # shellcheck disable=SC2086
-    "$bin" sweep "$file" --dir "$out" --output "$out/$p.json" || status=1
+    "$bin" sweep "$file" ${BENCH_ARGS:-} --dir "$out" --output "$out/$p.json" || status=1
   else
     echo "== run $p"
     # shellcheck disable=SC2086

@@ -13,7 +13,7 @@ shift
 profile=${1:-quickstart}
 shift || true
 cargo build --release --quiet
-bin=target/release/taskbench
+bin="${CARGO_TARGET_DIR:-target}/release/taskbench"
 mkdir -p results/profile
 case "$tool" in
   perf)

@@ -74,11 +74,7 @@ struct OutputArgs {
 }
 
 #[derive(Debug, Args)]
-struct RunArgs {
-    #[command(flatten)]
-    profile: ProfileArgs,
-    #[command(flatten)]
-    output: OutputArgs,
+struct MeasureArgs {
     /// Measured repetitions (overrides `measure.repetitions`).
     #[arg(long, short)]
     repetitions: Option<u32>,
@@ -87,12 +83,34 @@ struct RunArgs {
     warmup: Option<u32>,
 }
 
+impl MeasureArgs {
+    /// The profile fields these flags override.
+    fn fields(&self) -> [(&'static str, Option<u32>); 2] {
+        [
+            ("measure.repetitions", self.repetitions),
+            ("measure.warmup", self.warmup),
+        ]
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    profile: ProfileArgs,
+    #[command(flatten)]
+    output: OutputArgs,
+    #[command(flatten)]
+    measure: MeasureArgs,
+}
+
 #[derive(Debug, Args)]
 struct SweepArgs {
     #[command(flatten)]
     profile: ProfileArgs,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    measure: MeasureArgs,
     /// Directory for the JSON result (unless --output) and the charts.
     #[arg(long, default_value = "results")]
     dir: PathBuf,
@@ -195,13 +213,7 @@ fn to_stdout(output: &OutputArgs) -> bool {
 }
 
 fn run(args: RunArgs) -> ExitCode {
-    let set = overrides(
-        &args.profile,
-        &[
-            ("measure.repetitions", args.repetitions),
-            ("measure.warmup", args.warmup),
-        ],
-    );
+    let set = overrides(&args.profile, &args.measure.fields());
     let (profile, origin) = match builtin::load(args.profile.profile.as_deref(), &set) {
         Ok(p) => p,
         Err(e) => return usage_error(e),
@@ -266,7 +278,7 @@ fn run(args: RunArgs) -> ExitCode {
 }
 
 fn sweep(args: SweepArgs) -> ExitCode {
-    let set = overrides(&args.profile, &[]);
+    let set = overrides(&args.profile, &args.measure.fields());
     let (profile, origin) = match builtin::load(args.profile.profile.as_deref(), &set) {
         Ok(p) => p,
         Err(e) => return usage_error(e),

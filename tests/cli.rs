@@ -310,6 +310,60 @@ fn out_of_range_values_are_refused_naming_the_field() {
         &["network.buffers_per_channel=0"],
         &["network.buffers_per_channel"],
     );
+    refused(
+        Some(MAP_SINK),
+        &["records.rate=1e-300"],
+        &["records.rate", "at least 1 record per second"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["records.zipf_exponent=nan"],
+        &["records.zipf_exponent", "0 to 10"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["records.distribution=zipf", "records.key_space=99999999999"],
+        &["records.key_space", "Zipf"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["records.size=3GiB"],
+        &["records.size", "more than 64MiB"],
+    );
+    // A hundred channels, each with a spill buffer of the record size.
+    refused(
+        Some(MAP_SINK),
+        &[
+            "records.size=64MiB",
+            "edges.0.partitioner=rebalance",
+            "edges.0.channels=100",
+        ],
+        &["records.size", "spill buffer", "at most 4GiB"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["records.count=0"],
+        &["records.count", "no record"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["runtime.pin=[999]"],
+        &["runtime.pin", "core 999"],
+    );
+    // A bad value in the file names the file and its line.
+    refused(
+        Some(&format!("{MAP_SINK}[network]\nsegment_size = \"3KiB\"\n")),
+        &[],
+        &["p.toml, line 19: network.segment_size", "power of two"],
+    );
+    // Every sweep point is checked before the first one runs.
+    refused(
+        Some(&format!(
+            "{MAP_SINK}[[sweep]]\nset = \"network.segment_size\"\nvalues = [\"32KiB\", \"3KiB\"]\n"
+        )),
+        &[],
+        &["sweep point network.segment_size=3KiB", "power of two"],
+    );
 }
 
 #[test]
@@ -337,6 +391,22 @@ fn impossible_topologies_are_refused() {
         &["edges.1.channels=4"],
         &["'map' -> 'sink' has 4 channels"],
     );
+    // Counted before any channel is laid out: refused at once, not after
+    // gigabytes of channel tables.
+    refused(
+        Some(MAP_SINK),
+        &[
+            "vertices.source.parallelism=4096",
+            "vertices.map.parallelism=4096",
+            "edges.0.partitioner=rebalance",
+            "edges.0.channels=100",
+        ],
+        &[
+            "alone has 1677721600",
+            "'source' -> 'map'",
+            "at most 1048576",
+        ],
+    );
 }
 
 #[test]
@@ -355,6 +425,15 @@ fn bad_overrides_are_refused() {
         Some(MAP_SINK),
         &["network.bogus=1"],
         &["--set", "unknown field", "bogus"],
+    );
+    // Of several assignments, the one that breaks the profile is named.
+    refused(
+        Some(MAP_SINK),
+        &[
+            "vertices.map.parallelism=2",
+            "vertices.sink.parallelism=two",
+        ],
+        &["error: --set vertices.sink.parallelism=two: "],
     );
     taskbench()
         .args(["run", "no-such-profile"])
@@ -524,6 +603,27 @@ fn compare_flags_a_regression_beyond_the_noise() {
                 .and(predicate::str::contains("-50.0%"))
                 .and(predicate::str::contains("testbeds differ in cpu_model")),
         );
+    // A result still being written is compared, with a warning.
+    result["status"] = "running".into();
+    std::fs::write(&slow, serde_json::to_string(&result).unwrap()).unwrap();
+    taskbench()
+        .args(["compare", base.to_str().unwrap(), slow.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "not a complete result (status \"running\")",
+        ));
+    // Another profile's result: exit 2, naming both.
+    result["status"] = "complete".into();
+    result["profile"]["name"] = "quickstart".into();
+    std::fs::write(&slow, serde_json::to_string(&result).unwrap()).unwrap();
+    taskbench()
+        .args(["compare", base.to_str().unwrap(), slow.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "different profiles (map-sink vs quickstart)",
+        ));
     // Not a result: exit 2.
     let junk = profile_file(dir.path(), "junk.json", "{}");
     taskbench()

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::report::thousands;
-use super::result::{RunResult, Summary, SweepResult, SCHEMA_VERSION};
+use super::result::{Repetition, RunResult, Stats, Status, SweepResult, SCHEMA_VERSION};
 use super::testbed::Testbed;
 
 /// How one figure moved.
@@ -131,33 +131,56 @@ fn judge(
     }
 }
 
-fn compare_summaries(
+/// The relative spread (%) of the repetitions' p99 latencies, if they
+/// were measured.
+fn p99_spread(repetitions: &[Repetition]) -> Option<f64> {
+    let p99s: Vec<f64> = repetitions
+        .iter()
+        .filter_map(|r| r.latency_ns.map(|l| l.p99 as f64))
+        .collect();
+    (!p99s.is_empty()).then(|| Stats::of(&p99s).rsd_pct)
+}
+
+fn compare_runs(
     what: &str,
-    base: &Summary,
-    cur: &Summary,
+    base: &RunResult,
+    cur: &RunResult,
     threshold_pct: f64,
-    out: &mut Vec<Change>,
-) {
-    out.push(judge(
+) -> Result<Vec<Change>, String> {
+    let (Some(bs), Some(cs)) = (&base.summary, &cur.summary) else {
+        return Err("a result has no summary (nothing was measured)".into());
+    };
+    let mut out = vec![judge(
         what,
         "records/ms",
-        (base.records_per_ms.median, base.records_per_ms.rsd_pct),
-        (cur.records_per_ms.median, cur.records_per_ms.rsd_pct),
+        (bs.records_per_ms.median, bs.records_per_ms.rsd_pct),
+        (cs.records_per_ms.median, cs.records_per_ms.rsd_pct),
         threshold_pct,
         true,
-    ));
-    if let (Some(b), Some(c)) = (base.latency_ns, cur.latency_ns) {
-        // A tail percentile over all repetitions has no per-repetition
-        // spread here: the threshold alone is its noise band, doubled.
+    )];
+    if let (Some(b), Some(c)) = (bs.latency_ns, cs.latency_ns) {
+        // The summary's p99 is over all repetitions' samples; its noise is
+        // the spread of the repetitions' own p99s.
         out.push(judge(
             what,
             "p99 latency ns",
-            (b.p99 as f64, threshold_pct),
-            (c.p99 as f64, threshold_pct),
+            (b.p99 as f64, p99_spread(&base.repetitions).unwrap_or(0.0)),
+            (c.p99 as f64, p99_spread(&cur.repetitions).unwrap_or(0.0)),
             threshold_pct,
             false,
         ));
     }
+    Ok(out)
+}
+
+/// A warning when a result did not run to its end.
+fn unfinished(name: &str, status: Status) -> Option<String> {
+    (status != Status::Complete).then(|| {
+        format!(
+            "{name} is not a complete result (status {}): it holds what was measured before it stopped",
+            serde_json::to_value(status).map_or_else(|_| "?".into(), |v| v.to_string())
+        )
+    })
 }
 
 fn testbed_warnings(base: &Testbed, cur: &Testbed) -> Vec<String> {
@@ -196,38 +219,36 @@ pub fn compare(
     threshold_pct: f64,
 ) -> Result<Comparison, String> {
     let mut comparison = Comparison::default();
-    match (load(names.0, baseline)?, load(names.1, current)?) {
+    let (base, cur) = (load(names.0, baseline)?, load(names.1, current)?);
+    let profiles = |b: &str, c: &str| {
+        if b == c {
+            Ok(())
+        } else {
+            Err(format!(
+                "the results are of different profiles ({b} vs {c}); compare results of one profile"
+            ))
+        }
+    };
+    match (base, cur) {
         (Loaded::Run(b), Loaded::Run(c)) => {
+            profiles(&b.profile.name, &c.profile.name)?;
             comparison.warnings = testbed_warnings(&b.testbed, &c.testbed);
-            if b.profile.name != c.profile.name {
-                comparison.warnings.push(format!(
-                    "profiles differ: {} vs {}",
-                    b.profile.name, c.profile.name
-                ));
-            }
-            match (&b.summary, &c.summary) {
-                (Some(bs), Some(cs)) => compare_summaries(
-                    &c.profile.name,
-                    bs,
-                    cs,
-                    threshold_pct,
-                    &mut comparison.changes,
-                ),
-                _ => return Err("a result has no summary (nothing was measured)".into()),
-            }
+            comparison.warnings.extend(unfinished(names.0, b.status));
+            comparison.warnings.extend(unfinished(names.1, c.status));
+            comparison.changes = compare_runs(&c.profile.name, &b, &c, threshold_pct)?;
         }
         (Loaded::Sweep(b), Loaded::Sweep(c)) => {
+            profiles(&b.profile.name, &c.profile.name)?;
             comparison.warnings = testbed_warnings(&b.testbed, &c.testbed);
+            comparison.warnings.extend(unfinished(names.0, b.status));
+            comparison.warnings.extend(unfinished(names.1, c.status));
             for point in &c.points {
                 let label = format!("{} {}", c.profile.name, point.overrides.join(" "));
                 let matching = b.points.iter().find(|p| p.overrides == point.overrides);
-                match (
-                    matching.and_then(|p| p.result.summary.as_ref()),
-                    &point.result.summary,
-                ) {
-                    (Some(bs), Some(cs)) => {
-                        compare_summaries(&label, bs, cs, threshold_pct, &mut comparison.changes)
-                    }
+                match matching
+                    .map(|p| compare_runs(&label, &p.result, &point.result, threshold_pct))
+                {
+                    Some(Ok(changes)) => comparison.changes.extend(changes),
                     _ => comparison.unmatched.push(label),
                 }
             }
@@ -239,6 +260,11 @@ pub fn compare(
                         point.overrides.join(" ")
                     ));
                 }
+            }
+            if comparison.changes.is_empty() {
+                return Err(
+                    "no sweep point was measured in both results; nothing to compare".into(),
+                );
             }
         }
         _ => return Err("one file is a run and the other a sweep; compare like with like".into()),

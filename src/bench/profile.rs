@@ -138,6 +138,18 @@ pub enum Distribution {
 /// Default records per source subtask.
 pub const DEFAULT_RECORDS: u64 = 10_000_000;
 
+/// The largest record a profile may ask for. Every source and operator
+/// holds one record's worth of scratch, every input channel a spill buffer
+/// for records spanning segments.
+pub const MAX_RECORD_SIZE: u64 = 64 << 20;
+
+/// The most keys a keyed aggregate's state or a Zipf law is laid out for.
+pub const MAX_KEYS: u64 = 1 << 24;
+
+/// The most memory a job's input channels may set aside for records that
+/// span buffers (one spill buffer of the maximum record size each).
+pub const MAX_SPILL: u64 = 4 << 30;
+
 /// What a vertex is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -405,6 +417,65 @@ pub enum ProfileError {
         /// What is wrong and what is allowed.
         message: String,
     },
+    /// A field's value in a file is not allowed.
+    #[error("{origin}{}: {field}: {message}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    InvalidIn {
+        /// The file (or the profile's name).
+        origin: String,
+        /// The field's line, when it can be told.
+        line: Option<usize>,
+        /// The field's path.
+        field: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// A point of the sweep is not a valid profile.
+    #[error("sweep point {point}: {source}")]
+    SweepPoint {
+        /// The point's assignments.
+        point: String,
+        /// Why it is refused.
+        source: Box<ProfileError>,
+    },
+}
+
+/// The line (1-based) where `field` (`network.segment_size`,
+/// `vertices.map.parallelism`, `edges[1].to`) is set in `text`, if one line
+/// clearly sets it.
+fn field_line(text: &str, field: &str) -> Option<usize> {
+    let parts: Vec<&str> = field.split('.').collect();
+    let key = parts.last()?.split('[').next()?;
+    let sets = |line: &str, key: &str| {
+        line.trim_start()
+            .strip_prefix(key)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    // A vertex's field: search from the line naming the vertex to the next table.
+    let start = match parts.as_slice() {
+        ["vertices", name, _] => {
+            let named = |l: &str| sets(l, "name") && l.contains(&format!("\"{name}\""));
+            let at = lines.iter().position(|l| named(l))?;
+            let table_start = lines[..at]
+                .iter()
+                .rposition(|l| l.trim_start().starts_with('['))?;
+            table_start
+        }
+        _ => 0,
+    };
+    let found: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take_while(|(i, l)| *i == start || start == 0 || !l.trim_start().starts_with('['))
+        .filter(|(_, l)| sets(l, key))
+        .map(|(i, _)| i + 1)
+        .collect();
+    match found.as_slice() {
+        [line] => Some(*line),
+        [first, ..] if start != 0 => Some(*first),
+        _ => None,
+    }
 }
 
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ProfileError {
@@ -434,22 +505,72 @@ impl Profile {
         // Parsed as a profile first, so a mistake in the file is reported
         // with its line even when overrides follow.
         let profile: Profile = toml::from_str(text).map_err(parse_error)?;
+        // A bad value from the file is reported with the file and its line;
+        // one a `--set` gave, with the field alone.
+        let locate = |e: ProfileError| match e {
+            ProfileError::Invalid { field, message }
+                if !overrides
+                    .iter()
+                    .any(|o| o.split('=').next().is_some_and(|p| p.trim() == field)) =>
+            {
+                ProfileError::InvalidIn {
+                    origin: origin.to_string(),
+                    line: field_line(text, &field),
+                    field,
+                    message,
+                }
+            }
+            other => other,
+        };
         if overrides.is_empty() {
-            profile.validate()?;
+            profile.validate().map_err(locate)?;
+            profile.validate_sweep()?;
             return Ok(profile);
         }
-        let mut table: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        let base: toml::Table = toml::from_str(text).map_err(parse_error)?;
+        let mut table = base.clone();
         for assignment in overrides {
             apply_override(&mut table, assignment)?;
         }
         let profile = Profile::deserialize(toml::Value::Table(table)).map_err(|e| {
+            // Name the first assignment that breaks the profile, applying
+            // them one more at a time (the message alone may not say which
+            // vertex or edge a type error is in).
+            let mut table = base;
+            let culprit = overrides.iter().find(|assignment| {
+                apply_override(&mut table, assignment).is_ok()
+                    && Profile::deserialize(toml::Value::Table(table.clone())).is_err()
+            });
             ProfileError::Override {
-                assignment: overrides.join(" --set "),
+                assignment: culprit
+                    .cloned()
+                    .unwrap_or_else(|| overrides.join(" --set ")),
                 message: e.to_string().trim_end().to_string(),
             }
         })?;
-        profile.validate()?;
+        profile.validate().map_err(locate)?;
+        profile.validate_sweep()?;
         Ok(profile)
+    }
+
+    /// Checks every point of the sweep as `sweep` will build it, so a bad
+    /// axis is refused before the first point runs.
+    fn validate_sweep(&self) -> Result<(), ProfileError> {
+        if self.sweep.is_empty() {
+            return Ok(());
+        }
+        let mut base = self.clone();
+        base.sweep.clear();
+        let text = base.to_toml();
+        for point in self.sweep_points() {
+            Profile::from_toml(&text, &self.name, &point).map_err(|e| {
+                ProfileError::SweepPoint {
+                    point: point.join(" "),
+                    source: Box::new(e),
+                }
+            })?;
+        }
+        Ok(())
     }
 
     /// This profile as TOML.
@@ -494,10 +615,10 @@ impl Profile {
             ));
         }
         if let Some(max) = n.max_record_size {
-            if max.bytes() == 0 || max.bytes() > u64::from(u32::MAX) {
+            if max.bytes() == 0 || max.bytes() > MAX_RECORD_SIZE {
                 return Err(invalid(
                     "network.max_record_size",
-                    format!("{max} is not allowed: use 1B to 4GiB"),
+                    format!("{max} is not allowed: use 1B to {}", Size(MAX_RECORD_SIZE)),
                 ));
             }
         }
@@ -522,10 +643,10 @@ impl Profile {
                 format!("{} is larger than network.max_record_size ({max})", r.size),
             ));
         }
-        if r.size.bytes() > u64::from(u32::MAX) {
+        if r.size.bytes() > MAX_RECORD_SIZE {
             return Err(invalid(
                 "records.size",
-                format!("{} is more than 4GiB", r.size),
+                format!("{} is more than {}", r.size, Size(MAX_RECORD_SIZE)),
             ));
         }
         if r.batch == 0 {
@@ -541,14 +662,29 @@ impl Profile {
             ));
         }
         if let Some(rate) = r.rate {
-            if !(rate.is_finite() && rate > 0.0) {
+            if !(rate.is_finite() && rate >= 1.0) {
                 return Err(invalid(
                     "records.rate",
                     format!(
-                        "{rate} is not allowed: give records per second above 0, or leave it unset"
+                        "{rate:?} is not allowed: give at least 1 record per second, or leave it unset"
                     ),
                 ));
             }
+        }
+        if !(0.0..=10.0).contains(&r.zipf_exponent) {
+            return Err(invalid(
+                "records.zipf_exponent",
+                format!("{} is not allowed: use 0 to 10", r.zipf_exponent),
+            ));
+        }
+        if r.distribution == Distribution::Zipf && r.key_space > MAX_KEYS {
+            return Err(invalid(
+                "records.key_space",
+                format!(
+                    "{} keys is more than {MAX_KEYS} for Zipf-distributed keys (their law is laid out key by key at deployment)",
+                    r.key_space
+                ),
+            ));
         }
         if r.duration.is_some_and(|d| d.0.is_zero()) {
             return Err(invalid(
@@ -569,10 +705,53 @@ impl Profile {
                     "is an empty core list: give core ids, \"spread\" or \"none\"",
                 ));
             }
+            let allowed: Vec<usize> = core_affinity::get_core_ids()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            if let Some(core) = cores.iter().find(|c| !allowed.contains(c)) {
+                return Err(invalid(
+                    "runtime.pin",
+                    format!(
+                        "core {core} is not one this process may run on (allowed: {allowed:?})"
+                    ),
+                ));
+            }
         }
         self.check_topology()?;
         let graph = self.job_graph()?;
         let plan = ExecutionGraph::build(&graph).map_err(|e| invalid("topology", e.to_string()))?;
+        let max_record = n.max_record_size.unwrap_or(r.size).bytes();
+        let spill = plan.channels.len() as u64 * max_record;
+        if spill > MAX_SPILL {
+            return Err(invalid(
+                if n.max_record_size.is_some() {
+                    "network.max_record_size"
+                } else {
+                    "records.size"
+                },
+                format!(
+                    "{} input channels with a spill buffer of {} each need {} at deployment; at most {}: lower the record size or the channel count",
+                    plan.channels.len(),
+                    Size(max_record),
+                    Size(spill),
+                    Size(MAX_SPILL)
+                ),
+            ));
+        }
+        if r.duration.is_none()
+            && self
+                .vertices
+                .iter()
+                .filter(|v| v.kind == VertexKind::Source)
+                .all(|v| self.source_records(v) == Some(0))
+        {
+            return Err(invalid(
+                "records.count",
+                "is 0 for every source: the job would move no record",
+            ));
+        }
         if let Some(memory) = n.memory {
             let have = memory.bytes() / segment;
             let need: u64 = plan
@@ -646,6 +825,21 @@ impl Profile {
                     field("key_space"),
                     "is 0: there must be at least 1 key",
                 ));
+            }
+            if v.kind == VertexKind::KeyedAggregate {
+                let (keys, field) = match v.key_space {
+                    Some(keys) => (u64::from(keys), field("key_space")),
+                    None => (self.records.key_space, "records.key_space".to_string()),
+                };
+                if keys > MAX_KEYS {
+                    return Err(invalid(
+                        field,
+                        format!(
+                            "{keys} keys is more than {MAX_KEYS} for keyed-aggregate '{}' (its state holds a slot per key)",
+                            v.name
+                        ),
+                    ));
+                }
             }
             if v.fail_after.is_some() != (v.kind == VertexKind::FailAfter) {
                 return Err(invalid(
@@ -1054,6 +1248,69 @@ to = "map"
 from = "map"
 to = "sink"
 "#;
+
+    #[test]
+    fn a_job_may_have_a_million_channels_but_not_one_more() {
+        let with = |p_source: u32| {
+            Profile::from_toml(
+                MAP_SINK,
+                "test",
+                &[
+                    format!("vertices.source.parallelism={p_source}"),
+                    "vertices.map.parallelism=1024".into(),
+                    "vertices.sink.parallelism=1024".into(),
+                    "edges.0.partitioner=rebalance".into(),
+                    "records.count=1".into(),
+                ],
+            )
+        };
+        // 1024 × 1024 channels on the rebalance edge; map -> sink chains.
+        assert!(with(1024).is_ok());
+        let refused = with(1025).unwrap_err().to_string();
+        assert!(refused.contains("1049600 channels"), "{refused}");
+        // A forward edge at the same parallelism is one channel a subtask.
+        assert!(Profile::from_toml(
+            MAP_SINK,
+            "test",
+            &[
+                "vertices.source.parallelism=4096".into(),
+                "vertices.map.parallelism=4096".into(),
+                "vertices.sink.parallelism=4096".into(),
+                "chaining=false".into(),
+                "records.count=1".into(),
+            ],
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn a_bad_value_is_found_on_its_line() {
+        let text = format!("{MAP_SINK}[network]\nsegment_size = \"3KiB\"\n");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("segment_size"))
+            .unwrap()
+            + 1;
+        assert_eq!(field_line(&text, "network.segment_size"), Some(line));
+        // A vertex's field: within that vertex's table.
+        let text = MAP_SINK.replace("kind = \"map\"", "kind = \"map\"\nparallelism = 0");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("parallelism"))
+            .unwrap()
+            + 1;
+        assert_eq!(field_line(&text, "vertices.map.parallelism"), Some(line));
+        assert_eq!(field_line(&text, "vertices.sink.parallelism"), None);
+        // Set on several lines: no guess.
+        assert_eq!(field_line(&text, "edges[1].to"), None);
+        let err = Profile::from_toml(&text, "p.toml", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("p.toml, line {line}: vertices.map.parallelism")),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_minimal_profile_gets_flinks_defaults() {

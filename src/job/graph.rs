@@ -4,6 +4,11 @@
 use crate::network::Partitioner;
 use crate::streaming::{BufferTimeout, OperatorSpec, SinkKind, SourceSpec};
 
+/// The most channels a job may have. Each is a ring, an input channel with
+/// its spill buffer and two exclusive segments, laid out at deployment;
+/// a million is more than any Flink benchmark uses (10 000) by far.
+pub const MAX_CHANNELS: u64 = 1 << 20;
+
 /// One vertex: a source, or operators fed by edges, optionally ending in a
 /// sink.
 #[derive(Clone, Debug, PartialEq)]
@@ -107,6 +112,20 @@ pub enum GraphError {
     /// A vertex's records go nowhere.
     #[error("vertex '{0}' has no sink and no output edge")]
     NoOutput(String),
+    /// The job has more channels than one process should lay out.
+    #[error("the job has {channels} channels (edge '{from}' -> '{to}' alone has {edge_channels}); at most {max} are allowed: lower the parallelism or the channels per subtask pair")]
+    TooManyChannels {
+        /// Producer of the largest edge.
+        from: String,
+        /// Consumer of the largest edge.
+        to: String,
+        /// Channels of the largest edge.
+        edge_channels: u64,
+        /// Channels of the whole job.
+        channels: u64,
+        /// The limit.
+        max: u64,
+    },
     /// A forward edge between different parallelisms.
     #[error("forward edge '{from}' -> '{to}' needs equal parallelism ({from_parallelism} vs {to_parallelism})")]
     ForwardParallelism {
@@ -177,7 +196,44 @@ impl JobGraph {
                 });
             }
         }
+        self.check_channel_count()?;
         self.topological_order().map(|_| ())
+    }
+
+    /// Counts the job's channels without laying them out (a chained edge
+    /// has none), and refuses a job with more than [`MAX_CHANNELS`].
+    fn check_channel_count(&self) -> Result<(), GraphError> {
+        let edge_channels = |e: &JobEdge| {
+            if self.is_chainable(e) {
+                return 0;
+            }
+            let (from, to) = (
+                u64::from(self.vertices[e.from].parallelism),
+                u64::from(self.vertices[e.to].parallelism),
+            );
+            let pairs = match e.partitioner {
+                Partitioner::Forward => from,
+                Partitioner::Rescale => from.max(to),
+                _ => from * to,
+            };
+            pairs * u64::from(e.channels)
+        };
+        let channels: u64 = self.edges.iter().map(edge_channels).sum();
+        if channels <= MAX_CHANNELS {
+            return Ok(());
+        }
+        let largest = self
+            .edges
+            .iter()
+            .max_by_key(|e| edge_channels(e))
+            .expect("channels come from edges");
+        Err(GraphError::TooManyChannels {
+            from: self.vertices[largest.from].name.clone(),
+            to: self.vertices[largest.to].name.clone(),
+            edge_channels: edge_channels(largest),
+            channels,
+            max: MAX_CHANNELS,
+        })
     }
 
     /// Vertex indices, producers before consumers.

@@ -7,5 +7,5 @@ mod graph;
 mod runner;
 
 pub use execution::{Channel, ExecutionGraph, ExecutionVertex};
-pub use graph::{GraphError, JobEdge, JobGraph, JobVertex};
+pub use graph::{GraphError, JobEdge, JobGraph, JobVertex, MAX_CHANNELS};
 pub use runner::{run_job, run_job_on, JobError, JobOptions, JobResult, Pinning, SubtaskReport};

@@ -125,7 +125,8 @@ impl OperatorChain {
     }
 
     /// Tells a latency sink the time (ns since the job's epoch) to measure
-    /// against until the next call; call once per input buffer.
+    /// against until the next call; call once per input buffer, or per
+    /// source batch when the sink is chained to the source.
     #[inline]
     pub fn set_clock(&mut self, now_ns: u64) {
         if let Some(sink) = &mut self.sink {

@@ -180,6 +180,11 @@ impl SourceFunction {
             batch = batch.min(due);
             stamp = due_at;
         }
+        if chain.measures_latency() {
+            // A sink chained to the source measures against this batch's
+            // clock read (a sink behind a gate reads its own per buffer).
+            chain.set_clock(now.saturating_duration_since(self.epoch).as_nanos() as u64);
+        }
         if self.record.len() == record::VALUE_BYTES {
             self.emit_values(batch, chain)?;
         } else {
@@ -279,18 +284,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_rate_limited_source_waits_for_its_schedule() {
+    /// `records` stamped records at 1000/s into a chained latency sink.
+    fn rate_limited_into_latency_sink(records: u64) -> (SourceFunction, OperatorChain) {
         let spec = SourceSpec {
-            records: Some(10),
+            records: Some(records),
             rate: Some(1000.0),
             batch: 100,
             record_size: 16,
             timestamps: true,
             ..SourceSpec::default()
         };
-        let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Latency), Vec::new(), 64);
-        let mut source = SourceFunction::new(spec, 0, 1, Instant::now());
+        let chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Latency), Vec::new(), 64);
+        (SourceFunction::new(spec, 0, 1, Instant::now()), chain)
+    }
+
+    #[test]
+    fn a_rate_limited_source_waits_for_its_schedule() {
+        let (mut source, mut chain) = rate_limited_into_latency_sink(10);
         assert_eq!(
             source.emit_batch(&mut chain).unwrap(),
             SourceStatus::MoreAvailable
@@ -305,6 +315,20 @@ mod tests {
             SourceStatus::MoreAvailable => {} // the machine was slow: records were due
             SourceStatus::Finished => panic!("10 records at 1000/s take ~10 ms"),
         }
+    }
+
+    #[test]
+    fn a_sink_chained_to_the_source_measures_how_late_records_left() {
+        let (mut source, mut chain) = rate_limited_into_latency_sink(20);
+        source.emit_batch(&mut chain).unwrap();
+        // Records come due every millisecond; leave them waiting 8 ms.
+        std::thread::sleep(Duration::from_millis(8));
+        source.emit_batch(&mut chain).unwrap();
+        let sink = chain.sink_result().unwrap();
+        let latency = sink.latency.unwrap();
+        assert_eq!(latency.len(), sink.records);
+        // The first record due after the sleep began waited most of it.
+        assert!(latency.max() >= 6_000_000, "max {} ns", latency.max());
     }
 
     #[test]
