@@ -172,8 +172,18 @@ pub fn run_sweep(
     for (i, point) in points.into_iter().enumerate() {
         let mut assignments = overrides.to_vec();
         assignments.extend(point.iter().cloned());
-        let at = Profile::from_toml(&base, &profile.name, &point)?;
-        let result = run_profile(&at, &assignments, &mut |p| progress(i, total, p))?;
+        let outcome = Profile::from_toml(&base, &profile.name, &point)
+            .map_err(RunError::from)
+            .and_then(|at| run_profile(&at, &assignments, &mut |p| progress(i, total, p)));
+        let result = match outcome {
+            Ok(result) => result,
+            Err(e) => {
+                // What was measured stays, marked as ended by a failure.
+                sweep.status = Status::Failed;
+                on_point(&sweep);
+                return Err(e);
+            }
+        };
         let failed = result.status == Status::Failed;
         sweep.points.push(SweepPoint {
             overrides: point,

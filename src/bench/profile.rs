@@ -769,6 +769,8 @@ impl Profile {
                 ));
             }
         }
+        // What `run` derives from the profile must derive.
+        self.job_options()?;
         for (i, axis) in self.sweep.iter().enumerate() {
             if axis.values.is_empty() {
                 return Err(invalid(
@@ -1102,7 +1104,11 @@ impl Profile {
         let total_segments = u32::try_from(total).map_err(|_| {
             invalid(
                 "network.memory",
-                format!("{total} segments is more than this build supports"),
+                format!(
+                    "{total} segments of {} is more than the {} this build supports",
+                    n.segment_size,
+                    u32::MAX
+                ),
             )
         })?;
         let r = &self.runtime;
