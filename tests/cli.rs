@@ -350,6 +350,11 @@ fn out_of_range_values_are_refused_naming_the_field() {
         &["runtime.pin=[999]"],
         &["runtime.pin", "core 999"],
     );
+    refused(
+        Some(MAP_SINK),
+        &["network.memory=281474976710656"],
+        &["network.memory", "this build supports"],
+    );
     // A bad value in the file names the file and its line.
     refused(
         Some(&format!("{MAP_SINK}[network]\nsegment_size = \"3KiB\"\n")),
