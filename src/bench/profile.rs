@@ -456,10 +456,9 @@ fn field_line(text: &str, field: &str) -> Option<usize> {
         ["vertices", name, _] => {
             let named = |l: &str| sets(l, "name") && l.contains(&format!("\"{name}\""));
             let at = lines.iter().position(|l| named(l))?;
-            let table_start = lines[..at]
+            lines[..at]
                 .iter()
-                .rposition(|l| l.trim_start().starts_with('['))?;
-            table_start
+                .rposition(|l| l.trim_start().starts_with('['))?
         }
         _ => 0,
     };
@@ -509,9 +508,11 @@ impl Profile {
         // one a `--set` gave, with the field alone.
         let locate = |e: ProfileError| match e {
             ProfileError::Invalid { field, message }
-                if !overrides
-                    .iter()
-                    .any(|o| o.split('=').next().is_some_and(|p| p.trim() == field)) =>
+                if !overrides.iter().any(|o| {
+                    // `edges[0].to` is `--set edges.0.to=…`.
+                    let path = field.replace('[', ".").replace(']', "");
+                    o.split('=').next().is_some_and(|p| p.trim() == path)
+                }) =>
             {
                 ProfileError::InvalidIn {
                     origin: origin.to_string(),
