@@ -38,7 +38,8 @@ enum Command {
     Run(RunArgs),
     /// Runs every point of a profile's sweep axes; writes JSON and SVG charts.
     Sweep(SweepArgs),
-    /// Holds a result against a baseline; exits 1 on a regression.
+    /// Holds a result against a baseline of the same profile; exits 1 on a
+    /// regression, 2 when the two cannot be compared.
     Compare(CompareArgs),
     /// Lists the built-in profiles and those in ./profiles.
     List,
