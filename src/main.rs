@@ -107,11 +107,7 @@ struct RunArgs {
 #[derive(Debug, Args)]
 struct SweepArgs {
     #[command(flatten)]
-    profile: ProfileArgs,
-    #[command(flatten)]
-    output: OutputArgs,
-    #[command(flatten)]
-    measure: MeasureArgs,
+    run: RunArgs,
     /// Directory for the JSON result (unless --output) and the charts.
     #[arg(long, default_value = "results")]
     dir: PathBuf,
@@ -279,8 +275,9 @@ fn run(args: RunArgs) -> ExitCode {
 }
 
 fn sweep(args: SweepArgs) -> ExitCode {
-    let set = overrides(&args.profile, &args.measure.fields());
-    let (profile, origin) = match builtin::load(args.profile.profile.as_deref(), &set) {
+    let (run, dir) = (&args.run, &args.dir);
+    let set = overrides(&run.profile, &run.measure.fields());
+    let (profile, origin) = match builtin::load(run.profile.profile.as_deref(), &set) {
         Ok(p) => p,
         Err(e) => return usage_error(e),
     };
@@ -291,26 +288,26 @@ fn sweep(args: SweepArgs) -> ExitCode {
     }
     let points = profile.sweep_points().len();
     let runs = u64::from(profile.measure.warmup + profile.measure.repetitions);
-    let bar = progress_bar(args.output.quiet);
+    let bar = progress_bar(run.output.quiet);
     bar.set_prefix(profile.name.clone());
     bar.set_length(points as u64 * runs);
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace(':', "");
-    let file = match &args.output.output {
+    let file = match &run.output.output {
         Some(p) if p == Path::new("-") => None,
         Some(p) => Some(p.clone()),
-        None => Some(args.dir.join(format!(
+        None => Some(dir.join(format!(
             "{}-{stamp}.{}",
             profile.name,
-            match args.output.format {
+            match run.output.format {
                 Format::Json => "json",
                 Format::Csv => "csv",
                 Format::Markdown => "md",
             }
         ))),
     };
-    let format = args.output.format;
+    let format = run.output.format;
     let render = |s: &taskbench::bench::SweepResult| match format {
         Format::Json => serde_json::to_string_pretty(s).expect("results serialize") + "\n",
         Format::Csv => report::sweep_csv(s),
@@ -347,7 +344,7 @@ fn sweep(args: SweepArgs) -> ExitCode {
         }
     };
     let table = report::sweep_table(&result);
-    if to_stdout(&args.output) {
+    if to_stdout(&run.output) {
         eprint!("{table}");
         print!("{}", render(&result));
     } else {
@@ -356,7 +353,7 @@ fn sweep(args: SweepArgs) -> ExitCode {
             println!("\nresult: {}", path.display());
         }
     }
-    match chart::sweep_charts(&result, &args.dir) {
+    match chart::sweep_charts(&result, dir) {
         Ok(files) => {
             for f in files {
                 eprintln!("chart:  {}", f.display());

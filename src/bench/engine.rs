@@ -158,7 +158,7 @@ pub fn run_sweep(
     on_point: &mut dyn FnMut(&SweepResult),
 ) -> Result<SweepResult, RunError> {
     let points = profile.sweep_points();
-    let base = profile.to_toml();
+    let base = profile.without_sweep();
     let mut sweep = SweepResult {
         schema_version: SCHEMA_VERSION,
         kind: "sweep".into(),
@@ -172,7 +172,8 @@ pub fn run_sweep(
     for (i, point) in points.into_iter().enumerate() {
         let mut assignments = overrides.to_vec();
         assignments.extend(point.iter().cloned());
-        let outcome = Profile::from_toml(&base, &profile.name, &point)
+        let outcome = profile
+            .point(&base, &point)
             .map_err(RunError::from)
             .and_then(|at| run_profile(&at, &assignments, &mut |p| progress(i, total, p)));
         let result = match outcome {

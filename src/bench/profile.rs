@@ -560,18 +560,32 @@ impl Profile {
         if self.sweep.is_empty() {
             return Ok(());
         }
-        let mut base = self.clone();
-        base.sweep.clear();
-        let text = base.to_toml();
+        let base = self.without_sweep();
         for point in self.sweep_points() {
-            Profile::from_toml(&text, &self.name, &point).map_err(|e| {
-                ProfileError::SweepPoint {
+            self.point(&base, &point)
+                .map_err(|e| ProfileError::SweepPoint {
                     point: point.join(" "),
                     source: Box::new(e),
-                }
-            })?;
+                })?;
         }
         Ok(())
+    }
+
+    /// This profile as TOML, its sweep axes left out: the base each point
+    /// is built from.
+    pub fn without_sweep(&self) -> String {
+        let mut base = self.clone();
+        base.sweep.clear();
+        base.to_toml()
+    }
+
+    /// The profile of one sweep point: `base` (from
+    /// [`without_sweep`](Self::without_sweep)) with the point's assignments,
+    /// checked on its own, and carrying this profile's axes.
+    pub fn point(&self, base: &str, point: &[String]) -> Result<Profile, ProfileError> {
+        let mut at = Profile::from_toml(base, &self.name, point)?;
+        at.sweep = self.sweep.clone();
+        Ok(at)
     }
 
     /// This profile as TOML.
@@ -721,8 +735,7 @@ impl Profile {
             }
         }
         self.check_topology()?;
-        let graph = self.job_graph()?;
-        let plan = ExecutionGraph::build(&graph).map_err(|e| invalid("topology", e.to_string()))?;
+        let plan = self.plan()?;
         let max_record = n.max_record_size.unwrap_or(r.size).bytes();
         let spill = plan.channels.len() as u64 * max_record;
         if spill > MAX_SPILL {
@@ -771,7 +784,7 @@ impl Profile {
             }
         }
         // What `run` derives from the profile must derive.
-        self.job_options()?;
+        self.job_options_for(&plan)?;
         for (i, axis) in self.sweep.iter().enumerate() {
             if axis.values.is_empty() {
                 return Err(invalid(
@@ -1089,8 +1102,16 @@ impl Profile {
     /// How the job runs: network memory sized for the job unless
     /// `network.memory` says otherwise.
     pub fn job_options(&self) -> Result<JobOptions, ProfileError> {
-        let graph = self.job_graph()?;
-        let plan = ExecutionGraph::build(&graph).map_err(|e| invalid("topology", e.to_string()))?;
+        self.job_options_for(&self.plan()?)
+    }
+
+    /// The job's execution plan (chained tasks, partitions, channels).
+    fn plan(&self) -> Result<ExecutionGraph, ProfileError> {
+        ExecutionGraph::build(&self.job_graph()?).map_err(|e| invalid("topology", e.to_string()))
+    }
+
+    /// [`job_options`](Self::job_options) for an already built `plan`.
+    fn job_options_for(&self, plan: &ExecutionGraph) -> Result<JobOptions, ProfileError> {
         let n = &self.network;
         let segment = n.segment_size.bytes();
         let total = match n.memory {
