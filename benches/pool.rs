@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use core_affinity::CoreId;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use taskbench::memory::{Buffer, BufferBuilder, BufferPool, MemoryConfig, SegmentPool};
+use taskbench::memory::{BufferBuilder, BufferConsumer, BufferPool, MemoryConfig, SegmentPool};
 use taskbench::network::ring::{self, PushError};
 use taskbench::sync::Parker;
 
@@ -78,7 +78,7 @@ fn burst(pool: &BufferPool, builders: &mut Vec<BufferBuilder>) {
 #[inline]
 fn broadcast(pool: &BufferPool) {
     let mut first = pool.finish(request(pool));
-    let copies: [Buffer; READERS - 1] = std::array::from_fn(|_| pool.share(&mut first));
+    let copies: [BufferConsumer; READERS - 1] = std::array::from_fn(|_| pool.share(&mut first));
     pool.recycle(first);
     for copy in copies {
         pool.recycle(black_box(copy));
@@ -141,7 +141,11 @@ struct Recycler {
 }
 
 impl Recycler {
-    fn spawn(pool: Arc<BufferPool>, mut rx: ring::Consumer<Buffer>, core: Option<CoreId>) -> Self {
+    fn spawn(
+        pool: Arc<BufferPool>,
+        mut rx: ring::Consumer<BufferConsumer>,
+        core: Option<CoreId>,
+    ) -> Self {
         let (commands, inbox) = mpsc::channel::<u64>();
         let state = Arc::new(AtomicU32::new(IDLE));
         let shared = state.clone();
@@ -178,7 +182,7 @@ impl Recycler {
 
     /// Writes `n` buffers through the ring and returns the time until the
     /// last one is back in the pool.
-    fn run(&self, pool: &BufferPool, tx: &mut ring::Producer<Buffer>, n: u64) -> Duration {
+    fn run(&self, pool: &BufferPool, tx: &mut ring::Producer<BufferConsumer>, n: u64) -> Duration {
         self.state.store(IDLE, Ordering::Relaxed);
         self.commands
             .as_ref()
@@ -238,7 +242,7 @@ fn cross_thread(c: &mut Criterion) {
     let segments = segment_pool();
     let pool = Arc::new(buffer_pool(&segments));
     // Room for every buffer the pool may lend, so only the pool limits.
-    let (mut tx, rx) = ring::channel::<Buffer>(POOL_MAX as usize);
+    let (mut tx, rx) = ring::channel::<BufferConsumer>(POOL_MAX as usize);
     let recycler = Recycler::spawn(pool.clone(), rx, recycler_core);
 
     recycler.run(&pool, &mut tx, 10_000);

@@ -8,9 +8,9 @@
 //! * `serializer`: request a builder, serialize records until it is full,
 //!   finish it, recycle it, continue the spanning record in a fresh builder.
 //! * `deserializer`: the stream is built once; each iteration reads it again
-//!   through fresh handles (`share`), with `for_each_record` (the task loop's
-//!   path) and with `next_record`, summing record lengths, then recycles the
-//!   handles.
+//!   through fresh consumers (`share`), with `for_each_record` (the task
+//!   loop's path) and with `next_record`, summing record lengths, then
+//!   recycles the consumers.
 //!
 //! Throughput is in records; multiply by `size + 4` (frame header) for bytes.
 //! A round trip checks every record before anything is timed.
@@ -21,7 +21,7 @@ use criterion::measurement::WallTime;
 use criterion::{
     black_box, criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion, Throughput,
 };
-use taskbench::memory::{Buffer, BufferPool, MemoryConfig, SegmentPool};
+use taskbench::memory::{BufferConsumer, BufferPool, MemoryConfig, SegmentPool};
 use taskbench::network::serde::{RecordDeserializer, RecordSerializer};
 use taskbench::sync::Parker;
 
@@ -67,7 +67,7 @@ fn serialize_stream(
     serializer: &RecordSerializer,
     record: &[u8],
     n: u64,
-    mut sink: impl FnMut(Buffer),
+    mut sink: impl FnMut(BufferConsumer),
 ) {
     let mut builder = pool.request().expect("a free buffer");
     for _ in 0..n {
@@ -86,14 +86,16 @@ fn serialize_stream(
 fn deserialize_stream(
     pool: &BufferPool,
     deserializer: &mut RecordDeserializer,
-    stream: &mut [Buffer],
+    stream: &mut [BufferConsumer],
     mut f: impl FnMut(&[u8]),
 ) -> u64 {
     let mut count = 0;
-    for buffer in stream.iter_mut() {
-        deserializer.set_next_buffer(pool.share(buffer));
+    for segment in stream.iter_mut() {
+        let mut consumer = pool.share(segment);
+        deserializer.set_next_buffer(consumer.build().0.expect("published bytes"));
         count += deserializer.for_each_record(&mut f).expect("valid frames") as u64;
-        pool.recycle(deserializer.take_buffer().expect("buffer set"));
+        drop(deserializer.take_buffer());
+        pool.recycle(consumer);
     }
     count
 }
@@ -103,23 +105,25 @@ fn deserialize_stream(
 fn deserialize_stream_one_by_one(
     pool: &BufferPool,
     deserializer: &mut RecordDeserializer,
-    stream: &mut [Buffer],
+    stream: &mut [BufferConsumer],
     mut f: impl FnMut(&[u8]),
 ) -> u64 {
     let mut count = 0;
-    for buffer in stream.iter_mut() {
-        deserializer.set_next_buffer(pool.share(buffer));
+    for segment in stream.iter_mut() {
+        let mut consumer = pool.share(segment);
+        deserializer.set_next_buffer(consumer.build().0.expect("published bytes"));
         while let Some(record) = deserializer.next_record().expect("valid frames") {
             f(record);
             count += 1;
         }
-        pool.recycle(deserializer.take_buffer().expect("buffer set"));
+        drop(deserializer.take_buffer());
+        pool.recycle(consumer);
     }
     count
 }
 
 /// Serializes a stream and reads it back both ways, checking every record.
-fn check_round_trip(pool: &BufferPool, size: usize) -> Vec<Buffer> {
+fn check_round_trip(pool: &BufferPool, size: usize) -> Vec<BufferConsumer> {
     let serializer = RecordSerializer::new(MAX_RECORD_SIZE);
     let expected = record(size);
     let n = stream_len(size);
@@ -127,7 +131,7 @@ fn check_round_trip(pool: &BufferPool, size: usize) -> Vec<Buffer> {
     serialize_stream(pool, &serializer, &expected, n, |buffer| {
         stream.push(buffer)
     });
-    let frames: usize = stream.iter().map(Buffer::len).sum();
+    let frames: usize = stream.iter().map(|c| c.readable().unread as usize).sum();
     assert_eq!(
         frames,
         n as usize * (HEADER + size),
@@ -154,14 +158,18 @@ fn serializer_bench(group: &mut BenchmarkGroup<'_, WallTime>, pool: &BufferPool,
     let n = stream_len(size);
     group.throughput(Throughput::Elements(n));
     group.bench_function(BenchmarkId::new("records", size), |b| {
-        b.iter(|| serialize_stream(pool, &serializer, &record, n, |buf| pool.recycle(buf)))
+        b.iter(|| {
+            serialize_stream(pool, &serializer, &record, n, |buf| {
+                pool.recycle(buf);
+            })
+        })
     });
 }
 
 fn deserializer_bench(
     group: &mut BenchmarkGroup<'_, WallTime>,
     pool: &BufferPool,
-    stream: &mut [Buffer],
+    stream: &mut [BufferConsumer],
     size: usize,
 ) {
     let n = stream_len(size);
@@ -190,7 +198,7 @@ fn deserializer_bench(
 
 fn serde(c: &mut Criterion) {
     let (segments, pool) = pools();
-    let mut streams: Vec<Vec<Buffer>> = RECORD_SIZES
+    let mut streams: Vec<Vec<BufferConsumer>> = RECORD_SIZES
         .iter()
         .map(|&size| check_round_trip(&pool, size))
         .collect();

@@ -499,9 +499,9 @@ fn demo(args: &DemoArgs) -> ExitCode {
             );
             let share = |ns: u64| 100.0 * ns as f64 / report.elapsed.as_nanos() as f64;
             println!(
-                "  writer waited {:>11.1} % for a buffer, {:.1} % for credit",
+                "  writer waited {:>11.1} % for a buffer or credit ({} waits)",
                 share(report.partition.hard_back_pressured_ns),
-                share(report.partition.soft_back_pressured_ns)
+                report.partition.hard_back_pressure_waits
             );
             println!(
                 "  allocations   {:>12} (during the run)",

@@ -24,8 +24,10 @@ struct Job {
     producer: Arc<Parker>,
 }
 
-/// One partition of one subpartition → a gate, 4 KiB segments, credit 2,
-/// a pool of at most 3 segments: a few KiB of records back-pressure it.
+/// One partition of one subpartition → a gate, 4 KiB segments, credit 4,
+/// a pool of at most 3 segments: a few KiB of records exhaust the pool
+/// (each segment enters the channel once, so the pool runs out before the
+/// credit does).
 fn job(wait: WaitStrategy) -> Job {
     let memory = MemoryConfig {
         segment_size: 4096,
@@ -36,7 +38,7 @@ fn job(wait: WaitStrategy) -> Job {
     let producer = Arc::new(Parker::new());
     let pool = Arc::new(BufferPool::new(segments.clone(), 2, 3, producer.clone()).unwrap());
     let availability = Arc::new(ChannelAvailability::new(1, Arc::new(Parker::new())));
-    let (output, input) = local_channel(2, pool.clone(), &availability, 0, 1024);
+    let (output, input) = local_channel(4, pool.clone(), &availability, 0, 1024);
     let partition = ResultPartition::new(pool.clone(), vec![output], 1024, producer.clone(), wait);
     Job {
         writer: RecordWriter::new(partition, Partitioner::Forward, 0),
@@ -174,10 +176,13 @@ fn recycling_wakes_a_parked_writer_and_back_pressure_is_counted() {
     let metrics = writer.partition().metrics();
     assert_eq!(metrics.records_out, RECORDS as u64);
     assert!(
-        metrics.hard_back_pressured_ns + metrics.soft_back_pressured_ns > 0,
+        metrics.hard_back_pressured_ns > 0 && metrics.hard_back_pressure_waits > 0,
         "the wait was counted: {metrics:?}"
     );
-    assert_eq!(gate.metrics().buffers_in, metrics.buffers_out);
+    // The reader took at least one slice per published buffer, never more
+    // bytes than were sent.
+    assert!(gate.metrics().buffers_in >= metrics.buffers_out);
+    assert_eq!(gate.metrics().bytes_in, metrics.bytes_out);
     drop((writer, gate));
     assert!(pool.is_full());
 }

@@ -9,6 +9,10 @@ use taskbench::network::{
 };
 use taskbench::sync::{Arc, Parker, WaitStrategy};
 
+/// A record whose frame fills a 4 KiB segment exactly: each record is a
+/// buffer of its own.
+const RECORD: usize = 4096 - 4;
+
 fn gate_with_partitions(n: usize) -> (Vec<ResultPartition>, InputGate, Vec<Arc<BufferPool>>) {
     let memory = MemoryConfig {
         segment_size: 4096,
@@ -24,11 +28,11 @@ fn gate_with_partitions(n: usize) -> (Vec<ResultPartition>, InputGate, Vec<Arc<B
         let parker = Arc::new(Parker::new());
         let pool = Arc::new(BufferPool::new(segments.clone(), 2, 10, parker.clone()).unwrap());
         let (output, input): (ResultSubpartition, _) =
-            local_channel(10, pool.clone(), &availability, channel, 64);
+            local_channel(10, pool.clone(), &availability, channel, RECORD);
         partitions.push(ResultPartition::new(
             pool.clone(),
             vec![output],
-            64,
+            RECORD,
             parker,
             WaitStrategy::default(),
         ));
@@ -41,14 +45,17 @@ fn gate_with_partitions(n: usize) -> (Vec<ResultPartition>, InputGate, Vec<Arc<B
 #[test]
 fn channels_with_data_are_served_round_robin() {
     let (mut partitions, mut gate, pools) = gate_with_partitions(3);
-    // Channel 0 gets 6 buffers, channels 1 and 2 get 2 each, queued in that
-    // order: 0 first, so a FIFO-per-channel gate would serve 0 six times.
+    // Channel 0 gets 6 full segments, channels 1 and 2 get 2 each, queued
+    // in that order: 0 first, so a FIFO-per-channel gate would serve 0 six
+    // times.
     for (index, partition) in partitions.iter_mut().enumerate() {
         let buffers = if index == 0 { 6 } else { 2 };
         for b in 0..buffers {
-            partition.emit(0, &[index as u8, b as u8]).unwrap();
-            partition.flush(0).unwrap();
+            let mut record = [index as u8; RECORD];
+            record[0] = b as u8;
+            partition.emit(0, &record).unwrap();
         }
+        assert_eq!(partition.metrics().buffers_out, buffers);
     }
     let mut order = Vec::new();
     loop {

@@ -96,8 +96,11 @@ struct Flags {
     deadline: Option<Instant>,
     mails: Vec<Mail>,
     runs: u64,
-    idles: u64,
     deadlines: u64,
+    /// What the action reports as time blocked inside its work.
+    hard_ns: u64,
+    /// Block this long inside the first run of the default action.
+    block_once: Option<Duration>,
 }
 
 impl MailboxDefaultAction for Flags {
@@ -105,6 +108,11 @@ impl MailboxDefaultAction for Flags {
 
     fn run_default_action(&mut self) -> Result<ActionStatus, String> {
         self.runs += 1;
+        if let Some(blocked) = self.block_once.take() {
+            // Blocked inside the work, as a writer waiting for a buffer.
+            thread::sleep(blocked);
+            self.hard_ns += blocked.as_nanos() as u64;
+        }
         Ok(if !self.output.load(Ordering::Acquire) {
             ActionStatus::BackPressured
         } else if self.busy {
@@ -132,9 +140,8 @@ impl MailboxDefaultAction for Flags {
         self.output.load(Ordering::Acquire)
     }
 
-    fn before_idle(&mut self) -> Result<(), String> {
-        self.idles += 1;
-        Ok(())
+    fn hard_back_pressured_ns(&self) -> u64 {
+        self.hard_ns
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -321,9 +328,9 @@ fn a_mail_from_another_thread_wakes_a_parked_task() {
     let outcome = task.outcome();
     assert_eq!(outcome.exit, Ok(LoopExit::Finished));
     assert_eq!(outcome.action.mails, [Mail::Action { id: 0 }]);
-    assert_eq!(outcome.action.idles, 1, "flushed once before going idle");
     assert_eq!(outcome.metrics.mails_processed, 1);
     assert!(outcome.metrics.idle_ns > 0, "the task was seen parked");
+    assert!(outcome.metrics.parks >= 1, "and it slept in the kernel");
     assert_eq!(outcome.metrics.back_pressured_ns, 0);
 }
 
@@ -406,9 +413,34 @@ fn back_pressured_waits_are_counted_apart_from_idle_ones() {
     parker.unpark();
     let outcome = task.outcome();
     assert_eq!(outcome.exit, Ok(LoopExit::Finished));
-    assert!(outcome.metrics.back_pressured_ns > 0);
-    assert_eq!(outcome.metrics.idle_ns, 0);
-    assert_eq!(outcome.action.idles, 0, "no flush when back-pressured");
+    let m = outcome.metrics;
+    assert!(m.soft_back_pressured_ns > 0);
+    assert_eq!(m.hard_back_pressured_ns, 0);
+    assert_eq!(m.back_pressured_ns, m.soft_back_pressured_ns);
+    assert_eq!(m.idle_ns, 0);
+}
+
+#[test]
+fn time_blocked_inside_the_action_is_hard_back_pressure_not_busy() {
+    let mailbox = mailbox(4);
+    let mut action = Flags::default();
+    action.output.store(true, Ordering::Relaxed);
+    action.input.store(true, Ordering::Relaxed);
+    // Blocked time from before the loop is not the loop's.
+    action.hard_ns = 7_000_000;
+    action.block_once = Some(Duration::from_millis(30));
+    let task = spawn_task(mailbox, WAIT, action);
+    let outcome = task.outcome();
+    assert_eq!(outcome.exit, Ok(LoopExit::Finished));
+    let m = outcome.metrics;
+    assert_eq!(m.hard_back_pressured_ns, 30_000_000);
+    assert_eq!(m.back_pressured_ns, 30_000_000);
+    assert_eq!(m.soft_back_pressured_ns, 0);
+    assert!(
+        m.busy_ns < 30_000_000,
+        "the blocked 30 ms are not busy: {} ns busy",
+        m.busy_ns
+    );
 }
 
 #[test]

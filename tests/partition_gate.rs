@@ -147,7 +147,7 @@ fn run_flushing(
                 writer.emit(key(seq), record).unwrap();
                 if let Flush::Every(n) = flush {
                     if seq % n == 0 {
-                        writer.flush_all().unwrap();
+                        writer.flush_all();
                     }
                 }
             }

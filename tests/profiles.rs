@@ -50,7 +50,7 @@ fn check(name: &str, text: &str, point: &[String]) {
         let emitted: u64 = profile
             .vertices
             .iter()
-            .filter(|v| v.kind == VertexKind::Source)
+            .filter(|v| v.kind == VertexKind::Source && !v.idle)
             .map(|v| profile.source_records(v).unwrap() * u64::from(v.parallelism))
             .sum();
         let broadcast = profile

@@ -82,6 +82,7 @@ fn settings() -> TaskSettings {
         wait: WaitStrategy::default(),
         mailbox_capacity: 16,
         epoch: Instant::now(),
+        trace_events: 0,
     }
 }
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use taskbench::memory::{Buffer, BufferPool, MemoryConfig, SegmentPool};
+use taskbench::memory::{BufferConsumer, BufferPool, MemoryConfig, SegmentPool};
 use taskbench::network::serde::{RecordDeserializer, RecordSerializer, SerdeError};
 use taskbench::sync::Parker;
 
@@ -27,7 +27,7 @@ fn pool(segments: u32) -> BufferPool {
 /// Serializes `records` into as many buffers as needed, starting with a
 /// buffer that already holds `offset` bytes of padding (to move frame
 /// boundaries across segment boundaries).
-fn serialize(pool: &BufferPool, records: &[Vec<u8>], offset: usize) -> Vec<Buffer> {
+fn serialize(pool: &BufferPool, records: &[Vec<u8>], offset: usize) -> Vec<BufferConsumer> {
     let serializer = RecordSerializer::new(MAX_RECORD);
     let mut buffers = Vec::new();
     let mut builder = pool.request().unwrap();
@@ -64,10 +64,11 @@ proptest! {
         let buffers = serialize(&pool, &records, offset);
         let mut deserializer = RecordDeserializer::new(MAX_RECORD);
         let mut got: Vec<Vec<u8>> = Vec::new();
-        for buffer in buffers {
-            deserializer.set_next_buffer(buffer);
+        for mut consumer in buffers {
+            deserializer.set_next_buffer(consumer.build().0.unwrap());
             deserializer.for_each_record(|r| got.push(r.to_vec())).unwrap();
-            pool.recycle(deserializer.take_buffer().unwrap());
+            drop(deserializer.take_buffer().unwrap());
+            pool.recycle(consumer);
         }
         deserializer.check_complete().unwrap();
         if offset > 0 {
@@ -87,18 +88,70 @@ proptest! {
         let buffers = serialize(&pool, &records, offset);
         let mut deserializer = RecordDeserializer::new(MAX_RECORD);
         let mut got: Vec<Vec<u8>> = Vec::new();
-        for buffer in buffers {
-            deserializer.set_next_buffer(buffer);
+        for mut consumer in buffers {
+            deserializer.set_next_buffer(consumer.build().0.unwrap());
             while let Some(r) = deserializer.next_record().unwrap() {
                 got.push(r.to_vec());
             }
-            pool.recycle(deserializer.take_buffer().unwrap());
+            drop(deserializer.take_buffer().unwrap());
+            pool.recycle(consumer);
         }
         prop_assert!(!deserializer.has_partial_record());
         if offset > 0 {
             prop_assert_eq!(got.remove(0).len(), offset);
         }
         prop_assert_eq!(got, records);
+    }
+}
+
+proptest! {
+    /// The reader slices a segment while the writer appends and publishes
+    /// at record boundaries chosen at random (Flink's reader building
+    /// buffers from a `BufferConsumer` while the `BufferBuilder` writes on):
+    /// every record comes back intact, in order, whatever the cuts.
+    #[test]
+    fn records_read_in_slices_as_the_writer_publishes_come_back_intact(
+        sizes in proptest::collection::vec(0usize..3000, 1..60),
+        publish in proptest::collection::vec(any::<bool>(), 60),
+    ) {
+        let pool = pool(64);
+        let serializer = RecordSerializer::new(MAX_RECORD);
+        let records: Vec<_> = sizes.iter().enumerate().map(|(i, &n)| record(n, i as u8)).collect();
+        let mut deserializer = RecordDeserializer::new(MAX_RECORD);
+        let mut got: Vec<Vec<u8>> = Vec::new();
+        let mut slices = 0;
+        let mut read = |consumer: &mut BufferConsumer, got: &mut Vec<Vec<u8>>| {
+            if let (Some(buffer), _) = consumer.build() {
+                slices += 1;
+                deserializer.set_next_buffer(buffer);
+                deserializer.for_each_record(|r| got.push(r.to_vec())).unwrap();
+                drop(deserializer.take_buffer());
+            }
+        };
+        let mut builder = pool.request().unwrap();
+        let mut consumer = builder.consumer();
+        for (record, &publish) in records.iter().zip(&publish) {
+            let mut written = 0;
+            while !serializer.serialize(&mut builder, record, &mut written) {
+                let _ = builder.finish();
+                read(&mut consumer, &mut got);
+                prop_assert!(consumer.is_consumed());
+                pool.recycle(consumer);
+                builder = pool.request().unwrap();
+                consumer = builder.consumer();
+            }
+            if publish {
+                builder.publish();
+                read(&mut consumer, &mut got);
+                prop_assert!(!consumer.is_consumed(), "still being written");
+            }
+        }
+        let _ = builder.finish();
+        read(&mut consumer, &mut got);
+        pool.recycle(consumer);
+        prop_assert_eq!(got, records);
+        prop_assert!(slices >= 1);
+        prop_assert!(pool.is_full());
     }
 }
 
@@ -113,12 +166,13 @@ fn headers_cut_at_every_byte_of_a_segment_boundary() {
         let buffers = serialize(&pool, &records, 0);
         let mut deserializer = RecordDeserializer::new(MAX_RECORD);
         let mut got = Vec::new();
-        for buffer in buffers {
-            deserializer.set_next_buffer(buffer);
+        for mut consumer in buffers {
+            deserializer.set_next_buffer(consumer.build().0.unwrap());
             deserializer
                 .for_each_record(|r| got.push(r.to_vec()))
                 .unwrap();
-            pool.recycle(deserializer.take_buffer().unwrap());
+            drop(deserializer.take_buffer().unwrap());
+            pool.recycle(consumer);
         }
         assert_eq!(got, records, "{tail} bytes free at the boundary");
         assert!(pool.is_full());
@@ -141,8 +195,8 @@ fn a_record_above_the_maximum_is_refused_on_both_sides() {
     let pool = pool(2);
     let buffers = serialize(&pool, &[record(200, 0)], 0);
     let mut deserializer = RecordDeserializer::new(100);
-    for buffer in buffers {
-        deserializer.set_next_buffer(buffer);
+    for mut consumer in buffers {
+        deserializer.set_next_buffer(consumer.build().0.unwrap());
         let err = deserializer.for_each_record(|_| {}).unwrap_err();
         assert_eq!(
             err,
@@ -154,7 +208,8 @@ fn a_record_above_the_maximum_is_refused_on_both_sides() {
         assert!(err
             .to_string()
             .contains("exceeds the maximum record size of 100 bytes"));
-        pool.recycle(deserializer.take_buffer().unwrap());
+        drop(deserializer.take_buffer().unwrap());
+        pool.recycle(consumer);
     }
 }
 
@@ -165,10 +220,11 @@ fn a_stream_ending_inside_a_record_is_reported() {
     let last = buffers.pop().unwrap();
     pool.recycle(last);
     let mut deserializer = RecordDeserializer::new(MAX_RECORD);
-    for buffer in buffers {
-        deserializer.set_next_buffer(buffer);
+    for mut consumer in buffers {
+        deserializer.set_next_buffer(consumer.build().0.unwrap());
         assert_eq!(deserializer.for_each_record(|_| {}).unwrap(), 0);
-        pool.recycle(deserializer.take_buffer().unwrap());
+        drop(deserializer.take_buffer().unwrap());
+        pool.recycle(consumer);
     }
     assert!(deserializer.has_partial_record());
     let err = deserializer.check_complete().unwrap_err();

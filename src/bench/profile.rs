@@ -196,6 +196,11 @@ pub struct Vertex {
     /// Fail-after: records passed on before failing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail_after: Option<u64>,
+    /// Sources: emit nothing and stay open until the job's other sources
+    /// finished: an idle input (flink-benchmarks' `QueuingLongSource`),
+    /// open and silent rather than finished.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub idle: bool,
 }
 
 fn one() -> u32 {
@@ -754,13 +759,18 @@ impl Profile {
                 ),
             ));
         }
-        if r.duration.is_none()
-            && self
-                .vertices
+        let busy_sources = || {
+            self.vertices
                 .iter()
-                .filter(|v| v.kind == VertexKind::Source)
-                .all(|v| self.source_records(v) == Some(0))
-        {
+                .filter(|v| v.kind == VertexKind::Source && !v.idle)
+        };
+        if busy_sources().next().is_none() {
+            return Err(invalid(
+                "vertices",
+                "every source is idle: an idle source stays open until the job's other sources finish, so the job would never end",
+            ));
+        }
+        if r.duration.is_none() && busy_sources().all(|v| self.source_records(v) == Some(0)) {
             return Err(invalid(
                 "records.count",
                 "is 0 for every source: the job would move no record",
@@ -861,6 +871,18 @@ impl Profile {
                 return Err(invalid(
                     field("fail_after"),
                     "is set exactly on fail-after vertices (how many records pass before the failure)",
+                ));
+            }
+            if v.idle && v.kind != VertexKind::Source {
+                return Err(invalid(
+                    field("idle"),
+                    "is for sources only (a source that stays open without emitting)",
+                ));
+            }
+            if v.idle && v.records.is_some() {
+                return Err(invalid(
+                    field("records"),
+                    "is set on an idle source, which emits nothing: drop one of the two",
                 ));
             }
             self.operator(v)?;
@@ -1037,6 +1059,7 @@ impl Profile {
                     },
                 },
                 timestamps: latency,
+                idle: v.idle,
             });
             let sink = match v.kind {
                 VertexKind::Sink => Some(self.sink_kind(v)?),
@@ -1160,6 +1183,7 @@ impl Profile {
                 Pin::Cores(cores) => Pinning::Cores(cores.clone()),
             },
             cancel_timeout: r.cancel_timeout.0,
+            trace_events: 0,
         })
     }
 

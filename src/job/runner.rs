@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::execution::ExecutionGraph;
 use super::graph::{GraphError, JobGraph};
+use crate::mailbox::Mail;
 use crate::mailbox::MailboxMetrics;
 use crate::network::{NetworkConfig, NetworkConfigError, ShuffleEnvironment, ShuffleError};
 use crate::runtime::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
@@ -13,7 +14,7 @@ use crate::runtime::{
     ExecutionState, JobInformation, ProducedPartition, SlotError, Task, TaskDeploymentDescriptor,
     TaskExecutor, TaskInformation, TaskNotTerminated, TaskSettings, TaskSubmissionError,
 };
-use crate::streaming::StreamTaskResult;
+use crate::streaming::{StreamTaskKind, StreamTaskResult};
 use crate::sync::{Arc, WaitStrategy};
 
 /// Which cores task threads are pinned to.
@@ -47,6 +48,8 @@ pub struct JobOptions {
     pub pinning: Pinning,
     /// How long a canceled task may take to end before that is fatal.
     pub cancel_timeout: Duration,
+    /// Events each task thread's timeline trace holds (0: not traced).
+    pub trace_events: usize,
 }
 
 impl Default for JobOptions {
@@ -56,6 +59,7 @@ impl Default for JobOptions {
             wait: WaitStrategy::default(),
             pinning: Pinning::Spread,
             cancel_timeout: Duration::from_secs(30),
+            trace_events: 0,
         }
     }
 }
@@ -110,6 +114,8 @@ pub struct SubtaskReport {
     pub loop_allocations: u64,
     /// CPU time its thread used while records flowed.
     pub loop_cpu: Option<Duration>,
+    /// Its thread's timeline, when traced.
+    pub trace: Option<crate::metrics::trace::ThreadTrace>,
 }
 
 /// What a job did.
@@ -238,6 +244,7 @@ pub fn run_job_on(
         wait,
         mailbox_capacity: 64,
         epoch: Instant::now(),
+        trace_events: options.trace_events,
     };
     let (executor, updates) = TaskExecutor::new(cores, shuffle.clone(), settings);
     let (job, leader) = (JobId(1), JobMasterId(1));
@@ -299,6 +306,17 @@ pub fn run_job_on(
         }
     }
 
+    // Idle sources stay open until every other source finished; the job
+    // master tells them then.
+    let source_kind = |task: &Task| match task.descriptor().task_information.config.kind {
+        StreamTaskKind::Source(spec) => Some(spec.idle),
+        _ => None,
+    };
+    let mut busy_sources = tasks
+        .iter()
+        .filter(|t| source_kind(t) == Some(false))
+        .count();
+
     // Wait for every task to end; the first failure cancels the rest.
     let mut failure: Option<String> = None;
     let mut remaining = tasks.len();
@@ -306,6 +324,16 @@ pub fn run_job_on(
         match updates.recv_timeout(Duration::from_millis(50)) {
             Ok(update) if update.state.is_terminal() => {
                 remaining -= 1;
+                let task = &tasks[update.execution_id.0 as usize];
+                if update.state == ExecutionState::Finished && source_kind(task) == Some(false) {
+                    busy_sources -= 1;
+                    if busy_sources == 0 {
+                        for idle in tasks.iter().filter(|t| source_kind(t) == Some(true)) {
+                            // A task already ended has a closed mailbox.
+                            let _ = idle.mailbox().put(Mail::EndOfInput);
+                        }
+                    }
+                }
                 if update.state == ExecutionState::Failed && failure.is_none() {
                     let task = &tasks[update.execution_id.0 as usize];
                     failure = Some(format!(
@@ -335,6 +363,7 @@ pub fn run_job_on(
             mailbox: outcome.mailbox,
             loop_allocations: outcome.loop_allocations,
             loop_cpu: outcome.loop_cpu,
+            trace: outcome.trace,
         })
         .collect();
     drop(tasks);

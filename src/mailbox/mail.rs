@@ -40,6 +40,10 @@ pub enum Mail {
         /// The timer's id, as the task registered it.
         id: u64,
     },
+    /// Every other source of the job finished: a source that stays open
+    /// until then, emitting nothing (an idle input, as flink-benchmarks'
+    /// `QueuingLongSource`), finishes now. Sent by the job master.
+    EndOfInput,
     /// A user action the task registered under `id` (Flink's
     /// `MailboxExecutor.execute` of an arbitrary runnable).
     Action {

@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::{Mail, TaskMailbox};
-use crate::sync::{Arc, Parker, WaitStrategy};
+use crate::metrics::trace::{self, Kind};
+use crate::sync::{Arc, Parker, Round, WaitStrategy};
 
 /// What one run of the default action found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -50,17 +51,20 @@ pub trait MailboxDefaultAction {
     /// [`ActionStatus::BackPressured`].
     fn is_output_available(&self) -> bool;
 
-    /// Called once before an idle wait that will really happen: flush
-    /// partially filled output buffers so downstream is not starved while
-    /// this task sleeps.
-    fn before_idle(&mut self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
     /// The earliest instant an idle wait must end even without input (a
-    /// buffer-timeout flush, a rate-limited source's next batch).
+    /// buffer-timeout flush, a rate-limited source's next batch). Going idle
+    /// flushes nothing: partial buffers wait for their deadline, as in
+    /// Flink.
     fn next_deadline(&self) -> Option<Instant> {
         None
+    }
+
+    /// Time the action spent blocked inside its work so far, waiting for
+    /// output capacity (Flink's hard back-pressure: a writer waiting for a
+    /// buffer inside an emit). The loop counts it as back-pressured, not
+    /// busy.
+    fn hard_back_pressured_ns(&self) -> u64 {
+        0
     }
 
     /// The deadline of [`next_deadline`](Self::next_deadline) passed while
@@ -81,8 +85,8 @@ pub enum LoopExit {
 
 /// Where the loop's time went, and how much it did (Flink's
 /// `busyTimeMsPerSecond`, `idleTimeMsPerSecond`,
-/// `backPressuredTimeMsPerSecond`, in nanoseconds since the processor was
-/// made).
+/// `backPressuredTimeMsPerSecond` with its soft and hard parts, in
+/// nanoseconds since the processor was made).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MailboxMetrics {
     /// Time inside `run_mailbox_loop` that was neither idle nor
@@ -90,8 +94,17 @@ pub struct MailboxMetrics {
     pub busy_ns: u64,
     /// Time waiting for input or mail.
     pub idle_ns: u64,
-    /// Time waiting for output capacity or mail.
+    /// Back-pressured time: `soft_back_pressured_ns +
+    /// hard_back_pressured_ns`.
     pub back_pressured_ns: u64,
+    /// Time not starting a turn because the outputs had no capacity
+    /// (Flink's soft back-pressure).
+    pub soft_back_pressured_ns: u64,
+    /// Time blocked inside the default action waiting for output capacity
+    /// (Flink's hard back-pressure, `hardBackPressuredTimeMsPerSecond`).
+    pub hard_back_pressured_ns: u64,
+    /// Waits that put the thread to sleep in the kernel (a park).
+    pub parks: u64,
     /// Mails taken, [`Mail::Cancel`] included.
     pub mails_processed: u64,
     /// Runs of the default action.
@@ -125,9 +138,11 @@ enum WaitEnd {
 /// # Time accounting
 ///
 /// The clock is read only around waits (and once per `run_mailbox_loop`),
-/// never while busy: idle and back-pressured time are the measured waits,
-/// busy time is the loop's wall time minus them. Mails served and deadline
-/// work done inside a wait episode count as busy.
+/// never while busy: idle and soft back-pressured time are the measured
+/// waits, hard back-pressured time is what the action reports it spent
+/// blocked inside its work, busy time is the loop's wall time minus all
+/// three. Mails served and deadline work done inside a wait episode count
+/// as busy.
 ///
 /// # Cancellation
 ///
@@ -143,6 +158,8 @@ pub struct MailboxProcessor {
     /// Wall time inside `run_mailbox_loop`, the base busy time is cut from.
     loop_ns: u64,
     metrics: MailboxMetrics,
+    /// When the current busy stretch began (traced runs only).
+    busy_since: Option<Instant>,
 }
 
 impl MailboxProcessor {
@@ -156,6 +173,7 @@ impl MailboxProcessor {
             wait,
             loop_ns: 0,
             metrics: MailboxMetrics::default(),
+            busy_since: None,
         }
     }
 
@@ -171,10 +189,12 @@ impl MailboxProcessor {
 
     /// Counters and times of every loop run so far.
     pub fn metrics(&self) -> MailboxMetrics {
-        let waited = self.metrics.idle_ns + self.metrics.back_pressured_ns;
+        let m = self.metrics;
+        let back_pressured_ns = m.soft_back_pressured_ns + m.hard_back_pressured_ns;
         MailboxMetrics {
-            busy_ns: self.loop_ns.saturating_sub(waited),
-            ..self.metrics
+            busy_ns: self.loop_ns.saturating_sub(m.idle_ns + back_pressured_ns),
+            back_pressured_ns,
+            ..m
         }
     }
 
@@ -187,8 +207,18 @@ impl MailboxProcessor {
         action: &mut A,
     ) -> Result<LoopExit, A::Error> {
         let start = Instant::now();
+        if trace::enabled() {
+            self.busy_since = Some(start);
+        }
+        let hard_before = action.hard_back_pressured_ns();
         let exit = self.run_loop(action);
-        self.loop_ns += nanos(start.elapsed());
+        let end = Instant::now();
+        self.loop_ns += nanos(end - start);
+        self.metrics.hard_back_pressured_ns +=
+            action.hard_back_pressured_ns().saturating_sub(hard_before);
+        if let Some(since) = self.busy_since.take() {
+            trace::slice(Kind::Busy, since, end);
+        }
         exit
     }
 
@@ -260,45 +290,57 @@ impl MailboxProcessor {
             return Ok(WaitEnd::Canceled);
         }
         // Input often arrives while the action reports its absence: check
-        // before flushing and reading the clock.
+        // before reading the clock.
         if ready(awaited, action, &self.mailbox) {
             return Ok(WaitEnd::Ready);
         }
         let deadline = match awaited {
-            Awaited::Input => {
-                action.before_idle()?;
-                action.next_deadline()
-            }
-            // Flushing or firing deadlines needs output capacity, which is
-            // what is missing; timers arrive as mails.
+            Awaited::Input => action.next_deadline(),
+            // Firing deadlines needs output capacity, which is what is
+            // missing; timers arrive as mails.
             Awaited::Output => None,
         };
         let start = Instant::now();
-        let mut now = start;
         let mut waiter = self.wait.waiter();
         let end = loop {
-            if deadline.is_some_and(|deadline| now >= deadline) {
+            if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
                 break WaitEnd::Deadline;
             }
-            waiter.wait(
+            let round_start = trace::enabled().then(Instant::now);
+            let round = waiter.wait(
                 &self.parker,
                 || ready(awaited, action, &self.mailbox),
                 deadline,
             );
+            if round == Round::Parked {
+                self.metrics.parks += 1;
+                if let Some(round_start) = round_start {
+                    trace::slice(Kind::Park, round_start, Instant::now());
+                }
+            }
             if self.parker.is_interrupted() {
                 break WaitEnd::Canceled;
             }
             if ready(awaited, action, &self.mailbox) {
                 break WaitEnd::Ready;
             }
-            if deadline.is_some() {
-                now = Instant::now();
+        };
+        let stop = Instant::now();
+        let waited = nanos(stop - start);
+        let kind = match awaited {
+            Awaited::Input => {
+                self.metrics.idle_ns += waited;
+                Kind::Idle
+            }
+            Awaited::Output => {
+                self.metrics.soft_back_pressured_ns += waited;
+                Kind::SoftBackPressure
             }
         };
-        let waited = nanos(start.elapsed());
-        match awaited {
-            Awaited::Input => self.metrics.idle_ns += waited,
-            Awaited::Output => self.metrics.back_pressured_ns += waited,
+        if let Some(since) = self.busy_since.as_mut() {
+            trace::slice(Kind::Busy, *since, start);
+            trace::slice(kind, start, stop);
+            *since = stop;
         }
         if end == WaitEnd::Deadline {
             action.on_deadline()?;
@@ -375,11 +417,6 @@ mod tests {
 
         fn is_output_available(&self) -> bool {
             self.output
-        }
-
-        fn before_idle(&mut self) -> Result<(), String> {
-            self.events.push("before_idle".into());
-            Ok(())
         }
 
         fn next_deadline(&self) -> Option<Instant> {
@@ -484,7 +521,7 @@ mod tests {
                 output: false,
                 past_deadline: true,
                 exit: Ok(LoopExit::Finished),
-                events: &["NothingAvailable", "before_idle", "on_deadline", "Finished"],
+                events: &["NothingAvailable", "on_deadline", "Finished"],
             },
             Case {
                 name: "a failing mail stops the loop with its error",

@@ -1,149 +1,87 @@
-//! Handles to a segment's bytes: the writer's [`BufferBuilder`] and the
-//! reader's [`Buffer`].
+//! Handles to a segment's bytes, as Flink's `BufferBuilder` /
+//! `BufferConsumer` pair: the writer's [`BufferBuilder`] appends and
+//! publishes how far it wrote; the reader's [`BufferConsumer`] slices
+//! [`Buffer`]s up to that point while the writer goes on appending.
 
 use std::ptr::NonNull;
 
-/// A read-only handle to the first `len` bytes of one segment.
-///
-/// Small (16 bytes) and move-only: passing it through a ring passes the
-/// segment's bytes, and [`BufferPool::recycle`](super::BufferPool::recycle)
-/// takes it by value, so a recycled segment can never be read through a stale
-/// copy. Broadcast hands several readers a handle each
-/// ([`BufferPool::share`](super::BufferPool::share)); the segment returns to
-/// its pool when the last one is recycled.
-///
-/// A flushed builder's bytes travel as a *view* ([`is_view`](Self::is_view)):
-/// a handle that does not own the segment, followed in the same channel by
-/// the owning handle its builder hands over when it finishes. A channel's
-/// consumer reads its buffers in order and gives each back before reading
-/// the next, so every view is read and dropped before the owner behind it
-/// can free the segment (Flink's reader slicing a `BufferConsumer` while the
-/// writer keeps appending to the builder).
-///
-/// Dropping a `Buffer` that owns its segment without recycling it leaks the
-/// segment (the pool is not full again afterwards, which tests catch).
-#[derive(Debug, PartialEq, Eq)]
-#[must_use = "a buffer must be recycled to its pool, or its segment is lost"]
-pub struct Buffer {
-    ptr: NonNull<u8>,
-    segment: u32,
-    /// The length, and [`SHARED`] when other handles to the segment exist.
-    meta: u32,
+use crate::sync::atomic::{AtomicU32, Ordering};
+
+/// The shared state of one lent segment: the writer's committed position
+/// and, for a broadcast segment, how many readers still hold it. One per
+/// segment, on a cache line of its own (the writer stores the position on
+/// every flush while the reader loads it; neighbouring segments belong to
+/// other channels).
+#[derive(Debug, Default)]
+pub struct SegmentState {
+    /// Bytes the writer has made readable, with [`FINISHED`] once it will
+    /// write no more (Flink's `PositionMarker`).
+    position: AtomicU32,
+    /// Readers still holding a shared (broadcast) segment.
+    pub(super) refs: AtomicU32,
+    /// How often the segment was lent: tells its lives apart (trace flows).
+    generation: AtomicU32,
 }
 
-/// Set in `Buffer::meta` when the segment is reference counted (broadcast).
-/// An exclusive buffer is recycled without touching the shared count, which
-/// saves two cross-core cache-line transfers per buffer.
+/// Set in [`SegmentState::position`] when the writer finished the segment.
+const FINISHED: u32 = 1 << 31;
+/// Set in `BufferConsumer::meta` when other consumers of the segment exist
+/// (broadcast), so recycling counts down `refs`. An exclusive segment is
+/// recycled without touching the count, which saves two cross-core
+/// cache-line transfers per segment.
 const SHARED: u32 = 1 << 31;
-/// Set in `Buffer::meta` for a view: bytes a builder published and kept
-/// writing after; recycling it returns nothing.
-const VIEW: u32 = 1 << 30;
-/// The length bits of `Buffer::meta`.
-const LEN: u32 = VIEW - 1;
-
-// SAFETY: a `Buffer` is a read-only handle to bytes no one writes while it exists: a builder writes only past what it published (`unused_mut`), and the segment is written again only after its owning handle is recycled, which its reader does after dropping every view before it. Sending it sends read access.
-unsafe impl Send for Buffer {}
-// SAFETY: as above; `&Buffer` only reads.
-unsafe impl Sync for Buffer {}
-
-impl Buffer {
-    /// Index of the segment within its region.
-    #[inline]
-    pub fn segment(&self) -> u32 {
-        self.segment
-    }
-
-    /// Number of readable bytes.
-    #[inline]
-    pub fn len(&self) -> usize {
-        (self.meta & LEN) as usize
-    }
-
-    /// Whether the buffer holds no bytes.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Whether other handles to the same segment may exist (broadcast).
-    #[inline]
-    pub fn is_shared(&self) -> bool {
-        self.meta & SHARED != 0
-    }
-
-    /// Whether this is a view of a flushed builder's bytes, which does not
-    /// own the segment (recycling it is a no-op).
-    #[inline]
-    pub fn is_view(&self) -> bool {
-        self.meta & VIEW != 0
-    }
-
-    /// The written bytes.
-    #[inline]
-    pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr..ptr+len` lies in a live segment (the region is never unmapped while handles are out); those bytes were written before the handle was made and are not written again while it exists (see the `Send` impl).
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len()) }
-    }
-
-    #[inline]
-    pub(super) fn ptr(&self) -> NonNull<u8> {
-        self.ptr
-    }
-
-    /// Another view of the same bytes (a broadcast view for one more
-    /// reader).
-    #[inline]
-    pub(super) fn copy_view(&self) -> Buffer {
-        debug_assert!(self.is_view());
-        Buffer {
-            ptr: self.ptr,
-            segment: self.segment,
-            meta: self.meta,
-        }
-    }
-
-    /// Marks the buffer shared and returns another handle to the same bytes;
-    /// the caller accounts for both in the segment's reference count.
-    #[inline]
-    pub(super) fn alias(&mut self) -> Buffer {
-        self.meta |= SHARED;
-        Buffer {
-            ptr: self.ptr,
-            segment: self.segment,
-            meta: self.meta,
-        }
-    }
-}
 
 /// The unique writer of one segment, handed out by a
-/// [`BufferPool`](super::BufferPool).
+/// [`BufferPool`](super::BufferPool) (Flink's `BufferBuilder`).
 ///
-/// Bytes are appended at the end; finishing turns the builder
-/// into a readable [`Buffer`] of the bytes written so far ([`BufferPool::finish`](super::BufferPool::finish)).
+/// Bytes are appended at the end and stay private to the writer until
+/// [`publish`](Self::publish) makes them readable with one Release store of
+/// the position; [`finish`](Self::finish) publishes the rest and promises
+/// that nothing more will be written, after which the segment belongs to
+/// its readers. The reader's handle is the [`BufferConsumer`] made by
+/// [`consumer`](Self::consumer), typically queued in a channel before the
+/// first byte is written (a segment enters a channel once).
 #[derive(Debug)]
-#[must_use = "a buffer builder must be finished and recycled, or its segment is lost"]
+#[must_use = "a buffer builder must be finished or discarded, or its segment is lost"]
 pub struct BufferBuilder {
     ptr: NonNull<u8>,
+    state: NonNull<SegmentState>,
     segment: u32,
+    generation: u32,
     capacity: u32,
     len: u32,
-    /// Bytes already handed to the reader as views; never written again.
+    /// The position last published.
     published: u32,
 }
 
-// SAFETY: the builder is the only writer of its segment (views read only what it published and no longer writes); moving it to another thread moves that exclusive write access.
+// SAFETY: the builder is the only writer of its segment (readers read only what it published, which it never writes again); moving it to another thread moves that exclusive write access. `state` points into the segment pool, which outlives every handle.
 unsafe impl Send for BufferBuilder {}
 
 impl BufferBuilder {
-    /// Wraps segment `segment` at `ptr` of `capacity` bytes.
+    /// Wraps segment `segment` at `ptr` of `capacity` bytes, whose shared
+    /// state is `state`; the position starts at 0.
     ///
     /// Only `SegmentPool::lend` builds these, for a segment it has just taken
     /// off a free list, which makes the builder its only handle.
     #[inline]
-    pub(super) fn new(ptr: NonNull<u8>, segment: u32, capacity: usize) -> Self {
+    pub(super) fn new(
+        ptr: NonNull<u8>,
+        state: &SegmentState,
+        segment: u32,
+        capacity: usize,
+    ) -> Self {
+        // Relaxed: no reader holds the segment yet; its consumer reaches a
+        // reader through a Release/Acquire hand-off (a ring) after this.
+        state.position.store(0, Ordering::Relaxed);
+        // Relaxed: only the lending thread touches it, and the free list
+        // orders one lend after the previous life's.
+        let generation = state.generation.load(Ordering::Relaxed).wrapping_add(1);
+        state.generation.store(generation, Ordering::Relaxed);
         Self {
             ptr,
+            state: NonNull::from(state),
             segment,
+            generation,
             capacity: capacity as u32,
             len: 0,
             published: 0,
@@ -156,10 +94,22 @@ impl BufferBuilder {
         self.segment
     }
 
+    /// Which life of the segment this is (it counts lends).
+    #[inline]
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
     /// Bytes written so far.
     #[inline]
     pub fn len(&self) -> usize {
         self.len as usize
+    }
+
+    /// Bytes published so far.
+    #[inline]
+    pub fn published(&self) -> usize {
+        self.published as usize
     }
 
     /// Whether nothing was written yet.
@@ -174,17 +124,10 @@ impl BufferBuilder {
         self.capacity as usize
     }
 
-    /// Bytes written but not yet handed to the reader.
+    /// Bytes written but not yet published.
     #[inline]
     pub fn unpublished(&self) -> usize {
         (self.len - self.published) as usize
-    }
-
-    /// Whether some bytes went to the reader as views, so the segment's
-    /// owning handle must follow them through the same channel.
-    #[inline]
-    pub fn has_views(&self) -> bool {
-        self.published != 0
     }
 
     /// Bytes still free.
@@ -199,10 +142,26 @@ impl BufferBuilder {
         self.len == self.capacity
     }
 
+    /// The reader's handle to this segment: it reads what
+    /// [`publish`](Self::publish) and [`finish`](Self::finish) make
+    /// readable. Make one per segment (share it for more readers) and give
+    /// it to the reader before or while writing.
+    #[inline]
+    pub fn consumer(&self) -> BufferConsumer {
+        BufferConsumer {
+            ptr: self.ptr,
+            state: self.state,
+            segment: self.segment,
+            generation: self.generation,
+            read: 0,
+            meta: 0,
+        }
+    }
+
     /// The free tail of the segment, to write into before [`commit`](Self::commit).
     #[inline]
     pub fn unused_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `len <= capacity`, so the range lies inside the segment, and the builder is the segment's only handle (exclusive access).
+        // SAFETY: `len <= capacity`, so the range lies inside the segment; the builder is its only writer and readers read only below `published <= len`.
         unsafe {
             std::slice::from_raw_parts_mut(
                 self.ptr.as_ptr().add(self.len as usize),
@@ -230,7 +189,7 @@ impl BufferBuilder {
         let _ = offset;
     }
 
-    /// Marks `n` more bytes as written.
+    /// Marks `n` more bytes as written (not yet readable).
     ///
     /// # Panics
     /// If `n` exceeds [`remaining`](Self::remaining).
@@ -269,39 +228,280 @@ impl BufferBuilder {
         n
     }
 
-    /// Hands the unpublished bytes to the reader as a view and keeps
-    /// writing after them.
+    /// Makes every byte written so far readable (a flush): one Release
+    /// store of the position, nothing if nothing new was written. Returns
+    /// whether the reader has new bytes.
     #[inline]
-    pub(super) fn view(&mut self) -> Buffer {
-        let buffer = Buffer {
-            ptr: self.unpublished_ptr(),
-            segment: self.segment,
-            meta: (self.len - self.published) | VIEW,
-        };
+    pub fn publish(&mut self) -> bool {
+        if self.len == self.published {
+            return false;
+        }
+        // Release: pairs with the Acquire load in `BufferConsumer::build`;
+        // the bytes below `len` are written before a reader slices them.
+        self.state().position.store(self.len, Ordering::Release);
         self.published = self.len;
-        buffer
+        true
     }
 
-    /// Ends writing: the bytes not yet published become the [`Buffer`] that
-    /// owns the segment (empty, at the segment's start, if views already
-    /// carried every byte).
+    /// Ends writing: publishes the rest and marks the segment finished, so
+    /// its reader recycles it once it has read it to the end (Flink's
+    /// `BufferBuilder.finish`). Returns whether bytes were published.
     #[inline]
-    pub(super) fn finish(self) -> Buffer {
-        let unpublished = self.len - self.published;
-        Buffer {
-            ptr: if unpublished == 0 {
-                self.ptr
-            } else {
-                self.unpublished_ptr()
-            },
-            segment: self.segment,
-            meta: unpublished,
+    pub fn finish(self) -> bool {
+        // Release: pairs with the Acquire load in `BufferConsumer::build`;
+        // every byte is written before a reader sees the segment finished,
+        // and the builder never touches the segment again after this store.
+        self.state()
+            .position
+            .store(self.len | FINISHED, Ordering::Release);
+        self.len != self.published
+    }
+
+    #[inline]
+    pub(super) fn ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    #[inline]
+    fn state(&self) -> &SegmentState {
+        // SAFETY: `state` points into the segment pool's state table, which lives as long as the pool, and the pool outlives every handle it lent.
+        unsafe { self.state.as_ref() }
+    }
+}
+
+/// The reader's handle to a segment a [`BufferBuilder`] writes (Flink's
+/// `BufferConsumer`): it travels the channel once, and
+/// [`build`](Self::build) slices the bytes published since the last call,
+/// while the writer may still be appending.
+///
+/// It owns the segment once the writer finished it: recycling it
+/// ([`BufferPool::recycle`](super::BufferPool::recycle)) returns the
+/// segment, which a reader does when [`is_consumed`](Self::is_consumed).
+/// Broadcast gives every reader a consumer of the same segment
+/// ([`BufferPool::share`](super::BufferPool::share)); the segment returns
+/// when the last is recycled.
+#[derive(Debug, PartialEq, Eq)]
+#[must_use = "a buffer consumer must be recycled to its pool, or its segment is lost"]
+pub struct BufferConsumer {
+    ptr: NonNull<u8>,
+    state: NonNull<SegmentState>,
+    segment: u32,
+    generation: u32,
+    /// Bytes sliced so far.
+    read: u32,
+    /// [`SHARED`], when other consumers of the segment exist.
+    meta: u32,
+}
+
+// SAFETY: a consumer reads only bytes its writer published (below the Acquire-loaded position), which the writer never writes again, and the segment is written again only after its last consumer is recycled. Sending it sends that read access.
+unsafe impl Send for BufferConsumer {}
+
+/// What a [`BufferConsumer`] found in one look at the writer's position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Readable {
+    /// Bytes published and not yet sliced.
+    pub unread: u32,
+    /// Whether the writer finished the segment.
+    pub finished: bool,
+}
+
+impl BufferConsumer {
+    /// Index of the segment within its region.
+    #[inline]
+    pub fn segment(&self) -> u32 {
+        self.segment
+    }
+
+    /// Which life of the segment this is (see [`BufferBuilder::generation`]).
+    #[inline]
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Whether other consumers of the same segment may exist (broadcast).
+    #[inline]
+    pub fn is_shared(&self) -> bool {
+        self.meta & SHARED != 0
+    }
+
+    /// Bytes sliced so far.
+    #[inline]
+    pub fn read_position(&self) -> usize {
+        self.read as usize
+    }
+
+    /// One look at the writer's position (an Acquire load).
+    #[inline]
+    pub fn readable(&self) -> Readable {
+        let position = self.load();
+        Readable {
+            unread: (position & !FINISHED) - self.read,
+            finished: position & FINISHED != 0,
         }
     }
 
+    /// Whether the writer published bytes not sliced yet, or finished the
+    /// segment: whether the reader has something to do with it.
     #[inline]
-    fn unpublished_ptr(&self) -> NonNull<u8> {
-        // SAFETY: `published <= len <= capacity`, so the pointer stays inside the segment or one past its end (callers only use it with bytes after it) and cannot be null.
-        unsafe { self.ptr.add(self.published as usize) }
+    pub fn has_news(&self) -> bool {
+        let readable = self.readable();
+        readable.unread != 0 || readable.finished
+    }
+
+    /// The bytes published since the last call, as a [`Buffer`] (Flink's
+    /// `BufferConsumer.build`), and whether the writer had finished the
+    /// segment when they were read: then the slice reaches its end and the
+    /// consumer is [consumed](Self::is_consumed).
+    #[inline]
+    pub fn build(&mut self) -> (Option<Buffer>, bool) {
+        let position = self.load();
+        let end = position & !FINISHED;
+        let finished = position & FINISHED != 0;
+        if end == self.read {
+            return (None, finished);
+        }
+        let buffer = Buffer {
+            // SAFETY: `read <= end <= capacity`, so the pointer stays inside the segment or one past its end and is not null.
+            ptr: unsafe { self.ptr.add(self.read as usize) },
+            len: end - self.read,
+        };
+        self.read = end;
+        (Some(buffer), finished)
+    }
+
+    /// Whether the writer finished the segment and every byte was sliced:
+    /// the segment can go back to its pool.
+    #[inline]
+    pub fn is_consumed(&self) -> bool {
+        self.load() == self.read | FINISHED
+    }
+
+    #[inline]
+    fn load(&self) -> u32 {
+        // SAFETY: `state` points into the segment pool's state table, which outlives every handle.
+        let state = unsafe { self.state.as_ref() };
+        // Acquire: pairs with the Release stores in `BufferBuilder::publish`
+        // and `finish`; the bytes below the position are visible after it.
+        state.position.load(Ordering::Acquire)
+    }
+
+    #[inline]
+    pub(super) fn ptr(&self) -> NonNull<u8> {
+        self.ptr
+    }
+
+    #[inline]
+    pub(super) fn state(&self) -> &SegmentState {
+        // SAFETY: as in `load`.
+        unsafe { self.state.as_ref() }
+    }
+
+    /// Marks the consumer shared and returns another one of the same
+    /// segment, at the start; the caller accounts for both in the
+    /// segment's reference count.
+    #[inline]
+    pub(super) fn alias(&mut self) -> BufferConsumer {
+        self.meta |= SHARED;
+        BufferConsumer {
+            ptr: self.ptr,
+            state: self.state,
+            segment: self.segment,
+            generation: self.generation,
+            read: 0,
+            meta: self.meta,
+        }
+    }
+}
+
+/// A read-only slice of a segment's published bytes (Flink's `Buffer` as a
+/// reader gets it from `BufferConsumer.build`). It owns nothing: it is
+/// valid while the [`BufferConsumer`] it came from is not recycled, which
+/// the reader ensures by dropping it first.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Buffer {
+    ptr: NonNull<u8>,
+    len: u32,
+}
+
+// SAFETY: a `Buffer` reads published bytes no one writes while its consumer is held (see `BufferConsumer`'s `Send`).
+unsafe impl Send for Buffer {}
+
+impl Buffer {
+    /// Number of bytes.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    /// Whether the slice holds no bytes.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes.
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr+len` lies in a live segment (the region is never unmapped while handles are out); those bytes were published before the slice was made and are not written again while its consumer is held.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len()) }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A builder and consumer over a heap array standing in for a segment.
+    fn pair(bytes: &mut [u8], state: &SegmentState) -> (BufferBuilder, BufferConsumer) {
+        let builder = BufferBuilder::new(
+            NonNull::new(bytes.as_mut_ptr()).unwrap(),
+            state,
+            0,
+            bytes.len(),
+        );
+        let consumer = builder.consumer();
+        (builder, consumer)
+    }
+
+    #[test]
+    fn the_reader_slices_what_was_published_while_the_writer_appends() {
+        let mut segment = [0u8; 16];
+        let state = SegmentState::default();
+        let (mut builder, mut consumer) = pair(&mut segment, &state);
+        builder.append(b"abc");
+        assert_eq!(consumer.build(), (None, false), "not published yet");
+        assert!(!consumer.has_news());
+        assert!(builder.publish());
+        assert!(!builder.publish(), "nothing new: no store");
+        builder.append(b"de");
+        let (slice, finished) = consumer.build();
+        assert_eq!((slice.unwrap().as_slice(), finished), (&b"abc"[..], false));
+        assert!(!consumer.is_consumed());
+        builder.append(b"f");
+        assert!(builder.finish(), "the rest was unpublished");
+        assert_eq!(
+            consumer.readable(),
+            Readable {
+                unread: 3,
+                finished: true
+            }
+        );
+        let (slice, finished) = consumer.build();
+        assert_eq!((slice.unwrap().as_slice(), finished), (&b"def"[..], true));
+        assert!(consumer.is_consumed());
+        assert_eq!(consumer.build(), (None, true));
+    }
+
+    #[test]
+    fn finishing_after_a_full_publish_adds_no_bytes() {
+        let mut segment = [0u8; 8];
+        let state = SegmentState::default();
+        let (mut builder, mut consumer) = pair(&mut segment, &state);
+        builder.append(&[7; 8]);
+        assert!(builder.is_full() && builder.publish());
+        assert_eq!(consumer.build().0.unwrap().len(), 8);
+        assert!(!consumer.is_consumed(), "not finished yet");
+        assert!(!builder.finish());
+        assert!(consumer.has_news() && consumer.is_consumed());
     }
 }

@@ -1,11 +1,10 @@
 //! A result partition's share of the segments (Flink's `LocalBufferPool`).
 
 use crate::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
 
-use crate::sync::{Arc, IndexQueue, Parker, WaitStrategy};
+use crate::sync::{Arc, IndexQueue, Parker};
 
-use super::{Buffer, BufferBuilder, MemoryError, SegmentPool};
+use super::{BufferBuilder, BufferConsumer, MemoryError, SegmentPool};
 
 /// A bounded share of the [`SegmentPool`] for one result partition.
 ///
@@ -71,34 +70,6 @@ impl BufferPool {
         Some(self.segments.lend(segment))
     }
 
-    /// A free segment to write, waiting by `wait` while the pool is
-    /// exhausted (hard back-pressure). The time spent waiting is added to
-    /// `back_pressured_ns` (the clock is read only when a wait happens).
-    /// Returns `None` if the owner is interrupted (canceled) meanwhile.
-    #[inline]
-    pub fn request_waiting(
-        &self,
-        wait: WaitStrategy,
-        back_pressured_ns: &mut u64,
-    ) -> Option<BufferBuilder> {
-        if let Some(builder) = self.request() {
-            return Some(builder);
-        }
-        let start = Instant::now();
-        let mut waiter = wait.waiter();
-        let builder = loop {
-            if let Some(builder) = self.request() {
-                break Some(builder);
-            }
-            if self.owner.is_interrupted() {
-                break None;
-            }
-            waiter.wait(&self.owner, || self.is_available(), None);
-        };
-        *back_pressured_ns += start.elapsed().as_nanos() as u64;
-        builder
-    }
-
     #[cold]
     fn grow(&self) -> Option<u32> {
         self.owned
@@ -113,60 +84,57 @@ impl BufferPool {
         segment
     }
 
-    /// Ends writing a segment: the bytes not yet viewed become the readable
-    /// [`Buffer`] that owns the segment.
+    /// Ends writing a segment and returns its reader's handle, which has
+    /// every byte to read (a builder no reader saw while it was written:
+    /// tests, benchmarks, single-threaded uses).
     #[inline]
-    pub fn finish(&self, builder: BufferBuilder) -> Buffer {
-        builder.finish()
+    pub fn finish(&self, builder: BufferBuilder) -> BufferConsumer {
+        let consumer = builder.consumer();
+        let _ = builder.finish();
+        consumer
     }
 
-    /// Hands the builder's unpublished bytes to a reader as a view (a flush)
-    /// while the builder keeps the segment and goes on writing after them.
-    /// The builder's [`finish`](Self::finish) must later travel the same
-    /// channel as its views, so the reader frees the segment only after
-    /// reading them.
-    #[inline]
-    pub fn view(&self, builder: &mut BufferBuilder) -> Buffer {
-        builder.view()
-    }
-
-    /// Returns a builder's segment unwritten (an empty flush, a canceled job).
-    /// Only for a builder whose views no reader can still hold: one without
-    /// views, or whose channel's reader is gone.
+    /// Returns a builder's segment unwritten or unread: only for a builder
+    /// whose consumer no reader ever got (an unused builder, a channel whose
+    /// reader was gone before it was queued).
     pub fn discard(&self, builder: BufferBuilder) {
-        let buffer = self.finish(builder);
-        self.recycle(buffer);
+        let segment = self.segments.release_unseen(builder);
+        let _ = self.give_back(segment);
     }
 
-    /// Another handle to the same bytes, for one more reader (broadcast).
+    /// Another consumer of the same segment, for one more reader
+    /// (broadcast).
     #[inline]
-    pub fn share(&self, buffer: &mut Buffer) -> Buffer {
-        self.segments.share(buffer)
+    pub fn share(&self, consumer: &mut BufferConsumer) -> BufferConsumer {
+        self.segments.share(consumer)
     }
 
-    /// Gives a handle back; the segment is free again once every handle to
-    /// it is back. Any thread may call this.
+    /// Gives a consumer back; the segment is free again once every consumer
+    /// of it is back. Any thread may call this. Returns whether it woke the
+    /// pool's owner from a park (a system call).
     ///
     /// # Panics
-    /// If the buffer belongs to another segment pool.
+    /// If the consumer belongs to another segment pool.
     #[inline]
-    pub fn recycle(&self, buffer: Buffer) {
-        if buffer.is_view() {
-            // Owns nothing: the owning handle behind it frees the segment.
-            return;
+    pub fn recycle(&self, consumer: BufferConsumer) -> bool {
+        match self.segments.release(consumer) {
+            Some(segment) => self.give_back(segment),
+            None => false,
         }
-        if let Some(segment) = self.segments.release(buffer) {
-            self.available
-                .push(segment)
-                .expect("a pool never holds more than max segments");
-            self.owner.unpark();
-        }
+    }
+
+    #[inline]
+    fn give_back(&self, segment: u32) -> bool {
+        self.available
+            .push(segment)
+            .expect("a pool never holds more than max segments");
+        self.owner.unpark()
     }
 
     /// Wakes the owner (a consumer went away; credit it waits for may
     /// never come back through `recycle`).
-    pub fn notify_owner(&self) {
-        self.owner.unpark();
+    pub fn notify_owner(&self) -> bool {
+        self.owner.unpark()
     }
 
     /// Whether a `request` would succeed now (a hint, racy by nature).
@@ -276,86 +244,61 @@ mod tests {
         // What was refused still fits the spanning way, byte by byte.
         assert_eq!(builder.append(&[0xff; 12]), 4);
         assert!(builder.is_full());
-        let buffer = pool.finish(builder);
+        let mut consumer = pool.finish(builder);
+        let (buffer, finished) = consumer.build();
+        let buffer = buffer.unwrap();
+        assert!(finished);
         let bytes = buffer.as_slice();
         for (i, frame) in bytes[..341 * 12].chunks_exact(12).enumerate() {
             assert_eq!(frame, (i as u32).to_le_bytes().repeat(3), "frame {i}");
         }
         assert_eq!(&bytes[341 * 12..], [0xff; 4]);
-        pool.recycle(buffer);
+        pool.recycle(consumer);
         drop(pool);
         assert!(global.is_full());
     }
 
     #[test]
-    fn shared_buffer_returns_after_last_handle() {
+    fn shared_segment_returns_after_last_consumer() {
         let global = segments(2);
         let pool = BufferPool::new(global.clone(), 1, 1, Arc::default()).unwrap();
         let mut builder = pool.request().unwrap();
         assert_eq!(builder.append(b"broadcast"), 9);
         let mut first = pool.finish(builder);
-        let second = pool.share(&mut first);
+        let mut second = pool.share(&mut first);
         let third = pool.share(&mut first);
-        assert_eq!(second.as_slice(), b"broadcast");
+        assert_eq!(second.build().0.unwrap().as_slice(), b"broadcast");
+        assert!(second.is_consumed() && !third.is_consumed());
         pool.recycle(first);
         pool.recycle(third);
         assert!(!pool.is_full());
         assert!(pool.request().is_none());
         pool.recycle(second);
         assert!(pool.is_full());
-        assert!(pool.request().is_some_and(|b| {
-            pool.discard(b);
-            true
-        }));
+        let builder = pool.request().expect("the segment came back");
+        pool.discard(builder);
     }
 
     #[test]
-    fn views_leave_the_segment_with_its_builder_until_it_finishes() {
+    fn a_segment_comes_back_only_through_its_consumer_once_finished() {
         let global = segments(2);
         let pool = BufferPool::new(global.clone(), 1, 1, Arc::default()).unwrap();
         let mut builder = pool.request().unwrap();
+        let mut consumer = builder.consumer();
         builder.append(b"ab");
-        let first = pool.view(&mut builder);
+        builder.publish();
         builder.append(b"cde");
         assert_eq!(builder.unpublished(), 3);
-        let second = pool.view(&mut builder);
-        assert_eq!(
-            (first.as_slice(), second.as_slice()),
-            (&b"ab"[..], &b"cde"[..])
-        );
-        assert!(first.is_view() && second.is_view() && builder.has_views());
-        assert_eq!(builder.unpublished(), 0);
-        pool.recycle(first);
-        pool.recycle(second);
-        assert_eq!(pool.segments_in_use(), 1, "views own nothing");
+        assert_eq!(consumer.build().0.unwrap().as_slice(), b"ab");
+        builder.publish();
         builder.append(b"f");
-        let owner = pool.finish(builder);
-        assert!(!owner.is_view());
-        assert_eq!(owner.as_slice(), b"f");
-        pool.recycle(owner);
-        assert!(pool.is_full());
-    }
-
-    #[test]
-    fn finishing_after_every_byte_was_viewed_gives_an_empty_owner() {
-        let global = segments(1);
-        let pool = BufferPool::new(global.clone(), 1, 1, Arc::default()).unwrap();
-        let mut builder = pool.request().unwrap();
-        builder.append(&[7; 4096]);
-        let view = pool.view(&mut builder);
-        assert_eq!(view.len(), 4096);
-        let mut owner = pool.finish(builder);
-        assert!(owner.is_empty() && !owner.is_view());
-        // A broadcast view copies stay views; the owner is counted.
-        let mut viewed = view;
-        let copy = pool.share(&mut viewed);
-        assert!(copy.is_view() && !copy.is_shared());
-        let shared = pool.share(&mut owner);
-        pool.recycle(copy);
-        pool.recycle(viewed);
-        pool.recycle(owner);
-        assert!(!pool.is_full(), "one owning handle is still out");
-        pool.recycle(shared);
+        assert_eq!(consumer.build().0.unwrap().as_slice(), b"cde");
+        assert_eq!(pool.segments_in_use(), 1);
+        assert!(builder.finish());
+        let (last, finished) = consumer.build();
+        assert_eq!((last.unwrap().as_slice(), finished), (&b"f"[..], true));
+        assert!(consumer.is_consumed());
+        pool.recycle(consumer);
         assert!(pool.is_full());
     }
 
@@ -387,7 +330,7 @@ mod tests {
     fn foreign_buffer_is_refused() {
         let a = BufferPool::new(segments(1), 1, 1, Arc::default()).unwrap();
         let b = BufferPool::new(segments(1), 1, 1, Arc::default()).unwrap();
-        let buffer = a.finish(a.request().unwrap());
-        b.recycle(buffer);
+        let consumer = a.finish(a.request().unwrap());
+        b.recycle(consumer);
     }
 }

@@ -3,21 +3,23 @@
 use std::mem::ManuallyDrop;
 use std::time::Instant;
 
-use crate::sync::atomic::{fence, AtomicU32, AtomicUsize, Ordering};
-use crate::sync::{Arc, IndexQueue, Mutex, Parker};
+use crate::sync::atomic::{fence, AtomicUsize, Ordering};
+use crate::sync::{Arc, CachePadded, IndexQueue, Mutex, Parker};
 
-use super::{Buffer, BufferBuilder, MemoryConfig, MemoryError, MemoryRegion};
+use super::buffer::SegmentState;
+use super::{BufferBuilder, BufferConsumer, MemoryConfig, MemoryError, MemoryRegion};
 
 /// Owns the region and the free list of its segments; lends segments to
-/// [`BufferPool`](super::BufferPool)s and keeps each lent segment's reference
-/// count (several for a broadcast buffer).
+/// [`BufferPool`](super::BufferPool)s and keeps each lent segment's shared
+/// state: the writer's published position and, for a broadcast segment,
+/// its readers' reference count.
 #[derive(Debug)]
 pub struct SegmentPool {
     region: ManuallyDrop<MemoryRegion>,
     free: IndexQueue,
-    /// Per segment: the number of `Buffer` handles out while it is shared
-    /// (broadcast); unused for exclusive buffers.
-    refs: Box<[AtomicU32]>,
+    /// Per segment: the writer's position and the shared reference count,
+    /// each on its own cache line.
+    states: Box<[CachePadded<SegmentState>]>,
     /// Serialises [`take_many`](Self::take_many), so two reservations never
     /// each hold part of what they need and both fail.
     reserving: Mutex<()>,
@@ -68,7 +70,9 @@ impl SegmentPool {
         Ok(Self {
             region: ManuallyDrop::new(region),
             free,
-            refs: (0..segments).map(|_| AtomicU32::new(0)).collect(),
+            states: (0..segments)
+                .map(|_| CachePadded::new(SegmentState::default()))
+                .collect(),
             reserving: Mutex::new(()),
             waiters: Mutex::new(Waiters::default()),
             waiting: AtomicUsize::new(0),
@@ -236,62 +240,69 @@ impl SegmentPool {
     pub(super) fn lend(&self, segment: u32) -> BufferBuilder {
         BufferBuilder::new(
             self.region.segment_ptr(segment),
+            &self.states[segment as usize],
             segment,
             self.region.segment_size(),
         )
     }
 
-    /// Another handle to `buffer`'s bytes (broadcast).
+    /// Another consumer of `consumer`'s segment, for one more reader
+    /// (broadcast).
     #[inline]
-    pub(super) fn share(&self, buffer: &mut Buffer) -> Buffer {
-        let segment = self.check_owned(buffer);
-        if buffer.is_view() {
-            // A view owns nothing, so neither do copies of it.
-            return buffer.copy_view();
-        }
-        let refs = &self.refs[segment as usize];
-        if buffer.is_shared() {
-            // Relaxed: the caller holds a handle, so the count cannot reach
-            // zero concurrently (as in `Arc::clone`).
+    pub(super) fn share(&self, consumer: &mut BufferConsumer) -> BufferConsumer {
+        let segment = self.check_owned(consumer);
+        let refs = &consumer.state().refs;
+        if consumer.is_shared() {
+            // Relaxed: the caller holds a consumer, so the count cannot
+            // reach zero concurrently (as in `Arc::clone`).
             refs.fetch_add(1, Ordering::Relaxed);
         } else {
-            // The only handle so far: no one else reads the count. The
-            // handles carry it to other threads through Release/Acquire
+            // The only consumer so far: no one else reads the count. The
+            // consumers carry it to other threads through Release/Acquire
             // hand-offs (the rings).
             refs.store(2, Ordering::Relaxed);
         }
-        buffer.alias()
+        debug_assert_eq!(consumer.segment(), segment);
+        consumer.alias()
     }
 
-    /// Drops one handle; the segment index if it was the last, so the
-    /// segment is free to be written again. Not for views, which own
-    /// nothing ([`BufferPool::recycle`](super::BufferPool::recycle) drops
-    /// them before coming here).
+    /// Drops one consumer; the segment index if it was the last, so the
+    /// segment is free to be written again.
     #[inline]
-    pub(super) fn release(&self, buffer: Buffer) -> Option<u32> {
-        debug_assert!(!buffer.is_view(), "a view owns no segment to release");
-        let segment = self.check_owned(&buffer);
-        if !buffer.is_shared() {
+    pub(super) fn release(&self, consumer: BufferConsumer) -> Option<u32> {
+        let segment = self.check_owned(&consumer);
+        if !consumer.is_shared() {
             return Some(segment);
         }
         // Release: pairs with the Acquire fence below in whichever thread
-        // drops the last handle, so every reader's reads happen before the
+        // drops the last consumer, so every reader's reads happen before the
         // segment is written again (as in `Arc::drop`).
-        if self.refs[segment as usize].fetch_sub(1, Ordering::Release) != 1 {
+        if consumer.state().refs.fetch_sub(1, Ordering::Release) != 1 {
             return None;
         }
         fence(Ordering::Acquire);
         Some(segment)
     }
 
-    /// The buffer's segment index, after checking the handle points into
+    /// Returns a builder's segment that no consumer ever saw.
+    #[inline]
+    pub(super) fn release_unseen(&self, builder: BufferBuilder) -> u32 {
+        let segment = builder.segment();
+        assert!(
+            self.region.segment_of(builder.ptr()) == Some(segment),
+            "builder of segment {segment} does not belong to this segment pool"
+        );
+        segment
+    }
+
+    /// The consumer's segment index, after checking the handle points into
     /// that segment of this region (a foreign handle would hand one segment
     /// to two writers).
     #[inline]
-    fn check_owned(&self, buffer: &Buffer) -> u32 {
-        let segment = buffer.segment();
+    fn check_owned(&self, consumer: &BufferConsumer) -> u32 {
+        let segment = consumer.segment();
         assert!(
-            self.region.segment_of(buffer.ptr()) == Some(segment),
+            self.region.segment_of(consumer.ptr()) == Some(segment),
             "buffer of segment {segment} does not belong to this segment pool"
         );
         segment

@@ -1,6 +1,6 @@
 //! In-band events: they travel in the same ring as data, so order is kept.
 
-use crate::memory::Buffer;
+use crate::memory::BufferConsumer;
 
 /// What kind of snapshot a barrier asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,15 +39,17 @@ pub enum Event {
     CheckpointBarrier(CheckpointBarrier),
 }
 
-/// What one ring slot carries: a buffer of serialized records, or an event.
+/// What one ring slot carries: the consumer of a segment of serialized
+/// records (queued once, read in slices as the writer publishes), or an
+/// event.
 ///
 /// Events are small values, not serialized into pool segments, so they never
 /// take a buffer from the writer's quota (Flink likewise serializes events
 /// into unpooled memory).
 #[derive(Debug)]
 pub enum ChannelItem {
-    /// Serialized records.
-    Data(Buffer),
+    /// A segment of serialized records.
+    Data(BufferConsumer),
     /// An in-band event.
     Event(Event),
 }

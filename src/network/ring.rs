@@ -300,6 +300,34 @@ impl<T> Consumer<T> {
         Some(value)
     }
 
+    /// The oldest item, left in the ring: the consumer may change it in
+    /// place (a reader's position in a buffer it reads in slices), and its
+    /// slot stays occupied until [`pop`](Self::pop), so the item still
+    /// counts against the credit and, should the consumer close meanwhile,
+    /// goes back with the ring's leftovers.
+    #[inline]
+    pub fn peek_mut(&mut self) -> Option<&mut T> {
+        if self.closed || (self.head == self.cached_tail && self.reload_tail() == 0) {
+            return None;
+        }
+        let slot = self.shared.slot(self.head);
+        // SAFETY: `head < tail` as published by the producer, so the slot holds an initialised item; the producer does not touch it until `head` is published past it, and `&mut self` makes this the only reference.
+        Some(slot.with_mut(|slot| unsafe { (*slot).assume_init_mut() }))
+    }
+
+    /// The oldest item, through `&self` (the park re-check): the published
+    /// tail is loaded, not cached.
+    #[inline]
+    pub fn peek(&self) -> Option<&T> {
+        // Acquire: pairs with `Producer::publish`.
+        if self.closed || self.shared.tail.load(Ordering::Acquire) == self.head {
+            return None;
+        }
+        let slot = self.shared.slot(self.head);
+        // SAFETY: as in `peek_mut`; only shared access is handed out here, and the consumer's `&mut` methods cannot run while it lives.
+        Some(slot.with(|slot| unsafe { (*slot).assume_init_ref() }))
+    }
+
     /// Pops up to `max` items into `sink`, freeing their slots with a single
     /// store; returns how many were popped.
     #[inline]

@@ -537,10 +537,12 @@ mod tests {
 
         let mut deserializer = RecordDeserializer::new(64);
         let mut got = Collect::default();
-        for buffer in buffers {
-            deserializer.set_next_buffer(buffer);
+        for mut consumer in buffers {
+            deserializer.set_next_buffer(consumer.build().0.unwrap());
             deserializer.read_records(&mut got).unwrap();
-            pool.recycle(deserializer.take_buffer().unwrap());
+            drop(deserializer.take_buffer());
+            assert!(consumer.is_consumed());
+            pool.recycle(consumer);
         }
         assert!(!deserializer.has_partial_record());
         assert_eq!(got.records, expected);

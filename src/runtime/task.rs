@@ -8,6 +8,7 @@ use super::deployment::TaskDeploymentDescriptor;
 use super::ids::ExecutionAttemptId;
 use super::{AtomicExecutionState, ExecutionState};
 use crate::mailbox::{LoopExit, Mail, MailboxMetrics, MailboxProcessor, TaskMailbox};
+use crate::metrics::trace::{self, ThreadTrace};
 use crate::metrics::{thread_cpu_time, AllocationCount};
 use crate::network::{RecordWriter, ShuffleEnvironment};
 use crate::streaming::{StreamTask, StreamTaskResult};
@@ -42,6 +43,8 @@ pub struct TaskOutcome {
     /// CPU time the task thread used while its mailbox loop ran (`None` if
     /// the loop never ran or the platform has no thread CPU clock).
     pub loop_cpu: Option<Duration>,
+    /// The thread's timeline, when the job was traced.
+    pub trace: Option<ThreadTrace>,
 }
 
 /// A task that did not reach a final state within the cancellation
@@ -67,8 +70,11 @@ pub struct TaskSettings {
     pub wait: WaitStrategy,
     /// Mails per mailbox lane.
     pub mailbox_capacity: usize,
-    /// The job's time origin (latency timestamps).
+    /// The job's time origin (latency timestamps, trace times).
     pub epoch: Instant,
+    /// Events each task thread's timeline trace holds (0: no trace). The
+    /// buffer is allocated before the task's loop starts.
+    pub trace_events: usize,
 }
 
 /// One subtask: created by `TaskExecutor::submit_task`, run on its own
@@ -89,6 +95,8 @@ pub struct Task {
     loop_allocations: std::sync::atomic::AtomicU64,
     /// Nanoseconds of CPU time in the loop; `u64::MAX` until measured.
     loop_cpu_ns: std::sync::atomic::AtomicU64,
+    /// The timeline recorded on the task thread, handed over at the end.
+    trace: Mutex<Option<ThreadTrace>>,
 }
 
 type InvokeResult = (Result<LoopExit, String>, Option<StreamTaskResult>);
@@ -130,6 +138,7 @@ impl Task {
             updates: Mutex::new(updates),
             loop_allocations: std::sync::atomic::AtomicU64::new(0),
             loop_cpu_ns: std::sync::atomic::AtomicU64::new(u64::MAX),
+            trace: Mutex::new(None),
         }
     }
 
@@ -251,9 +260,17 @@ impl Task {
         if !self.transition(ExecutionState::Initializing, ExecutionState::Running) {
             return (Ok(LoopExit::Canceled), None);
         }
+        if self.settings.trace_events > 0 {
+            trace::install(
+                self.thread_name(),
+                self.settings.trace_events,
+                self.settings.epoch,
+            );
+        }
         let before = AllocationCount::thread_now();
         let cpu_before = thread_cpu_time();
         let exit = task.invoke(processor).map_err(|e| e.to_string());
+        *self.trace.lock().expect("trace lock") = trace::uninstall();
         if let (Some(before), Some(after)) = (cpu_before, thread_cpu_time()) {
             let ns = after.saturating_sub(before).as_nanos();
             self.loop_cpu_ns.store(
@@ -423,6 +440,7 @@ impl Task {
                 u64::MAX => None,
                 ns => Some(Duration::from_nanos(ns)),
             },
+            trace: self.trace.lock().expect("trace lock").take(),
         });
         self.report(state);
         self.terminated.notify_all();

@@ -147,6 +147,9 @@ impl TaskExecutor {
                 if let Some(id) = core {
                     core_affinity::set_for_current(core_affinity::CoreId { id });
                 }
+                // A paced source's next record and a flush deadline must
+                // not slip by the default 50 µs timer slack.
+                crate::sync::precise_timers();
                 runner.run();
             });
         match spawned {

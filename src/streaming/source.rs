@@ -31,6 +31,11 @@ pub struct SourceSpec {
     pub keys: KeyDistribution,
     /// Stamp records with their emit time (needs `record_size >= 16`).
     pub timestamps: bool,
+    /// Emit nothing and stay open until the job's other sources finished
+    /// (told by a [`Mail::EndOfInput`](crate::mailbox::Mail::EndOfInput)):
+    /// an open, silent input (flink-benchmarks' `QueuingLongSource`), not
+    /// a finished one.
+    pub idle: bool,
 }
 
 impl Default for SourceSpec {
@@ -45,6 +50,7 @@ impl Default for SourceSpec {
             key_space: 1024,
             keys: KeyDistribution::Uniform,
             timestamps: false,
+            idle: false,
         }
     }
 }
@@ -99,6 +105,8 @@ pub enum SourceStatus {
     MoreAvailable,
     /// Ahead of its offered rate: nothing to emit before `Instant`.
     WaitUntil(Instant),
+    /// An idle source waiting for the job's other sources to finish.
+    Idle,
     /// Done.
     Finished,
 }
@@ -116,6 +124,8 @@ pub struct SourceFunction {
     epoch: Instant,
     /// Zipf keys, read cyclically; empty for uniform keys.
     zipf: Vec<u32>,
+    /// An idle source was told the other sources finished.
+    released: bool,
 }
 
 impl SourceFunction {
@@ -134,8 +144,20 @@ impl SourceFunction {
                 KeyDistribution::Uniform => Vec::new(),
                 KeyDistribution::Zipf { exponent } => zipf_keys(spec.key_space, exponent),
             },
+            released: false,
             spec,
         }
+    }
+
+    /// Tells an idle source that the job's other sources finished: it
+    /// finishes at its next turn.
+    pub fn end_input(&mut self) {
+        self.released = true;
+    }
+
+    /// Whether this is an idle source still waiting to be released.
+    pub fn is_idle(&self) -> bool {
+        self.spec.idle && !self.released
     }
 
     /// Value `value` with its key drawn from the Zipf table at `seq`.
@@ -152,6 +174,13 @@ impl SourceFunction {
 
     /// Emits one batch into `chain` (one clock read per batch).
     pub fn emit_batch(&mut self, chain: &mut OperatorChain) -> Result<SourceStatus, ChainError> {
+        if self.spec.idle {
+            return Ok(if self.released {
+                SourceStatus::Finished
+            } else {
+                SourceStatus::Idle
+            });
+        }
         let now = Instant::now();
         let started = *self.started.get_or_insert(now);
         if self
@@ -314,6 +343,7 @@ mod tests {
             SourceStatus::WaitUntil(at) => assert!(at > Instant::now() - Duration::from_millis(1)),
             SourceStatus::MoreAvailable => {} // the machine was slow: records were due
             SourceStatus::Finished => panic!("10 records at 1000/s take ~10 ms"),
+            SourceStatus::Idle => panic!("a busy source is never idle"),
         }
     }
 

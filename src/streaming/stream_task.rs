@@ -16,16 +16,20 @@ use crate::mailbox::{ActionStatus, LoopExit, Mail, MailboxDefaultAction, Mailbox
 use crate::network::partition::PartitionMetrics;
 use crate::network::{InputGate, RecordWriter, WriteError};
 
-/// When partially filled output buffers are sent (Flink's
+/// When written bytes become readable downstream (Flink's
 /// `execution.buffer-timeout`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BufferTimeout {
-    /// Flush after every record (`0 ms`): lowest latency.
+    /// `0 ms`: every record is readable as soon as it is written (one
+    /// publish per record, or per batch on the 8-byte batch paths).
     EveryRecord,
-    /// Flush at least this often (`N ms`; Flink's default is 100 ms).
+    /// `N ms` (Flink's default is 100 ms): written bytes become readable at
+    /// most this long after they were written, by the task's own flush
+    /// deadline; an idle task sleeps no longer than that deadline, and does
+    /// not flush because it goes idle.
     Interval(Duration),
-    /// Flush only full buffers (`none`), and at end of input, before events
-    /// and before the task parks.
+    /// `none`: only full buffers are sent, plus everything at end of input
+    /// and before an event.
     Never,
 }
 
@@ -156,8 +160,9 @@ impl StreamTask {
             }
             _ => {}
         }
-        if config.buffer_timeout == BufferTimeout::EveryRecord {
-            writers.iter_mut().for_each(|w| w.set_flush_always(true));
+        for writer in &mut writers {
+            writer.set_flush_always(config.buffer_timeout == BufferTimeout::EveryRecord);
+            writer.set_flush_before_wait(config.buffer_timeout != BufferTimeout::Never);
         }
         let head = match config.kind {
             StreamTaskKind::Source(spec) => Head::Source {
@@ -228,26 +233,18 @@ impl StreamTask {
     /// Flushes on the buffer-timeout schedule (one clock read per turn, and
     /// only when a timeout interval is set).
     #[inline]
-    fn flush_if_due(&mut self) -> Result<(), WriteError> {
+    fn flush_if_due(&mut self) {
         if let (Some(due), BufferTimeout::Interval(interval)) =
             (self.next_flush, self.buffer_timeout)
         {
             let now = Instant::now();
             if now >= due {
                 for writer in self.chain.writers() {
-                    writer.flush_due()?;
+                    writer.flush_all();
                 }
                 self.next_flush = Some(now + interval);
             }
         }
-        Ok(())
-    }
-
-    fn flush_all(&mut self) -> Result<(), WriteError> {
-        for writer in self.chain.writers() {
-            writer.flush_all()?;
-        }
-        Ok(())
     }
 
     fn outputs_available(&self) -> bool {
@@ -255,6 +252,13 @@ impl StreamTask {
             .writers_ref()
             .iter()
             .all(|w| w.partition().is_available())
+    }
+
+    fn has_unflushed_data(&self) -> bool {
+        self.chain
+            .writers_ref()
+            .iter()
+            .any(|w| w.partition().has_unflushed_data())
     }
 }
 
@@ -281,6 +285,10 @@ impl MailboxDefaultAction for StreamTask {
                     *wait_until = Some(at);
                     ActionStatus::NothingAvailable
                 }
+                SourceStatus::Idle => {
+                    *wait_until = None;
+                    ActionStatus::NothingAvailable
+                }
                 SourceStatus::Finished => ActionStatus::Finished,
             },
             Head::Input(input) => match input.process(&mut self.chain)? {
@@ -290,12 +298,17 @@ impl MailboxDefaultAction for StreamTask {
             },
         };
         if status == ActionStatus::MoreAvailable {
-            self.flush_if_due()?;
+            self.flush_if_due();
         }
         Ok(status)
     }
 
-    fn handle_mail(&mut self, _mail: Mail) -> Result<(), StreamTaskError> {
+    fn handle_mail(&mut self, mail: Mail) -> Result<(), StreamTaskError> {
+        if mail == Mail::EndOfInput {
+            if let Head::Source { function, .. } = &mut self.head {
+                function.end_input();
+            }
+        }
         // Checkpoint mails are served by the checkpointing layer once it
         // exists; until then they, timers and actions are only counted.
         self.mails += 1;
@@ -304,7 +317,10 @@ impl MailboxDefaultAction for StreamTask {
 
     fn is_input_available(&self) -> bool {
         match &self.head {
-            Head::Source { wait_until, .. } => wait_until.is_none_or(|at| Instant::now() >= at),
+            Head::Source {
+                function,
+                wait_until,
+            } => !function.is_idle() && wait_until.is_none_or(|at| Instant::now() >= at),
             Head::Input(input) => input.is_input_available(),
         }
     }
@@ -313,14 +329,28 @@ impl MailboxDefaultAction for StreamTask {
         self.outputs_available()
     }
 
-    fn before_idle(&mut self) -> Result<(), StreamTaskError> {
-        Ok(self.flush_all()?)
-    }
-
     fn next_deadline(&self) -> Option<Instant> {
-        match &self.head {
+        let paced = match &self.head {
             Head::Source { wait_until, .. } => *wait_until,
             Head::Input(_) => None,
+        };
+        let flush = self.next_flush.filter(|_| self.has_unflushed_data());
+        match (paced, flush) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
+    }
+
+    fn on_deadline(&mut self) -> Result<(), StreamTaskError> {
+        self.flush_if_due();
+        Ok(())
+    }
+
+    fn hard_back_pressured_ns(&self) -> u64 {
+        self.chain
+            .writers_ref()
+            .iter()
+            .map(|w| w.partition().metrics().hard_back_pressured_ns)
+            .sum()
     }
 }

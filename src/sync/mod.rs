@@ -10,7 +10,7 @@ mod wait;
 
 pub use crossbeam_utils::CachePadded;
 pub use parker::Parker;
-pub use wait::{WaitStrategy, Waiter};
+pub use wait::{precise_timers, Round, WaitStrategy, Waiter, PARK_MARGIN};
 
 #[cfg(loom)]
 pub use loom::sync::Arc;

@@ -94,15 +94,14 @@ impl Parker {
     }
 
     /// Wakes the parked thread, if it is parked. Call it *after* publishing
-    /// whatever the consumer's `ready()` check looks at.
+    /// whatever the consumer's `ready()` check looks at. Returns whether it
+    /// woke a sleeping thread (a system call).
     #[inline]
-    pub fn unpark(&self) {
+    pub fn unpark(&self) -> bool {
         // SeqCst fence: pairs with the SeqCst fence in `park_unless` (see the
         // type's docs for why that makes lost wake-ups impossible).
         fence(Ordering::SeqCst);
-        if self.state.load(Ordering::Relaxed) == PARKED {
-            self.unpark_slow();
-        }
+        self.state.load(Ordering::Relaxed) == PARKED && self.unpark_slow()
     }
 
     /// Interrupts the owner (cancellation): the flag is set for good and the
@@ -126,17 +125,18 @@ impl Parker {
     }
 
     #[cold]
-    fn unpark_slow(&self) {
+    fn unpark_slow(&self) -> bool {
         // Release: pairs with the Acquire compare-exchange in `park_unless`.
-        if self
+        let won = self
             .state
             .compare_exchange(PARKED, NOTIFIED, Ordering::Release, Ordering::Relaxed)
-            .is_ok()
-        {
+            .is_ok();
+        if won {
             if let Some(thread) = self.thread.lock().unwrap().as_ref() {
                 thread.unpark();
             }
         }
+        won
     }
 
     fn register_current(&self) {

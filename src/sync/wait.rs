@@ -1,11 +1,12 @@
 //! How a task waits for input or for output capacity.
 
 use std::hint;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{thread, Parker};
 
-/// How a task waits when it has no input, or no output buffer (back-pressure).
+/// How a task waits when it has no input, or no output capacity
+/// (back-pressure).
 ///
 /// Like disruptor's wait strategies, escalating like crossbeam's `Backoff`:
 /// spin with `spin_loop` hints, then yield the core, then park. Spinning is
@@ -54,6 +55,27 @@ impl WaitStrategy {
     }
 }
 
+/// What one round of a wait did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Round {
+    /// Spun on the core.
+    Spun,
+    /// Offered the core to another runnable thread.
+    Yielded,
+    /// Slept in the kernel until woken, the deadline, or (rarely) for no
+    /// reason.
+    Parked,
+    /// Was about to park, but the re-check found what it waited for.
+    Ready,
+}
+
+/// A timed park ends this long before its deadline, and the rest is spun
+/// or yielded: a sleeping thread wakes late by its timer slack and the
+/// machine's wake-up latency (tens of microseconds in a VM), and a deadline
+/// (a paced source's next record, a buffer-timeout flush) should not
+/// slip by that.
+pub const PARK_MARGIN: Duration = Duration::from_micros(100);
+
 /// The state of one wait episode: how far the escalation has gone.
 #[derive(Clone, Copy, Debug)]
 pub struct Waiter {
@@ -66,14 +88,16 @@ impl Waiter {
     /// caller re-checks and calls again if not.
     ///
     /// `ready` is the re-check used by the park handshake; `deadline` bounds
-    /// a park (a buffer-timeout flush, a cancellation check).
+    /// a park (a buffer-timeout flush, a paced source's next record): a park
+    /// ends [`PARK_MARGIN`] before it, and closer to it the waiter yields
+    /// instead of parking.
     #[inline]
     pub fn wait(
         &mut self,
         parker: &Parker,
         ready: impl FnOnce() -> bool,
         deadline: Option<Instant>,
-    ) {
+    ) -> Round {
         let round = self.round;
         self.round = self.round.saturating_add(1);
         match self.strategy {
@@ -82,17 +106,16 @@ impl Waiter {
                 if round < spins {
                     spin(round)
                 } else {
-                    thread::yield_now()
+                    yield_now()
                 }
             }
             WaitStrategy::SpinPark { spins, yields } => {
                 if round < spins {
                     spin(round)
                 } else if round < spins.saturating_add(yields) {
-                    thread::yield_now()
+                    yield_now()
                 } else {
-                    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                    parker.park_unless(ready, timeout);
+                    park(parker, ready, deadline)
                 }
             }
         }
@@ -109,9 +132,55 @@ impl Waiter {
 
 /// Spins `2^min(round, 6)` hints: short at first, longer as the wait drags on.
 #[inline]
-fn spin(round: u32) {
+fn spin(round: u32) -> Round {
     for _ in 0..(1u32 << round.min(6)) {
         hint::spin_loop();
+    }
+    Round::Spun
+}
+
+#[inline]
+fn yield_now() -> Round {
+    thread::yield_now();
+    Round::Yielded
+}
+
+/// Parks until woken, or until [`PARK_MARGIN`] before `deadline`; yields
+/// instead when the deadline is closer than that.
+fn park(parker: &Parker, ready: impl FnOnce() -> bool, deadline: Option<Instant>) -> Round {
+    let timeout = match deadline {
+        None => None,
+        Some(deadline) => {
+            match deadline
+                .saturating_duration_since(Instant::now())
+                .checked_sub(PARK_MARGIN)
+            {
+                Some(timeout) if !timeout.is_zero() => Some(timeout),
+                _ => return yield_now(),
+            }
+        }
+    };
+    if parker.park_unless(ready, timeout) {
+        Round::Parked
+    } else {
+        Round::Ready
+    }
+}
+
+/// Makes the calling thread's timed sleeps wake on time: Linux lets a
+/// timer fire up to the thread's timer slack late (50 µs by default) to
+/// batch wake-ups; a task thread asks for 1 ns, so a paced source or a
+/// flush deadline is not overshot by the slack. Returns whether the
+/// platform took it.
+pub fn precise_timers() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_TIMERSLACK takes the slack in nanoseconds as its only argument and affects only the calling thread.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) == 0 }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
     }
 }
 
@@ -127,13 +196,36 @@ mod tests {
             yields: 3,
         }
         .waiter();
-        for _ in 0..5 {
-            assert!(!waiter.would_park());
-            waiter.wait(&parker, || true, None);
-        }
+        let rounds: Vec<Round> = (0..5)
+            .map(|_| {
+                assert!(!waiter.would_park());
+                waiter.wait(&parker, || true, None)
+            })
+            .collect();
+        use Round::{Spun, Yielded};
+        assert_eq!(rounds, [Spun, Spun, Yielded, Yielded, Yielded]);
         assert!(waiter.would_park());
         // A ready input makes the park return at once.
-        waiter.wait(&parker, || true, None);
+        assert_eq!(waiter.wait(&parker, || true, None), Round::Ready);
+        assert_eq!(
+            waiter.wait(&parker, || false, Some(Instant::now() + PARK_MARGIN * 2)),
+            Round::Parked
+        );
+    }
+
+    #[test]
+    fn a_deadline_closer_than_the_margin_is_never_slept_through() {
+        let parker = Parker::new();
+        let mut waiter = WaitStrategy::SpinPark {
+            spins: 0,
+            yields: 0,
+        }
+        .waiter();
+        let deadline = Instant::now() + PARK_MARGIN / 2;
+        assert_eq!(
+            waiter.wait(&parker, || false, Some(deadline)),
+            Round::Yielded
+        );
     }
 
     #[test]
@@ -143,8 +235,15 @@ mod tests {
         assert!(WaitStrategy::default().releases_core());
         let mut waiter = WaitStrategy::BusySpin.waiter();
         for _ in 0..100 {
-            waiter.wait(&Parker::new(), || false, None);
+            assert_eq!(waiter.wait(&Parker::new(), || false, None), Round::Spun);
             assert!(!waiter.would_park());
         }
+    }
+
+    #[test]
+    fn timer_slack_can_be_made_precise() {
+        std::thread::spawn(|| assert_eq!(precise_timers(), cfg!(target_os = "linux")))
+            .join()
+            .unwrap();
     }
 }

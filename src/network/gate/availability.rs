@@ -1,6 +1,7 @@
 //! Which of a gate's channels have data: a queue of channel indices that
 //! producers fill and the consumer drains, plus the consumer's parker.
 
+use crate::metrics::trace;
 use crate::sync::atomic::{fence, AtomicBool, Ordering};
 use crate::sync::{Arc, CachePadded, IndexQueue, Parker};
 
@@ -76,7 +77,7 @@ impl ChannelAvailability {
             self.queue
                 .push(channel)
                 .expect("a channel is queued at most once");
-            self.consumer.unpark();
+            trace::wake_up(|| self.consumer.unpark());
         }
     }
 

@@ -2,10 +2,11 @@
 
 use std::sync::OnceLock;
 
-use crate::memory::{Buffer, BufferPool};
-use crate::network::event::ChannelItem;
+use crate::memory::{BufferConsumer, BufferPool};
+use crate::metrics::trace;
+use crate::network::event::{ChannelItem, Event};
 use crate::network::ring;
-use crate::network::serde::RecordDeserializer;
+use crate::network::serde::{RecordConsumer, RecordDeserializer, SerdeError, VALUE_RUN};
 use crate::sync::Arc;
 
 /// Counters of one input channel.
@@ -13,7 +14,8 @@ use crate::sync::Arc;
 pub struct ChannelMetrics {
     /// Records read.
     pub records_in: u64,
-    /// Buffers read.
+    /// Buffers read: slices of published bytes, one per read that found
+    /// new bytes.
     pub buffers_in: u64,
     /// Bytes in those buffers.
     pub bytes_in: u64,
@@ -44,28 +46,43 @@ impl Recycler {
         self.0.get().is_some()
     }
 
-    /// Gives a buffer back to the producer's pool.
+    /// Gives a segment's consumer back to the producer's pool.
     ///
     /// # Panics
-    /// If no pool is bound: a buffer cannot exist before its pool.
+    /// If no pool is bound: a segment cannot arrive before its pool exists.
     #[inline]
-    pub fn recycle(&self, buffer: Buffer) {
-        self.0
+    pub fn recycle(&self, consumer: BufferConsumer) {
+        let pool = self
+            .0
             .get()
-            .expect("a buffer arrived before its pool was bound")
-            .recycle(buffer);
+            .expect("a buffer arrived before its pool was bound");
+        trace::wake_up(|| pool.recycle(consumer));
     }
 
     /// Wakes the producer, if it has set up.
     pub fn notify_producer(&self) {
         if let Some(pool) = self.0.get() {
-            pool.notify_owner();
+            trace::wake_up(|| pool.notify_owner());
         }
     }
 }
 
-/// Flink's `LocalInputChannel`: reads the ring its producer's subpartition
-/// fills and gives each buffer back to the producer's pool once read.
+/// What one [`InputChannel::read`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Read {
+    /// A slice of published bytes was read; it yielded this many records.
+    Records(usize),
+    /// An event, taken off the channel.
+    Event(Event),
+    /// Nothing published since the last read.
+    Nothing,
+}
+
+/// Flink's `LocalInputChannel`: reads the segments its producer's
+/// subpartition queues, slice by slice as the producer publishes (the head
+/// segment stays queued while it is read), and gives each segment back to
+/// the producer's pool once the producer finished it and every byte is
+/// read.
 #[derive(Debug)]
 pub struct InputChannel {
     pub(super) ring: ring::Consumer<ChannelItem>,
@@ -100,18 +117,91 @@ impl InputChannel {
     pub fn metrics(&self) -> ChannelMetrics {
         self.metrics
     }
+
+    /// Whether the producer published something not read yet, finished the
+    /// head segment, or queued an event (the re-check before the gate
+    /// forgets the channel; loads the producer's published state).
+    #[inline]
+    pub(super) fn has_news(&self) -> bool {
+        match self.ring.peek() {
+            None => false,
+            Some(ChannelItem::Event(_)) => true,
+            Some(ChannelItem::Data(consumer)) => consumer.has_news(),
+        }
+    }
+
+    /// Reads the next slice of published bytes into `records` (decoding
+    /// runs of 8-byte records into `values`), or takes the next event.
+    /// Finished segments read to the end go back to their pool on the way.
+    #[inline]
+    pub(super) fn read(
+        &mut self,
+        records: &mut impl RecordConsumer,
+        values: &mut [u64; VALUE_RUN],
+    ) -> Result<Read, SerdeError> {
+        loop {
+            let consumer = match self.ring.peek_mut() {
+                None => return Ok(Read::Nothing),
+                Some(ChannelItem::Event(event)) => {
+                    let event = *event;
+                    let _ = self.ring.pop();
+                    return self.on_event(event).map(|()| Read::Event(event));
+                }
+                Some(ChannelItem::Data(consumer)) => consumer,
+            };
+            let from = consumer.read_position();
+            let (buffer, finished) = consumer.build();
+            let read = match buffer {
+                Some(buffer) => {
+                    self.metrics.buffers_in += 1;
+                    self.metrics.bytes_in += buffer.len() as u64;
+                    let to = from + buffer.len();
+                    trace::consume(consumer.segment(), consumer.generation(), from, to);
+                    self.deserializer.set_next_buffer(buffer);
+                    let result = self.deserializer.read_records_into(records, values);
+                    drop(self.deserializer.take_buffer());
+                    let n = result?;
+                    self.metrics.records_in += n as u64;
+                    Some(n)
+                }
+                None => None,
+            };
+            if finished {
+                // The slice reached the end of a finished segment.
+                if let Some(ChannelItem::Data(consumer)) = self.ring.pop() {
+                    self.recycler.recycle(consumer);
+                }
+            }
+            match read {
+                Some(n) => return Ok(Read::Records(n)),
+                None if finished => continue,
+                None => return Ok(Read::Nothing),
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Result<(), SerdeError> {
+        if event == Event::EndOfPartition {
+            self.deserializer.check_complete()?;
+            self.finished = true;
+        } else {
+            // Events take no segment, so no recycle wakes a producer waiting
+            // for room in the ring; wake it here.
+            self.recycler.notify_producer();
+        }
+        Ok(())
+    }
 }
 
 impl Drop for InputChannel {
-    /// Gives every buffer this channel holds back to its pool and wakes the
-    /// producer (it may wait for credit from a consumer that is gone).
+    /// Gives back every segment left in the ring if the producer is gone
+    /// (it finished them all before closing; otherwise it takes them back
+    /// when it closes), and wakes the producer: it may wait for room from a
+    /// consumer that is gone.
     fn drop(&mut self) {
-        if let Some(buffer) = self.deserializer.take_buffer() {
-            self.recycler.recycle(buffer);
-        }
         for item in self.ring.close() {
-            if let ChannelItem::Data(buffer) = item {
-                self.recycler.recycle(buffer);
+            if let ChannelItem::Data(consumer) = item {
+                self.recycler.recycle(consumer);
             }
         }
         self.recycler.notify_producer();

@@ -1,7 +1,8 @@
 //! Flink's `SingleInputGate`: one task input over many channels.
 
+use super::input_channel::Read;
 use super::{ChannelAvailability, ChannelMetrics, InputChannel};
-use crate::network::event::{ChannelItem, Event};
+use crate::network::event::Event;
 use crate::network::serde::{EachRecord, RecordConsumer, SerdeError, VALUE_RUN};
 use crate::sync::{Arc, Parker};
 
@@ -110,10 +111,11 @@ impl InputGate {
             })
     }
 
-    /// Reads the next buffer or event of the next channel with data. Records
-    /// of a buffer are handed to `on_record` as zero-copy views (records that
-    /// spanned buffers from the channel's spill buffer); the buffer goes back
-    /// to its producer's pool before this returns.
+    /// Reads the next slice of published bytes, or the next event, of the
+    /// next channel with data. Records are handed to `on_record` as
+    /// zero-copy views (records that spanned segments from the channel's
+    /// spill buffer); a segment read to its end goes back to its producer's
+    /// pool before this returns.
     #[inline]
     pub fn poll(&mut self, on_record: impl FnMut(&[u8])) -> Result<Poll, GateError> {
         self.poll_into(&mut EachRecord(on_record))
@@ -121,6 +123,12 @@ impl InputGate {
 
     /// [`poll`](Self::poll) into a [`RecordConsumer`], which takes runs of
     /// 8-byte records as batches of values (the task loop's path).
+    ///
+    /// A channel read stays queued while its producer has published more
+    /// (behind the other queued channels, so none starves); one that ran
+    /// dry leaves the queue, and its producer's next publish queues it
+    /// again (Flink queues a channel only when it goes from nothing to read
+    /// to something).
     #[inline]
     pub fn poll_into(&mut self, consumer: &mut impl RecordConsumer) -> Result<Poll, GateError> {
         loop {
@@ -132,63 +140,36 @@ impl InputGate {
                 });
             };
             let channel = &mut self.channels[index as usize];
-            let item = channel.ring.pop();
-            if !channel.ring.is_empty() {
+            let read = channel.read(consumer, &mut self.values);
+            if channel.has_news() {
                 self.availability.requeue(index);
             } else {
-                let ring = &channel.ring;
-                self.availability.dequeue_empty(index, || ring.has_items());
+                let channel = &*channel;
+                self.availability
+                    .dequeue_empty(index, || channel.has_news());
             }
-            let Some(item) = item else { continue };
             let channel_index = index as usize;
-            return match item {
-                ChannelItem::Data(buffer) if buffer.is_empty() => {
-                    // A segment's owner whose bytes all came as views:
-                    // nothing to read, only the segment to give back.
-                    channel.recycler.recycle(buffer);
-                    continue;
-                }
-                ChannelItem::Data(buffer) => {
-                    channel.metrics.buffers_in += 1;
-                    channel.metrics.bytes_in += buffer.len() as u64;
-                    channel.deserializer.set_next_buffer(buffer);
-                    let result = channel
-                        .deserializer
-                        .read_records_into(consumer, &mut self.values);
-                    if let Some(buffer) = channel.deserializer.take_buffer() {
-                        channel.recycler.recycle(buffer);
-                    }
-                    let records = result.map_err(|source| GateError::Serde {
-                        channel: channel_index,
-                        source,
-                    })?;
-                    channel.metrics.records_in += records as u64;
-                    Ok(Poll::Records {
+            match read.map_err(|source| GateError::Serde {
+                channel: channel_index,
+                source,
+            })? {
+                Read::Nothing => continue,
+                Read::Records(records) => {
+                    return Ok(Poll::Records {
                         channel: channel_index,
                         records,
                     })
                 }
-                ChannelItem::Event(event) => {
+                Read::Event(event) => {
                     if event == Event::EndOfPartition {
-                        channel.deserializer.check_complete().map_err(|source| {
-                            GateError::Serde {
-                                channel: channel_index,
-                                source,
-                            }
-                        })?;
-                        channel.finished = true;
                         self.finished_channels += 1;
-                    } else {
-                        // Events take no buffer, so no recycle wakes a
-                        // producer waiting for credit; wake it here.
-                        channel.recycler.notify_producer();
                     }
-                    Ok(Poll::Event {
+                    return Ok(Poll::Event {
                         channel: channel_index,
                         event,
-                    })
+                    });
                 }
-            };
+            }
         }
     }
 }

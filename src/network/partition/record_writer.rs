@@ -25,10 +25,18 @@ impl RecordWriter {
         }
     }
 
-    /// Flush the record's buffer after every record (buffer timeout 0):
-    /// lowest latency, one buffer per record.
+    /// Make every record readable as soon as it is written (buffer timeout
+    /// 0): one publish per record, or per batch on the batch paths, which
+    /// write a batch in one pass and publish before they would wait.
     pub fn set_flush_always(&mut self, flush_always: bool) {
         self.flush_always = flush_always;
+    }
+
+    /// Whether to publish what was written before blocking for capacity
+    /// (every buffer timeout but `none`; see
+    /// [`ResultPartition::set_flush_before_wait`]).
+    pub fn set_flush_before_wait(&mut self, flush: bool) {
+        self.partition.set_flush_before_wait(flush);
     }
 
     /// Writes one record with routing key `key` (ignored unless hashing).
@@ -38,13 +46,13 @@ impl RecordWriter {
             Selection::One(index) => {
                 self.partition.emit(index, record)?;
                 if self.flush_always {
-                    self.partition.flush(index)?;
+                    self.partition.flush(index);
                 }
             }
             Selection::All => {
                 self.partition.emit_broadcast(record)?;
                 if self.flush_always {
-                    self.partition.flush_all()?;
+                    self.partition.flush_all();
                 }
             }
         }
@@ -54,45 +62,52 @@ impl RecordWriter {
     /// Writes a batch of 8-byte records given as their values (each value is
     /// also its routing key). Into a single channel (forward, or any
     /// partitioner over one subpartition) the batch is framed in one pass
-    /// per buffer; rebalance, rescale and hash route and frame each record
-    /// in one loop; broadcast, and any partitioner under buffer timeout 0,
-    /// go record by record as [`emit`](Self::emit).
+    /// per segment; rebalance, rescale and hash route and frame each record
+    /// in one loop; broadcast goes record by record as [`emit`](Self::emit).
+    /// Under buffer timeout 0 a batch is published once, after its pass.
     #[inline]
     pub fn emit_values(&mut self, values: &[u64]) -> Result<(), WriteError> {
         let partitioner = self.selector.partitioner();
         let single = partitioner == Partitioner::Forward
             || (self.partition.num_subpartitions() == 1 && partitioner != Partitioner::Broadcast);
-        if !self.flush_always {
-            if single {
-                return self.partition.emit_values(0, values);
+        if single {
+            self.partition.emit_values(0, values)?;
+            if self.flush_always {
+                self.partition.flush(0);
             }
-            let selector = &mut self.selector;
-            match partitioner {
-                Partitioner::Rebalance | Partitioner::Rescale => {
-                    let channels = self.partition.num_subpartitions();
-                    let next = selector.next_mut();
-                    let mut turn = *next;
-                    let result = self.partition.emit_values_routed(values, |_| {
-                        let channel = turn;
-                        turn += 1;
-                        if turn == channels {
-                            turn = 0;
-                        }
-                        channel
-                    });
-                    *next = turn;
-                    return result;
-                }
-                Partitioner::Hash {
-                    max_parallelism,
-                    key_space,
-                } => {
-                    return self.partition.emit_values_routed(values, |value| {
-                        selector.hash(value, max_parallelism, key_space)
-                    });
-                }
-                Partitioner::Forward | Partitioner::Broadcast => {}
+            return Ok(());
+        }
+        let selector = &mut self.selector;
+        let routed = match partitioner {
+            Partitioner::Rebalance | Partitioner::Rescale => {
+                let channels = self.partition.num_subpartitions();
+                let next = selector.next_mut();
+                let mut turn = *next;
+                let result = self.partition.emit_values_routed(values, |_| {
+                    let channel = turn;
+                    turn += 1;
+                    if turn == channels {
+                        turn = 0;
+                    }
+                    channel
+                });
+                *next = turn;
+                Some(result)
             }
+            Partitioner::Hash {
+                max_parallelism,
+                key_space,
+            } => Some(self.partition.emit_values_routed(values, |value| {
+                selector.hash(value, max_parallelism, key_space)
+            })),
+            Partitioner::Forward | Partitioner::Broadcast => None,
+        };
+        if let Some(result) = routed {
+            result?;
+            if self.flush_always {
+                self.partition.flush_all();
+            }
+            return Ok(());
         }
         for &value in values {
             self.emit(value, &value.to_le_bytes())?;
@@ -118,17 +133,12 @@ impl RecordWriter {
         self.partition.broadcast_event(event)
     }
 
-    /// Hands partially filled buffers to the consumers.
-    pub fn flush_all(&mut self) -> Result<(), WriteError> {
+    /// Makes everything written so far readable (a buffer timeout).
+    pub fn flush_all(&mut self) {
         self.partition.flush_all()
     }
 
-    /// The buffer-timeout flush (see [`ResultPartition::flush_due`]).
-    pub fn flush_due(&mut self) -> Result<(), WriteError> {
-        self.partition.flush_due()
-    }
-
-    /// Flushes and ends every channel with `EndOfPartition`.
+    /// Finishes every segment and ends every channel with `EndOfPartition`.
     pub fn finish(&mut self) -> Result<(), WriteError> {
         self.partition.finish()
     }
@@ -149,6 +159,7 @@ mod tests {
     use super::*;
     use crate::memory::{BufferPool, MemoryConfig, SegmentPool};
     use crate::network::{local_channel, ChannelAvailability, InputGate, Poll};
+
     use crate::sync::{Arc, Parker, WaitStrategy};
 
     /// A forward writer into one channel of ring capacity `credit`, its
@@ -175,85 +186,99 @@ mod tests {
         (writer, InputGate::new(availability, vec![input]), pool)
     }
 
-    /// Values of the records read until the gate is empty.
+    /// Values of the records read until the gate is empty or finished.
     fn drain(gate: &mut InputGate) -> Vec<u64> {
         let mut values = Vec::new();
         loop {
             let poll = gate
                 .poll(|r| values.push(u64::from_le_bytes(r.try_into().unwrap())))
                 .unwrap();
-            if poll == Poll::Empty {
+            if matches!(poll, Poll::Empty | Poll::Finished) {
                 return values;
             }
         }
     }
 
     #[test]
-    fn flushes_send_views_and_keep_a_slot_for_the_owner() {
+    fn a_segment_enters_the_channel_once_and_flushes_only_publish() {
         let (mut writer, mut gate, pool) = one_channel(4);
         for v in 0..4u64 {
             writer.emit(v, &v.to_le_bytes()).unwrap();
-            writer.flush_all().unwrap();
-            // Flushes 0–2 send views (each leaves a slot for the owner) and
-            // the builder keeps writing the one segment; flush 3 finds one
-            // free slot and hands the builder over whole.
-            assert_eq!(pool.segments_in_use(), 1, "after flush {v}");
-            assert_eq!(writer.partition().metrics().buffers_out, v + 1);
+            writer.flush_all();
+            let m = writer.partition().metrics();
+            assert_eq!(
+                (m.segments_out, m.buffers_out),
+                (1, v + 1),
+                "after flush {v}"
+            );
+            assert_eq!(pool.segments_in_use(), 1);
         }
-        writer.emit(4, &4u64.to_le_bytes()).unwrap();
-        assert_eq!(pool.segments_in_use(), 2, "flush 3 handed the builder over");
         assert_eq!(drain(&mut gate), [0, 1, 2, 3]);
+        writer.flush_all();
         assert_eq!(
-            pool.segments_in_use(),
-            1,
-            "the owner came back after its views"
+            writer.partition().metrics().buffers_out,
+            4,
+            "a flush with nothing new sends nothing"
         );
-        // Flushing now sends a view again, and dropping the writer sends the
-        // owner after it, so the consumer reads everything and frees it.
-        writer.flush_all().unwrap();
-        writer.emit(5, &5u64.to_le_bytes()).unwrap();
-        drop(writer);
-        assert_eq!(drain(&mut gate), [4, 5]);
-        assert!(pool.is_full(), "the consumer recycled the owner");
-        drop(gate);
-        assert!(pool.is_full());
-    }
-
-    #[test]
-    fn a_timeout_flush_waits_for_the_consumer_to_take_what_it_was_sent() {
-        let (mut writer, mut gate, pool) = one_channel(10);
-        let buffers_out = |w: &RecordWriter| w.partition().metrics().buffers_out;
-        writer.emit(1, &1u64.to_le_bytes()).unwrap();
-        writer.flush_due().unwrap();
-        assert_eq!(buffers_out(&writer), 1, "the consumer had nothing: sent");
-        writer.emit(2, &2u64.to_le_bytes()).unwrap();
-        writer.flush_due().unwrap();
-        assert_eq!(buffers_out(&writer), 1, "the first is unread: kept back");
-        assert!(writer.partition().has_unflushed_data());
-        assert_eq!(drain(&mut gate), [1]);
-        writer.flush_due().unwrap();
-        assert_eq!(buffers_out(&writer), 2, "taken: the rest goes now");
-        writer.emit(3, &3u64.to_le_bytes()).unwrap();
-        writer.flush_all().unwrap();
-        assert_eq!(buffers_out(&writer), 3, "an explicit flush never waits");
-        assert_eq!(drain(&mut gate), [2, 3]);
+        writer.emit(4, &4u64.to_le_bytes()).unwrap();
+        assert_eq!(drain(&mut gate), [] as [u64; 0], "written, not flushed");
+        writer.finish().unwrap();
+        assert_eq!(drain(&mut gate), [4]);
+        assert!(pool.is_full(), "the reader recycled the finished segment");
         drop((writer, gate));
         assert!(pool.is_full());
     }
 
     #[test]
-    fn a_gone_consumer_leaves_views_and_owner_to_the_writer() {
+    fn a_full_segment_is_sent_without_a_flush() {
+        let (mut writer, mut gate, pool) = one_channel(10);
+        // 4 KiB segments hold 341 frames of 12 bytes with 4 bytes to spare:
+        // the 342nd record spans into the next segment, which finishes the
+        // first.
+        for v in 0..341u64 {
+            writer.emit(v, &v.to_le_bytes()).unwrap();
+        }
+        assert_eq!(drain(&mut gate).len(), 0);
+        writer.emit(341, &341u64.to_le_bytes()).unwrap();
+        let m = writer.partition().metrics();
+        assert_eq!((m.segments_out, m.buffers_out), (2, 1));
+        assert_eq!(drain(&mut gate), (0..341).collect::<Vec<u64>>());
+        assert_eq!(pool.segments_in_use(), 1, "the first segment came back");
+        drop((writer, gate));
+        assert!(pool.is_full());
+    }
+
+    #[test]
+    fn a_gone_consumer_leaves_the_segments_to_the_writer() {
         let (mut writer, gate, pool) = one_channel(4);
         writer.emit(1, &1u64.to_le_bytes()).unwrap();
-        writer.flush_all().unwrap();
+        writer.flush_all();
         writer.emit(2, &2u64.to_le_bytes()).unwrap();
         drop(gate);
-        assert_eq!(
-            pool.segments_in_use(),
-            1,
-            "the writer still holds its builder"
-        );
+        assert_eq!(pool.segments_in_use(), 1, "the writer still writes it");
         drop(writer);
+        assert!(pool.is_full());
+    }
+
+    #[test]
+    fn a_reader_gone_mid_segment_leaves_it_to_the_writer_and_vice_versa() {
+        // The reader read part of the head segment and goes; the writer,
+        // which still writes it, gets it back when it closes.
+        let (mut writer, mut gate, pool) = one_channel(4);
+        writer.emit(1, &1u64.to_le_bytes()).unwrap();
+        writer.flush_all();
+        assert_eq!(drain(&mut gate), [1]);
+        drop(gate);
+        writer.emit(2, &2u64.to_le_bytes()).unwrap();
+        writer.flush_all();
+        drop(writer);
+        assert!(pool.is_full());
+        // The writer goes first: the reader gets the finished segment back.
+        let (mut writer, gate, pool) = one_channel(4);
+        writer.emit(1, &1u64.to_le_bytes()).unwrap();
+        drop(writer);
+        assert_eq!(pool.segments_in_use(), 1);
+        drop(gate);
         assert!(pool.is_full());
     }
 
@@ -334,22 +359,24 @@ mod tests {
     }
 
     #[test]
-    fn flush_always_sends_one_buffer_per_record() {
+    fn flush_always_publishes_every_record_and_every_batch() {
         let (mut writer, mut gate, pool) = one_channel(10);
         for flush_always in [false, true] {
             writer.set_flush_always(flush_always);
+            let sent = writer.partition().metrics().buffers_out;
             for v in 0..3u64 {
                 writer.emit(v, &v.to_le_bytes()).unwrap();
+                let readable = drain(&mut gate);
+                // Without flushing, nothing is readable until a segment fills.
+                assert_eq!(readable, if flush_always { vec![v] } else { vec![] });
             }
-            let mut buffers = 0;
-            while let Poll::Records { records, .. } = gate.poll(|_| {}).unwrap() {
-                assert_eq!(records, 1);
-                buffers += 1;
-            }
-            // Without flushing, nothing is sent until a buffer fills.
-            assert_eq!(buffers, if flush_always { 3 } else { 0 });
-            writer.flush_all().unwrap();
-            while gate.poll(|_| {}).unwrap() != Poll::Empty {}
+            // A batch of 8-byte records is published once, after its pass.
+            writer.emit_values(&[10, 11, 12]).unwrap();
+            let published = writer.partition().metrics().buffers_out - sent;
+            assert_eq!(published, if flush_always { 4 } else { 0 });
+            writer.flush_all();
+            let tail = drain(&mut gate);
+            assert_eq!(tail.len(), if flush_always { 3 } else { 6 });
         }
         drop((writer, gate));
         assert!(pool.is_full());

@@ -3,10 +3,11 @@
 
 use std::time::Instant;
 
-use crate::memory::{Buffer, BufferBuilder, BufferPool};
+use crate::memory::{BufferBuilder, BufferPool};
+use crate::metrics::trace::{self, Span};
 use crate::network::event::{ChannelItem, Event};
 use crate::network::gate::ChannelAvailability;
-use crate::network::ring::{self, PushError};
+use crate::network::ring;
 use crate::network::serde::{RecordSerializer, SerdeError};
 use crate::sync::atomic::{fence, Ordering};
 use crate::sync::{Arc, Parker, WaitStrategy};
@@ -35,45 +36,49 @@ pub enum WriteError {
     },
 }
 
-/// Output counters of one partition. Updated per buffer (records per record,
-/// a plain add); back-pressure time is read from the clock only around waits.
-/// The pool figures are taken when a buffer is requested, never per record.
+/// Output counters of one partition. Updated per publish (records per
+/// record, a plain add); the clock is read only around waits, and the pool
+/// figures when a segment is requested, never per record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PartitionMetrics {
     /// Records emitted (a broadcast record counts once).
     pub records_out: u64,
-    /// Buffers with data handed to rings: flushed views and full or final
-    /// segments (a broadcast buffer counts once per channel).
+    /// Buffers sent: each time new bytes of a channel became readable (a
+    /// flush that published something, or a segment finished with bytes
+    /// not yet published; a broadcast buffer counts once per channel).
+    /// With buffer timeout `none` that is one per full segment, with `0`
+    /// one per record (or per batch of 8-byte records).
     pub buffers_out: u64,
     /// Bytes in those buffers.
     pub bytes_out: u64,
+    /// Segments queued to channels (each enters its channel once).
+    pub segments_out: u64,
     /// Events handed to rings.
     pub events_out: u64,
-    /// Time waiting for a free buffer (Flink's hard back-pressure).
+    /// Time blocked inside an emit, flush or event waiting for a free
+    /// segment or for room in a channel (Flink's hard back-pressure,
+    /// `hardBackPressuredTimeMsPerSecond`).
     pub hard_back_pressured_ns: u64,
-    /// Time waiting for room in a ring (no credit; soft back-pressure).
-    pub soft_back_pressured_ns: u64,
-    /// Buffer requests that found the pool exhausted and had to wait (hard
-    /// back-pressure events).
+    /// Waits counted in `hard_back_pressured_ns`.
     pub hard_back_pressure_waits: u64,
     /// The buffer pool's size: the most segments it may hold (its max).
     pub pool_size: u32,
-    /// High-water mark of the pool's buffers in use (being written, in a
-    /// ring or being read), sampled right after each request, where the
-    /// count peaks.
+    /// High-water mark of the pool's segments in use (being written, queued
+    /// or being read), sampled right after each request, where the count
+    /// peaks.
     pub max_buffers_in_use: u32,
 }
 
 /// The producing end of one channel: the ring to its consumer and how to
-/// tell the consumer's gate that data arrived. (The buffer being filled is
-/// the partition's, see [`ResultPartition`].)
+/// tell the consumer's gate that data arrived. (The segment being written
+/// is the partition's, see [`ResultPartition`].)
 #[derive(Debug)]
 pub struct ResultSubpartition {
     ring: ring::Producer<ChannelItem>,
     availability: Arc<ChannelAvailability>,
     /// This channel's index in the consumer's gate.
     channel: u32,
-    /// A view was pushed by `flush_all` and the consumer not told yet.
+    /// Bytes were published by `flush_all` and the consumer not told yet.
     notify_pending: bool,
 }
 
@@ -91,71 +96,59 @@ impl ResultSubpartition {
         }
     }
 
-    /// Returns everything this subpartition still holds to the pool, and
-    /// its `builder`. A builder whose views the consumer may still read
-    /// travels after them (the ring always keeps a slot for it, see
-    /// [`ResultPartition::flush`]); if the consumer is gone, the ring's
-    /// leftovers come back here.
-    fn release(&mut self, builder: Option<BufferBuilder>, pool: &BufferPool) {
-        if let Some(builder) = builder {
-            if builder.has_views() {
-                self.hand_over_on_release(pool.finish(builder), pool);
-            } else {
-                pool.discard(builder);
-            }
-        }
+    /// Tells the consumer's gate this channel has something to read; free
+    /// (a fence and a load) while the gate already knows.
+    #[inline]
+    fn notify(&self) {
+        self.availability.notify(self.channel);
+    }
+
+    /// Closes the ring; if the consumer is gone, gives what it never took
+    /// back to the pool (every segment in it is finished by then).
+    fn release(&mut self, pool: &BufferPool) {
         for item in self.ring.close() {
-            if let ChannelItem::Data(buffer) = item {
-                pool.recycle(buffer);
+            if let ChannelItem::Data(consumer) = item {
+                pool.recycle(consumer);
             }
         }
     }
 }
 
-impl ResultSubpartition {
-    /// Pushes the owning handle of a segment whose views are in the ring
-    /// without waiting: there is always room for it while the consumer lives;
-    /// if it is gone, the handle is recycled with the ring's leftovers.
-    fn hand_over_on_release(&mut self, buffer: Buffer, pool: &BufferPool) {
-        match self.ring.push(ChannelItem::Data(buffer)) {
-            Ok(()) => self.availability.notify(self.channel),
-            Err(PushError::Closed(item)) => {
-                if let ChannelItem::Data(buffer) = item {
-                    pool.recycle(buffer);
-                }
-            }
-            Err(PushError::Full(_leaked)) => {
-                // Cannot happen (views leave a slot free). Recycling the
-                // segment while a live consumer may read its views would
-                // let it be rewritten under the reader, so it stays out of
-                // the pool instead; the pool is then not full, which shows.
-                debug_assert!(false, "no room for the owner of viewed bytes");
-            }
-        }
-    }
-}
-
-/// Flink's `ResultPartition` (pipelined, in-process): records are serialized
-/// into per-subpartition buffer builders; a full or flushed buffer goes into
-/// the subpartition's ring.
+/// Flink's `ResultPartition` (pipelined, in-process, a `BufferWritingResultPartition`):
+/// records are serialized into one buffer builder per subpartition, whose
+/// consumer is queued in the subpartition's ring when the segment is
+/// taken; flushes publish the bytes written so far.
 ///
-/// Waits for capacity (no free buffer, no credit) use the task's
-/// [`WaitStrategy`] and [`Parker`]; the consumer's recycling wakes it, and an
-/// interrupt (cancellation) ends the wait with [`WriteError::Interrupted`].
+/// A segment enters its channel once. A flush is one Release store of the
+/// builder's position and, when the consumer had nothing left to read, a
+/// notification (Flink notifies only when a subpartition goes from nothing
+/// to read to something), so buffer timeout 0 costs a store and a fence per
+/// record, not a ring slot, a segment and a wake-up.
+///
+/// Waits for capacity (no free segment, no room in a ring) block the
+/// emitting task inside the call: hard back-pressure, counted. They use the
+/// task's [`WaitStrategy`] and [`Parker`]; the consumer's recycling wakes
+/// it, and an interrupt (cancellation) ends the wait with
+/// [`WriteError::Interrupted`].
 #[derive(Debug)]
 pub struct ResultPartition {
     subpartitions: Vec<ResultSubpartition>,
-    /// Each subpartition's buffer being filled. Kept apart from the rest of
-    /// a subpartition, so a writer going round many channels walks a dense
-    /// array of write positions (24 bytes a channel, not a whole
-    /// subpartition), which stays in the L1 longer.
+    /// Each subpartition's open builder (its consumer already queued). Kept
+    /// apart from the rest of a subpartition, so a writer going round many
+    /// channels walks a dense array of write positions, which stays in the
+    /// L1 longer.
     builders: Vec<Option<BufferBuilder>>,
-    /// The one builder a broadcast partition writes, shared on flush.
+    /// The one builder a broadcast partition writes, every channel holding
+    /// a consumer of it.
     broadcast: Option<BufferBuilder>,
     pool: Arc<BufferPool>,
     serializer: RecordSerializer,
     parker: Arc<Parker>,
     wait: WaitStrategy,
+    /// Publish everything written before blocking (any buffer timeout but
+    /// `none`): Flink's output flusher would flush it while the task
+    /// blocks, so a blocked writer never holds back bytes it wrote.
+    flush_before_wait: bool,
     metrics: PartitionMetrics,
 }
 
@@ -181,8 +174,16 @@ impl ResultPartition {
             serializer: RecordSerializer::new(max_record_size),
             parker,
             wait,
+            flush_before_wait: true,
             metrics: PartitionMetrics::default(),
         }
+    }
+
+    /// Whether to publish what was written before blocking for capacity:
+    /// yes (the default) for every buffer timeout but `none`, which sends
+    /// only full buffers.
+    pub fn set_flush_before_wait(&mut self, flush: bool) {
+        self.flush_before_wait = flush;
     }
 
     /// Number of subpartitions (consuming channels).
@@ -204,7 +205,8 @@ impl ResultPartition {
     }
 
     /// Appends a record to subpartition `index`, waiting for capacity if
-    /// needed.
+    /// needed. The record is readable after the next flush, or once its
+    /// segment fills.
     #[inline]
     pub fn emit(&mut self, index: usize, record: &[u8]) -> Result<(), WriteError> {
         self.serializer.check(record)?;
@@ -220,7 +222,7 @@ impl ResultPartition {
     }
 
     /// Appends a batch of 8-byte records, given as their values, to
-    /// subpartition `index`: as many frames as the buffer has room for are
+    /// subpartition `index`: as many frames as the segment has room for are
     /// written in one loop (no per-record checks), a frame that does not fit
     /// goes the spanning way.
     #[inline]
@@ -233,7 +235,7 @@ impl ResultPartition {
                 let n = self.serializer.serialize_values(builder, rest);
                 rest = &rest[n..];
                 if builder.is_full() {
-                    self.hand_over(index)?;
+                    self.finish_builder(index);
                     continue;
                 }
                 if rest.is_empty() {
@@ -305,18 +307,18 @@ impl ResultPartition {
                     debug_assert!(done);
                     return Ok(());
                 }
-                self.hand_over(index)?;
+                self.finish_builder(index);
                 if done {
                     return Ok(());
                 }
             }
-            let builder = self.request_builder()?;
+            let builder = self.open_builder(index)?;
             self.builders[index] = Some(builder);
         }
     }
 
     /// Appends a record for every subpartition, written once into a shared
-    /// buffer (Flink's `BroadcastRecordWriter`). Use either this or
+    /// segment (Flink's `BroadcastRecordWriter`). Use either this or
     /// [`emit`](Self::emit) on one partition, not both.
     #[inline]
     pub fn emit_broadcast(&mut self, record: &[u8]) -> Result<(), WriteError> {
@@ -331,139 +333,66 @@ impl ResultPartition {
                 if !builder.is_full() {
                     return Ok(());
                 }
-                self.hand_over_broadcast()?;
+                self.finish_broadcast();
                 if done {
                     return Ok(());
                 }
             }
-            self.broadcast = Some(self.request_builder()?);
+            let builder = self.open_broadcast()?;
+            self.broadcast = Some(builder);
         }
     }
 
     /// Makes what subpartition `index` wrote so far readable by its consumer
-    /// (a buffer timeout, buffer timeout 0, before idling).
-    ///
-    /// As Flink's reader slices a `BufferConsumer` while the writer goes on
-    /// appending, the written bytes travel as a view and the builder keeps
-    /// its segment, so a flush costs a ring slot, not a buffer from the pool
-    /// and its trip back. A view is pushed only when it leaves a slot free:
-    /// that slot is kept for the segment's owning handle, which must follow
-    /// its views (and can, even on release, without waiting). With less room
-    /// the builder is handed over whole, waiting for room as before.
-    pub fn flush(&mut self, index: usize) -> Result<(), WriteError> {
-        if self.push_view(index, false)? {
-            let sp = &self.subpartitions[index];
-            sp.availability.notify(sp.channel);
-        }
-        Ok(())
-    }
-
-    /// [`flush`](Self::flush) without telling the consumer about a view it
-    /// pushed (returns whether it did; the caller notifies). With `coalesce`,
-    /// a channel whose consumer has not yet taken everything before is left
-    /// alone.
+    /// (buffer timeout 0): one Release store, and a notification when the
+    /// consumer may have run out of things to read.
     #[inline]
-    fn push_view(&mut self, index: usize, coalesce: bool) -> Result<bool, WriteError> {
-        let sp = &mut self.subpartitions[index];
+    pub fn flush(&mut self, index: usize) {
+        if self.publish(index) {
+            self.subpartitions[index].notify();
+        }
+    }
+
+    /// Publishes subpartition `index`'s unpublished bytes; returns whether
+    /// there were any (the caller notifies).
+    #[inline]
+    fn publish(&mut self, index: usize) -> bool {
         let Some(builder) = &mut self.builders[index] else {
-            return Ok(false);
+            return false;
         };
-        if builder.unpublished() == 0 || (coalesce && !sp.ring.is_drained()) {
-            return Ok(false);
+        let from = builder.published();
+        if !builder.publish() {
+            return false;
         }
-        if !sp.ring.has_free_slots(2) {
-            self.hand_over(index)?;
-            return Ok(false);
-        }
-        let view = self.pool.view(builder);
-        let bytes = view.len() as u64;
-        match sp.ring.push(ChannelItem::Data(view)) {
-            Ok(()) => {
-                self.metrics.buffers_out += 1;
-                self.metrics.bytes_out += bytes;
-                Ok(true)
-            }
-            // There was room, so the consumer is gone; a view owns nothing.
-            Err(_) => Err(WriteError::ConsumerGone {
-                subpartition: index,
-            }),
-        }
+        self.metrics.buffers_out += 1;
+        self.metrics.bytes_out += (builder.len() - from) as u64;
+        trace::flush(builder.segment(), builder.generation(), from, builder.len());
+        true
     }
 
-    /// Hands subpartition `index`'s builder to its consumer: full, or before
-    /// an event. An unused builder stays.
-    pub fn hand_over(&mut self, index: usize) -> Result<(), WriteError> {
-        match self.builders[index].take() {
-            Some(builder) if !builder.is_empty() => {
-                let buffer = self.pool.finish(builder);
-                self.push_buffer(index, buffer)
-            }
-            unused => {
-                self.builders[index] = unused;
-                Ok(())
-            }
-        }
-    }
-
-    /// Makes everything written so far readable (buffer timeout, before
-    /// idling); see [`flush`](Self::flush).
-    ///
-    /// The consumers are told after all views are out, behind one fence, not
-    /// one fence per channel.
-    pub fn flush_all(&mut self) -> Result<(), WriteError> {
-        self.flush_views(false)
-    }
-
-    /// The buffer-timeout flush: [`flush_all`](Self::flush_all), except
-    /// that a channel whose consumer has not yet taken what it was sent is
-    /// left for the next timeout, as Flink tells a consumer of new data only
-    /// when it has nothing else queued. A consumer that falls behind then
-    /// gets fewer, larger buffers instead of more and more small ones, at
-    /// the price of up to one more timeout for the bytes it was not sent.
-    pub fn flush_due(&mut self) -> Result<(), WriteError> {
-        self.flush_views(true)
-    }
-
-    fn flush_views(&mut self, coalesce: bool) -> Result<(), WriteError> {
-        self.flush_broadcast()?;
-        let mut pushed = false;
-        let mut result = Ok(());
+    /// Makes everything written so far readable (a buffer timeout, before
+    /// blocking); see [`flush`](Self::flush). The consumers are told after
+    /// every channel is published, behind one fence, not one per channel.
+    pub fn flush_all(&mut self) {
+        self.flush_broadcast();
+        let mut pending = false;
         for index in 0..self.subpartitions.len() {
-            match self.push_view(index, coalesce) {
-                Ok(true) => {
-                    self.subpartitions[index].notify_pending = true;
-                    pushed = true;
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
+            if self.publish(index) {
+                self.subpartitions[index].notify_pending = true;
+                pending = true;
             }
         }
-        if pushed {
+        if pending {
             // SeqCst fence: pairs with the SeqCst fence in
-            // `ChannelAvailability::dequeue_empty`, for every view pushed
-            // above (see `ChannelAvailability::notify`).
+            // `ChannelAvailability::dequeue_empty`, for every position
+            // published above (see `ChannelAvailability::notify`).
             fence(Ordering::SeqCst);
             for sp in &mut self.subpartitions {
-                if sp.notify_pending {
-                    sp.notify_pending = false;
+                if std::mem::take(&mut sp.notify_pending) {
                     sp.availability.notify_fenced(sp.channel);
                 }
             }
         }
-        result
-    }
-
-    /// Hands every builder to its consumer (before an event, at end of
-    /// input).
-    fn hand_over_all(&mut self) -> Result<(), WriteError> {
-        self.hand_over_broadcast()?;
-        for index in 0..self.subpartitions.len() {
-            self.hand_over(index)?;
-        }
-        Ok(())
     }
 
     /// Whether any subpartition holds bytes its consumer cannot read yet.
@@ -477,159 +406,279 @@ impl ResultPartition {
                 .any(|b| b.as_ref().is_some_and(|b| b.unpublished() != 0))
     }
 
-    /// [`flush`](Self::flush) for the broadcast builder: a view into every
-    /// ring if each has room for one and the owner after it, else the
-    /// builder is handed over.
-    fn flush_broadcast(&mut self) -> Result<(), WriteError> {
+    /// [`flush`](Self::flush) of the broadcast builder, to every channel.
+    fn flush_broadcast(&mut self) {
         let Some(builder) = &mut self.broadcast else {
-            return Ok(());
+            return;
         };
-        if builder.unpublished() == 0 {
-            return Ok(());
+        let bytes = builder.unpublished() as u64;
+        if builder.publish() {
+            let channels = self.subpartitions.len() as u64;
+            self.metrics.buffers_out += channels;
+            self.metrics.bytes_out += bytes * channels;
+            self.subpartitions
+                .iter()
+                .for_each(ResultSubpartition::notify);
         }
-        if !self
-            .subpartitions
-            .iter_mut()
-            .all(|sp| sp.ring.has_free_slots(2))
+    }
+
+    /// Finishes subpartition `index`'s builder (full, or before an event):
+    /// the rest of its bytes become readable and the segment its reader's.
+    /// The consumer is always told, even with no new bytes: it recycles the
+    /// segment only once it sees it finished, and the writer may be about
+    /// to wait for that segment.
+    fn finish_builder(&mut self, index: usize) {
+        let Some(builder) = self.builders[index].take() else {
+            return;
+        };
+        let (from, to) = (builder.published(), builder.len());
+        let (segment, generation) = (builder.segment(), builder.generation());
+        if builder.finish() {
+            self.metrics.buffers_out += 1;
+            self.metrics.bytes_out += (to - from) as u64;
+            trace::flush(segment, generation, from, to);
+        }
+        self.subpartitions[index].notify();
+    }
+
+    fn finish_broadcast(&mut self) {
+        let Some(builder) = self.broadcast.take() else {
+            return;
+        };
+        let bytes = builder.unpublished() as u64;
+        if builder.finish() {
+            let channels = self.subpartitions.len() as u64;
+            self.metrics.buffers_out += channels;
+            self.metrics.bytes_out += bytes * channels;
+        }
+        self.subpartitions
+            .iter()
+            .for_each(ResultSubpartition::notify);
+    }
+
+    /// Finishes every builder (before an event, at end of input).
+    fn finish_all(&mut self) {
+        self.finish_broadcast();
+        for index in 0..self.subpartitions.len() {
+            self.finish_builder(index);
+        }
+    }
+
+    /// A builder for subpartition `index`, its consumer queued in the ring:
+    /// waits for room in the ring, then for a free segment.
+    fn open_builder(&mut self, index: usize) -> Result<BufferBuilder, WriteError> {
+        self.await_room(index..index + 1)?;
+        let builder = self.request_builder()?;
+        match self.subpartitions[index]
+            .ring
+            .push(ChannelItem::Data(builder.consumer()))
         {
-            return self.hand_over_broadcast();
-        }
-        let view = self.pool.view(builder);
-        self.push_to_all(view)
-    }
-
-    fn hand_over_broadcast(&mut self) -> Result<(), WriteError> {
-        let buffer = match self.broadcast.take() {
-            Some(builder) if !builder.is_empty() => self.pool.finish(builder),
-            unused => {
-                self.broadcast = unused;
-                return Ok(());
+            Ok(()) => {
+                self.metrics.segments_out += 1;
+                Ok(builder)
             }
-        };
-        self.push_to_all(buffer)
+            Err(_) => {
+                // There was room, so the consumer is gone; it never saw the
+                // segment.
+                self.pool.discard(builder);
+                Err(WriteError::ConsumerGone {
+                    subpartition: index,
+                })
+            }
+        }
     }
 
-    /// Pushes `buffer` to the last subpartition and a handle to the same
-    /// bytes to each of the others.
-    fn push_to_all(&mut self, mut buffer: Buffer) -> Result<(), WriteError> {
+    /// The broadcast builder, a consumer of it queued in every ring.
+    fn open_broadcast(&mut self) -> Result<BufferBuilder, WriteError> {
+        self.await_room(0..self.subpartitions.len())?;
+        let builder = self.request_builder()?;
+        let mut first = builder.consumer();
         let last = self.subpartitions.len() - 1;
-        for index in 0..last {
-            let shared = self.pool.share(&mut buffer);
-            if let Err(e) = self.push_buffer(index, shared) {
-                self.pool.recycle(buffer);
-                return Err(e);
+        let mut gone = None;
+        for (index, sp) in self.subpartitions[..last].iter_mut().enumerate() {
+            let consumer = self.pool.share(&mut first);
+            if let Err(e) = sp.ring.push(ChannelItem::Data(consumer)) {
+                gone.get_or_insert(index);
+                if let ChannelItem::Data(consumer) = e.into_inner() {
+                    self.pool.recycle(consumer);
+                }
             }
         }
-        self.push_buffer(last, buffer)
+        if let Err(e) = self.subpartitions[last].ring.push(ChannelItem::Data(first)) {
+            gone.get_or_insert(last);
+            if let ChannelItem::Data(consumer) = e.into_inner() {
+                // The last consumer of a segment no reader holds: the
+                // builder writes nothing more, so the segment is free.
+                let _ = builder.finish();
+                self.pool.recycle(consumer);
+                return Err(WriteError::ConsumerGone { subpartition: last });
+            }
+        }
+        self.metrics.segments_out += self.subpartitions.len() as u64;
+        match gone {
+            None => Ok(builder),
+            Some(subpartition) => {
+                // Readers that got the segment recycle it once finished.
+                let _ = builder.finish();
+                self.subpartitions
+                    .iter()
+                    .for_each(ResultSubpartition::notify);
+                Err(WriteError::ConsumerGone { subpartition })
+            }
+        }
     }
 
     /// Sends an event to every consumer, after the data before it.
     pub fn broadcast_event(&mut self, event: Event) -> Result<(), WriteError> {
-        self.hand_over_all()?;
+        self.finish_all();
         for index in 0..self.subpartitions.len() {
-            self.push_item(index, ChannelItem::Event(event))?;
+            self.await_room(index..index + 1)?;
+            let sp = &mut self.subpartitions[index];
+            if sp.ring.push(ChannelItem::Event(event)).is_err() {
+                return Err(WriteError::ConsumerGone {
+                    subpartition: index,
+                });
+            }
+            sp.notify();
             self.metrics.events_out += 1;
         }
         Ok(())
     }
 
-    /// Ends the partition: flushes and sends `EndOfPartition` to every
-    /// consumer (Flink's `ResultPartition.finish`).
+    /// Ends the partition: finishes every segment and sends
+    /// `EndOfPartition` to every consumer (Flink's `ResultPartition.finish`).
     pub fn finish(&mut self) -> Result<(), WriteError> {
         self.broadcast_event(Event::EndOfPartition)
     }
 
-    /// Whether an emit could proceed without waiting for a buffer (Flink's
+    /// Whether an emit could proceed without waiting for a segment (Flink's
     /// `getAvailableFuture().isDone()`; a hint).
     pub fn is_available(&self) -> bool {
         self.pool.is_available()
     }
 
-    fn push_buffer(&mut self, index: usize, buffer: Buffer) -> Result<(), WriteError> {
-        let bytes = buffer.len() as u64;
-        self.push_item(index, ChannelItem::Data(buffer))?;
-        self.metrics.buffers_out += u64::from(bytes != 0);
-        self.metrics.bytes_out += bytes;
-        Ok(())
-    }
-
-    /// Pushes into a subpartition's ring, waiting for credit if it is full.
-    fn push_item(&mut self, index: usize, mut item: ChannelItem) -> Result<(), WriteError> {
-        let sp = &mut self.subpartitions[index];
-        let mut waited_since = None;
+    /// Waits until each ring in `range` has room for one more item (hard
+    /// back-pressure: no credit).
+    fn await_room(&mut self, range: std::ops::Range<usize>) -> Result<(), WriteError> {
+        if self.subpartitions[range.clone()]
+            .iter_mut()
+            .all(|sp| sp.ring.has_free_slots(1))
+        {
+            return Ok(());
+        }
+        self.before_wait();
+        let span = Span::start(trace::Kind::HardBackPressure);
+        let start = Instant::now();
         let mut waiter = self.wait.waiter();
         let result = loop {
-            match sp.ring.push(item) {
-                Ok(()) => break Ok(()),
-                Err(PushError::Full(back) | PushError::Closed(back)) => item = back,
+            if let Some(index) = self.abandoned(range.clone()) {
+                break Err(self.consumer_gone(index));
             }
-            if sp.ring.is_abandoned() {
-                if let ChannelItem::Data(buffer) = item {
-                    self.pool.recycle(buffer);
-                }
-                break Err(WriteError::ConsumerGone {
-                    subpartition: index,
-                });
-            }
+            let full = range
+                .clone()
+                .find(|&index| !self.subpartitions[index].ring.has_free_slots(1));
+            let Some(index) = full else {
+                break Ok(());
+            };
             if self.parker.is_interrupted() {
-                if let ChannelItem::Data(buffer) = item {
-                    self.pool.recycle(buffer);
-                }
                 break Err(WriteError::Interrupted);
             }
-            waited_since.get_or_insert_with(Instant::now);
-            let ring = &sp.ring;
+            let ring = &self.subpartitions[index].ring;
             waiter.wait(
                 &self.parker,
                 || ring.has_room() || ring.is_abandoned(),
                 None,
             );
         };
-        if let Some(start) = waited_since {
-            self.metrics.soft_back_pressured_ns += start.elapsed().as_nanos() as u64;
-        }
-        if result.is_ok() {
-            sp.availability.notify(sp.channel);
-        }
+        self.metrics.hard_back_pressure_waits += 1;
+        self.metrics.hard_back_pressured_ns += start.elapsed().as_nanos() as u64;
+        span.end();
         result
     }
 
-    /// A free buffer builder, waiting for one if the pool is exhausted.
+    /// A free segment, waiting for one if the pool is exhausted (hard
+    /// back-pressure). A consumer that went away meanwhile gives back the
+    /// segments it held, and the write fails.
     fn request_builder(&mut self) -> Result<BufferBuilder, WriteError> {
-        let pool = &self.pool;
-        let builder = match pool.request() {
+        let builder = match self.pool.request() {
             Some(builder) => builder,
             None => {
+                self.before_wait();
+                let span = Span::start(trace::Kind::HardBackPressure);
+                let start = Instant::now();
+                let mut waiter = self.wait.waiter();
+                let all = 0..self.subpartitions.len();
+                let result = loop {
+                    if let Some(builder) = self.pool.request() {
+                        break Ok(builder);
+                    }
+                    if self.parker.is_interrupted() {
+                        break Err(WriteError::Interrupted);
+                    }
+                    if let Some(index) = self.abandoned(all.clone()) {
+                        break Err(self.consumer_gone(index));
+                    }
+                    let (pool, subpartitions) = (&self.pool, &self.subpartitions);
+                    waiter.wait(
+                        &self.parker,
+                        || {
+                            pool.is_available()
+                                || subpartitions.iter().any(|sp| sp.ring.is_abandoned())
+                        },
+                        None,
+                    );
+                };
                 self.metrics.hard_back_pressure_waits += 1;
-                pool.request_waiting(self.wait, &mut self.metrics.hard_back_pressured_ns)
-                    .ok_or(WriteError::Interrupted)?
+                self.metrics.hard_back_pressured_ns += start.elapsed().as_nanos() as u64;
+                span.end();
+                result?
             }
         };
         // In-use only grows on a request, so its peak is seen here (a
         // concurrent recycle can only make the sample low by one or so).
-        let in_use = pool.segments_in_use();
+        let in_use = self.pool.segments_in_use();
         self.metrics.max_buffers_in_use = self.metrics.max_buffers_in_use.max(in_use);
+        trace::counter(trace::Counter::BuffersInUse, u64::from(in_use));
         Ok(builder)
+    }
+
+    /// The first subpartition in `range` whose consumer is gone.
+    fn abandoned(&self, range: std::ops::Range<usize>) -> Option<usize> {
+        range
+            .into_iter()
+            .find(|&index| self.subpartitions[index].ring.is_abandoned())
+    }
+
+    /// Subpartition `index`'s consumer is gone: its segments come back to
+    /// the pool (the open one is finished first, so no one writes it), and
+    /// the write fails.
+    #[cold]
+    fn consumer_gone(&mut self, index: usize) -> WriteError {
+        if let Some(builder) = self.builders[index].take() {
+            let _ = builder.finish();
+        }
+        self.subpartitions[index].release(&self.pool);
+        WriteError::ConsumerGone {
+            subpartition: index,
+        }
+    }
+
+    /// Publishes what was written before the task blocks (see
+    /// `flush_before_wait`).
+    fn before_wait(&mut self) {
+        if self.flush_before_wait {
+            self.flush_all();
+        }
     }
 }
 
 impl Drop for ResultPartition {
+    /// Finishes every builder, so readers still reading recycle the
+    /// segments, and gives back what consumers that are gone never took.
     fn drop(&mut self) {
-        if let Some(builder) = self.broadcast.take() {
-            if builder.has_views() {
-                let mut buffer = self.pool.finish(builder);
-                let last = self.subpartitions.len() - 1;
-                for sp in &mut self.subpartitions[..last] {
-                    let shared = self.pool.share(&mut buffer);
-                    sp.hand_over_on_release(shared, &self.pool);
-                }
-                self.subpartitions[last].hand_over_on_release(buffer, &self.pool);
-            } else {
-                self.pool.discard(builder);
-            }
-        }
-        for (sp, builder) in self.subpartitions.iter_mut().zip(&mut self.builders) {
-            sp.release(builder.take(), &self.pool);
+        self.finish_all();
+        for sp in &mut self.subpartitions {
+            sp.release(&self.pool);
         }
     }
 }
