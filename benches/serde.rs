@@ -94,7 +94,7 @@ fn deserialize_stream(
         let mut consumer = pool.share(segment);
         deserializer.set_next_buffer(consumer.build().0.expect("published bytes"));
         count += deserializer.for_each_record(&mut f).expect("valid frames") as u64;
-        drop(deserializer.take_buffer());
+        deserializer.take_buffer();
         pool.recycle(consumer);
     }
     count
@@ -116,7 +116,7 @@ fn deserialize_stream_one_by_one(
             f(record);
             count += 1;
         }
-        drop(deserializer.take_buffer());
+        deserializer.take_buffer();
         pool.recycle(consumer);
     }
     count

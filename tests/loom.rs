@@ -1,7 +1,11 @@
 //! loom models of the lock-free protocols: the SPSC ring (hand-off and
 //! close), the parker (no lost wake-up), pool recycling with shared
-//! (broadcast) buffers, the gate's availability queue end to end, and
-//! flushed views followed by their segment's owner.
+//! (broadcast) segments, the gate's availability queue end to end, and the
+//! BufferBuilder/BufferConsumer protocol: the reader slicing while the
+//! writer appends and flushes, finish and recycle (to a writer waiting for
+//! that very segment), end of partition after a partial slice, a broadcast
+//! segment read by two channels, and channels wired before their producer
+//! binds its pool (the late-bound recycler jobs use).
 //!
 //! Run: `scripts/loom.sh` (or
 //! `RUSTFLAGS="--cfg loom" cargo test --release --test loom`).
@@ -14,7 +18,8 @@ use loom::thread;
 use taskbench::memory::{BufferPool, MemoryConfig, SegmentPool};
 use taskbench::network::ring::{self, PushError};
 use taskbench::network::{
-    local_channel, ChannelAvailability, InputGate, Partitioner, Poll, RecordWriter, ResultPartition,
+    local_channel, ChannelAvailability, GateKey, InputGate, NetworkConfig, PartitionKey,
+    Partitioner, Poll, RecordWriter, ResultPartition, ShuffleEnvironment,
 };
 use taskbench::sync::{Parker, WaitStrategy};
 
@@ -125,11 +130,12 @@ fn shared_buffer_comes_back_once_and_wakes_the_writer() {
         let second = pool.share(&mut first);
         let readers: Vec<_> = [first, second]
             .into_iter()
-            .map(|buffer| {
+            .map(|mut consumer| {
                 let pool = pool.clone();
                 thread::spawn(move || {
-                    assert_eq!(buffer.as_slice(), [42]);
-                    pool.recycle(buffer);
+                    let (buffer, finished) = consumer.build();
+                    assert_eq!((buffer.unwrap().as_slice(), finished), (&[42][..], true));
+                    pool.recycle(consumer);
                 })
             })
             .collect();
@@ -149,6 +155,9 @@ fn shared_buffer_comes_back_once_and_wakes_the_writer() {
         assert!(pool.is_full());
     });
 }
+
+/// The largest record the gate models' channels carry.
+const RECORD_MAX: usize = 4096;
 
 /// How the gate models' consumer waits: straight to the parker.
 const PARK: WaitStrategy = WaitStrategy::SpinPark {
@@ -171,9 +180,9 @@ fn writer_and_gate(
         Arc::new(Parker::new()),
     ));
     let (outputs, inputs): (Vec<_>, Vec<_>) = (0..channels)
-        .map(|c| local_channel(credit, pool.clone(), &availability, c, 64))
+        .map(|c| local_channel(credit, pool.clone(), &availability, c, RECORD_MAX))
         .unzip();
-    let partition = ResultPartition::new(pool.clone(), outputs, 64, producer_parker, PARK);
+    let partition = ResultPartition::new(pool.clone(), outputs, RECORD_MAX, producer_parker, PARK);
     let writer = RecordWriter::new(partition, partitioner, 0);
     (writer, InputGate::new(availability, inputs), pool)
 }
@@ -245,48 +254,145 @@ fn gate_sees_every_buffer_and_event_without_lost_wake_ups() {
     });
 }
 
-/// A flushed view, then its segment's owner and the end of the partition on
-/// the same channel: the consumer reads both records in order and frees the
-/// segment once.
+/// The reader slices the head segment while the writer appends and
+/// publishes into it, and the end of the partition follows a partial
+/// slice: every record arrives once, in order, and the segment comes back
+/// once, after the writer finished it and the reader read it to the end.
 #[test]
-fn flushed_view_then_owner_then_end_of_partition() {
+fn reader_slices_while_the_writer_appends_and_flushes() {
     model(|| {
         let (writer, mut gate, pool) = writer_and_gate(1, 4, (2, 2), Partitioner::Forward);
         let (producer, done) = spawn_producer(writer, |writer| {
             writer.emit(0, &[1]).unwrap();
-            writer.flush_all().unwrap();
+            writer.flush_all();
+            writer.emit(0, &[2]).unwrap();
+            writer.flush_all();
             writer.emit(0, &[3]).unwrap();
             writer.finish().unwrap();
         });
         let seen = read_to_end(&mut gate);
         join_producer(producer, &done);
-        assert_eq!(seen, [vec![1, 3]]);
-        assert!(pool.is_full(), "the owner came back after its view");
+        assert_eq!(seen, [vec![1, 2, 3]]);
+        assert!(pool.is_full(), "the reader recycled the finished segment");
         drop(gate);
         assert!(pool.is_full());
     });
 }
 
-/// `flush_all` over two channels (one fence for both), then one channel's
-/// owner with bytes and the other's empty one: every record arrives once, on
-/// its channel, and both segments come back.
+/// A pool of one segment: the writer fills it, finishes it and waits for
+/// it to come back before it can write the rest of a spanning record. The
+/// reader must be told of the finish (even with no new bytes), read the
+/// segment to its end, recycle it and wake the writer: a lost step leaves
+/// one side parked for good, which loom reports as a deadlock.
 #[test]
-fn flush_all_views_then_an_empty_owner() {
+fn a_finished_segment_comes_back_to_the_writer_waiting_for_it() {
+    model(|| {
+        let (writer, mut gate, pool) = writer_and_gate(1, 2, (1, 1), Partitioner::Forward);
+        let (producer, done) = spawn_producer(writer, |writer| {
+            writer.emit(0, &[1; 3000]).unwrap();
+            // Spans into the next segment: the first must come back first.
+            writer.emit(0, &[2; 3000]).unwrap();
+            writer.finish().unwrap();
+        });
+        let seen = read_to_end(&mut gate);
+        join_producer(producer, &done);
+        assert_eq!(seen, [vec![1, 2]]);
+        drop(gate);
+        assert!(pool.is_full());
+    });
+}
+
+/// `flush_all` over two channels (one fence for both), then the end: every
+/// record arrives once, on its channel, and both segments come back.
+#[test]
+fn flush_all_over_two_channels_with_one_fence() {
     model(|| {
         let (writer, mut gate, pool) = writer_and_gate(2, 4, (2, 2), Partitioner::Rebalance);
         let (producer, done) = spawn_producer(writer, |writer| {
             writer.emit(0, &[1]).unwrap();
             writer.emit(0, &[2]).unwrap();
-            writer.flush_all().unwrap();
+            writer.flush_all();
             writer.emit(0, &[3]).unwrap();
             writer.finish().unwrap();
         });
         let seen = read_to_end(&mut gate);
         join_producer(producer, &done);
         assert_eq!(seen, [vec![1, 3], vec![2]]);
-        assert!(pool.is_full(), "both owners came back after their views");
+        assert!(pool.is_full(), "both segments came back");
         drop(gate);
         assert!(pool.is_full());
+    });
+}
+
+/// One broadcast segment, a consumer of it in each of two channels: both
+/// read the record, and the segment comes back once, after the second.
+#[test]
+fn a_broadcast_segment_is_read_by_both_channels_and_freed_once() {
+    model(|| {
+        let (writer, mut gate, pool) = writer_and_gate(2, 2, (1, 1), Partitioner::Broadcast);
+        let (producer, done) = spawn_producer(writer, |writer| {
+            writer.emit(0, &[5]).unwrap();
+            writer.flush_all();
+            writer.finish().unwrap();
+        });
+        let seen = read_to_end(&mut gate);
+        join_producer(producer, &done);
+        assert_eq!(seen, [vec![5], vec![5]]);
+        drop(gate);
+        assert!(pool.is_full());
+    });
+}
+
+/// Channels wired through the shuffle environment before either side sets
+/// up, as a job deploys them: the consumer builds its gate and reads while
+/// the producer claims its pool and binds it to the channel's recycler. The
+/// reader recycles into the pool the producer bound.
+#[test]
+fn the_late_bound_recycler_sees_the_pool_its_producer_bound() {
+    model(|| {
+        let env = Arc::new(
+            ShuffleEnvironment::new(NetworkConfig {
+                memory: MemoryConfig {
+                    segment_size: 4096,
+                    total_segments: 2,
+                    huge_pages: false,
+                },
+                buffers_per_channel: 1,
+                floating_buffers: 1,
+                max_record_size: 64,
+                ..NetworkConfig::default()
+            })
+            .unwrap(),
+        );
+        let consumer = Arc::new(Parker::new());
+        env.register_partition(PartitionKey(1), 1).unwrap();
+        env.register_gate(GateKey(1), 1, consumer).unwrap();
+        env.connect(PartitionKey(1), 0, GateKey(1), 0).unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let producer = {
+            let (env, done) = (env.clone(), done.clone());
+            thread::spawn(move || {
+                let partition = env
+                    .create_partition(PartitionKey(1), Arc::new(Parker::new()), PARK)
+                    .unwrap();
+                let mut writer = RecordWriter::new(partition, Partitioner::Forward, 0);
+                writer.emit(0, &[9]).unwrap();
+                writer.finish().unwrap();
+                drop(writer);
+                // Release: pairs with the Acquire load below.
+                done.store(true, Ordering::Release);
+            })
+        };
+        let mut gate = env.create_gate(GateKey(1)).unwrap();
+        let seen = read_to_end(&mut gate);
+        // Acquire: pairs with the producer's Release store.
+        while !done.load(Ordering::Acquire) {
+            thread::yield_now();
+        }
+        producer.join().unwrap();
+        assert_eq!(seen, [vec![9]]);
+        drop(gate);
+        assert!(env.segments().is_full());
     });
 }
 

@@ -67,7 +67,7 @@ proptest! {
         for mut consumer in buffers {
             deserializer.set_next_buffer(consumer.build().0.unwrap());
             deserializer.for_each_record(|r| got.push(r.to_vec())).unwrap();
-            drop(deserializer.take_buffer().unwrap());
+            deserializer.take_buffer();
             pool.recycle(consumer);
         }
         deserializer.check_complete().unwrap();
@@ -93,7 +93,7 @@ proptest! {
             while let Some(r) = deserializer.next_record().unwrap() {
                 got.push(r.to_vec());
             }
-            drop(deserializer.take_buffer().unwrap());
+            deserializer.take_buffer();
             pool.recycle(consumer);
         }
         prop_assert!(!deserializer.has_partial_record());
@@ -125,7 +125,7 @@ proptest! {
                 slices += 1;
                 deserializer.set_next_buffer(buffer);
                 deserializer.for_each_record(|r| got.push(r.to_vec())).unwrap();
-                drop(deserializer.take_buffer());
+                deserializer.take_buffer();
             }
         };
         let mut builder = pool.request().unwrap();
@@ -171,7 +171,7 @@ fn headers_cut_at_every_byte_of_a_segment_boundary() {
             deserializer
                 .for_each_record(|r| got.push(r.to_vec()))
                 .unwrap();
-            drop(deserializer.take_buffer().unwrap());
+            deserializer.take_buffer();
             pool.recycle(consumer);
         }
         assert_eq!(got, records, "{tail} bytes free at the boundary");
@@ -208,7 +208,7 @@ fn a_record_above_the_maximum_is_refused_on_both_sides() {
         assert!(err
             .to_string()
             .contains("exceeds the maximum record size of 100 bytes"));
-        drop(deserializer.take_buffer().unwrap());
+        deserializer.take_buffer();
         pool.recycle(consumer);
     }
 }
@@ -223,7 +223,7 @@ fn a_stream_ending_inside_a_record_is_reported() {
     for mut consumer in buffers {
         deserializer.set_next_buffer(consumer.build().0.unwrap());
         assert_eq!(deserializer.for_each_record(|_| {}).unwrap(), 0);
-        drop(deserializer.take_buffer().unwrap());
+        deserializer.take_buffer();
         pool.recycle(consumer);
     }
     assert!(deserializer.has_partial_record());

@@ -540,7 +540,7 @@ mod tests {
         for mut consumer in buffers {
             deserializer.set_next_buffer(consumer.build().0.unwrap());
             deserializer.read_records(&mut got).unwrap();
-            drop(deserializer.take_buffer());
+            deserializer.take_buffer();
             assert!(consumer.is_consumed());
             pool.recycle(consumer);
         }

@@ -9,11 +9,11 @@
 //! cleanly after `buffers_request_timeout`, as in Flink.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+
 use std::time::{Duration, Instant};
 
 use crate::memory::{BufferPool, MemoryError, SegmentPool, SegmentWait};
-use crate::sync::{Arc, Parker, WaitStrategy};
+use crate::sync::{Arc, Mutex, Parker, WaitStrategy};
 
 use super::event::ChannelItem;
 use super::gate::Recycler;

@@ -5,10 +5,14 @@
 //! model-checked versions (see `tests/loom.rs`). Under loom, capacities that
 //! matter for interleavings are shrunk by the callers.
 
+#[cfg(all(target_os = "linux", not(loom)))]
+mod futex;
+mod once;
 mod parker;
 mod wait;
 
 pub use crossbeam_utils::CachePadded;
+pub use once::OnceSlot;
 pub use parker::Parker;
 pub use wait::{precise_timers, Round, WaitStrategy, Waiter, PARK_MARGIN};
 

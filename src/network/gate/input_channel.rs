@@ -1,13 +1,11 @@
 //! The consuming end of one channel.
 
-use std::sync::OnceLock;
-
 use crate::memory::{BufferConsumer, BufferPool};
 use crate::metrics::trace;
 use crate::network::event::{ChannelItem, Event};
 use crate::network::ring;
 use crate::network::serde::{RecordConsumer, RecordDeserializer, SerdeError, VALUE_RUN};
-use crate::sync::Arc;
+use crate::sync::{Arc, OnceSlot};
 
 /// Counters of one input channel.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,7 +24,7 @@ pub struct ChannelMetrics {
 /// consumer set up its gate. A buffer arrives only after its pool exists,
 /// so recycling always finds it bound.
 #[derive(Debug, Default)]
-pub struct Recycler(OnceLock<Arc<BufferPool>>);
+pub struct Recycler(OnceSlot<Arc<BufferPool>>);
 
 impl Recycler {
     /// A recycler already bound to `pool`.
@@ -159,7 +157,7 @@ impl InputChannel {
                     trace::consume(consumer.segment(), consumer.generation(), from, to);
                     self.deserializer.set_next_buffer(buffer);
                     let result = self.deserializer.read_records_into(records, values);
-                    drop(self.deserializer.take_buffer());
+                    self.deserializer.take_buffer();
                     let n = result?;
                     self.metrics.records_in += n as u64;
                     Some(n)
