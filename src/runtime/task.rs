@@ -269,7 +269,16 @@ impl Task {
         }
         let before = AllocationCount::thread_now();
         let cpu_before = thread_cpu_time();
-        let exit = task.invoke(processor).map_err(|e| e.to_string());
+        let exit = match task.invoke(processor) {
+            Ok(exit) => Ok(exit),
+            // A consumer went away: its task failed or was canceled, and
+            // this one is canceled with the rest of the job, not failed.
+            Err(e) if e.is_consumer_gone() => {
+                self.transition(ExecutionState::Running, ExecutionState::Canceling);
+                Ok(LoopExit::Canceled)
+            }
+            Err(e) => Err(e.to_string()),
+        };
         *self.trace.lock().expect("trace lock") = trace::uninstall();
         if let (Some(before), Some(after)) = (cpu_before, thread_cpu_time()) {
             let ns = after.saturating_sub(before).as_nanos();

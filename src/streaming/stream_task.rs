@@ -91,6 +91,23 @@ enum Head {
     Input(InputProcessor),
 }
 
+impl StreamTaskError {
+    /// Whether the task stopped because a consumer of its output went away
+    /// (its task failed or was canceled): the job is failing over, and this
+    /// task ends canceled rather than failed, as Flink cancels the producers
+    /// of a failed region.
+    pub fn is_consumer_gone(&self) -> bool {
+        use super::ChainError;
+        let write = match self {
+            StreamTaskError::Write(e)
+            | StreamTaskError::Chain(ChainError::Write(e))
+            | StreamTaskError::Input(InputError::Chain(ChainError::Write(e))) => e,
+            _ => return false,
+        };
+        matches!(write, WriteError::ConsumerGone { .. })
+    }
+}
+
 /// What a finished task reports.
 #[derive(Clone, Debug)]
 pub struct StreamTaskResult {
