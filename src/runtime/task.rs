@@ -269,6 +269,7 @@ impl Task {
         }
         let before = AllocationCount::thread_now();
         let cpu_before = thread_cpu_time();
+        let running = crate::sync::occupancy::running_task();
         let exit = match task.invoke(processor) {
             Ok(exit) => Ok(exit),
             // A consumer went away: its task failed or was canceled, and
@@ -279,6 +280,7 @@ impl Task {
             }
             Err(e) => Err(e.to_string()),
         };
+        drop(running);
         *self.trace.lock().expect("trace lock") = trace::uninstall();
         if let (Some(before), Some(after)) = (cpu_before, thread_cpu_time()) {
             let ns = after.saturating_sub(before).as_nanos();

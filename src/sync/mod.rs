@@ -7,6 +7,7 @@
 
 #[cfg(all(target_os = "linux", not(loom)))]
 mod futex;
+pub mod occupancy;
 mod once;
 mod parker;
 mod wait;

@@ -3,6 +3,7 @@
 use std::hint;
 use std::time::{Duration, Instant};
 
+use super::occupancy::{self, Waiting};
 use super::{thread, Parker};
 
 /// How a task waits when it has no input, or no output capacity
@@ -28,13 +29,30 @@ pub enum WaitStrategy {
         /// Yields before parking.
         yields: u32,
     },
+    /// Budgeted by time rather than rounds: spin while the wait is short
+    /// (`spin_ns`), then offer the core to other runnable threads with
+    /// yields while the wait is still likely to end soon, and park once it
+    /// has lasted `yield_ns` in all — or at once when the tasks running
+    /// take every core ([`occupancy::cores_taken`]). A thread that parks
+    /// leaves its core idle, which lets the scheduler move a runnable task
+    /// there; one that yields keeps the core but hands it to a task beside
+    /// it that has work, and wakes within a context switch instead of a
+    /// wake-up's tens of microseconds.
+    Adaptive {
+        /// Nanoseconds to spin before yielding.
+        spin_ns: u32,
+        /// Nanoseconds into the wait at which the thread parks.
+        yield_ns: u32,
+    },
 }
 
 impl Default for WaitStrategy {
+    /// Adaptive: spin 20 µs, park after 1 ms (or once the running tasks
+    /// take every core).
     fn default() -> Self {
-        WaitStrategy::SpinPark {
-            spins: 64,
-            yields: 8,
+        WaitStrategy::Adaptive {
+            spin_ns: 20_000,
+            yield_ns: 1_000_000,
         }
     }
 }
@@ -46,6 +64,8 @@ impl WaitStrategy {
         Waiter {
             strategy: self,
             round: 0,
+            since: None,
+            waiting: None,
         }
     }
 
@@ -76,11 +96,17 @@ pub enum Round {
 /// slip by that.
 pub const PARK_MARGIN: Duration = Duration::from_micros(100);
 
-/// The state of one wait episode: how far the escalation has gone.
-#[derive(Clone, Copy, Debug)]
+/// The state of one wait episode: how far the escalation has gone. A task
+/// thread waiting here does not count as running (see
+/// [`occupancy`](super::occupancy)) from its first round until the waiter
+/// is dropped.
+#[derive(Debug)]
 pub struct Waiter {
     strategy: WaitStrategy,
     round: u32,
+    /// When the first round began (time-budgeted strategies).
+    since: Option<Instant>,
+    waiting: Option<Waiting>,
 }
 
 impl Waiter {
@@ -100,6 +126,9 @@ impl Waiter {
     ) -> Round {
         let round = self.round;
         self.round = self.round.saturating_add(1);
+        if round == 0 {
+            self.waiting = occupancy::waiting();
+        }
         match self.strategy {
             WaitStrategy::BusySpin => spin(round),
             WaitStrategy::SpinYield { spins } => {
@@ -118,6 +147,20 @@ impl Waiter {
                     park(parker, ready, deadline)
                 }
             }
+            WaitStrategy::Adaptive { spin_ns, yield_ns } => {
+                let now = Instant::now();
+                let waited = now - *self.since.get_or_insert(now);
+                if waited < Duration::from_nanos(u64::from(spin_ns)) {
+                    spin(round)
+                } else if waited < Duration::from_nanos(u64::from(yield_ns))
+                    && !occupancy::cores_taken()
+                {
+                    // Other tasks leave a core free: yielding costs no one.
+                    yield_now()
+                } else {
+                    park(parker, ready, deadline)
+                }
+            }
         }
     }
 
@@ -125,6 +168,9 @@ impl Waiter {
     pub fn would_park(&self) -> bool {
         match self.strategy {
             WaitStrategy::SpinPark { spins, yields } => self.round >= spins.saturating_add(yields),
+            WaitStrategy::Adaptive { yield_ns, .. } => self
+                .since
+                .is_some_and(|since| since.elapsed() >= Duration::from_nanos(u64::from(yield_ns))),
             _ => false,
         }
     }
@@ -226,6 +272,27 @@ mod tests {
             waiter.wait(&parker, || false, Some(deadline)),
             Round::Yielded
         );
+    }
+
+    #[test]
+    fn adaptive_spins_then_yields_then_parks_by_time() {
+        let parker = Parker::new();
+        let mut waiter = WaitStrategy::Adaptive {
+            spin_ns: 200_000,
+            yield_ns: 400_000,
+        }
+        .waiter();
+        let start = Instant::now();
+        let mut rounds = Vec::new();
+        while !waiter.would_park() {
+            let round = waiter.wait(&parker, || false, None);
+            if rounds.last() != Some(&round) {
+                rounds.push(round);
+            }
+        }
+        assert_eq!(rounds, [Round::Spun, Round::Yielded]);
+        assert!(start.elapsed() >= Duration::from_micros(400));
+        assert_eq!(waiter.wait(&parker, || true, None), Round::Ready);
     }
 
     #[test]
