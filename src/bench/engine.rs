@@ -8,8 +8,8 @@ use hdrhistogram::Histogram;
 
 use super::profile::{Pin, PinPolicy, Profile, ProfileError};
 use super::result::{
-    Latency, Repetition, RunResult, Stats, Status, Summary, SweepPoint, SweepResult, TaskMetrics,
-    SCHEMA_VERSION,
+    Engine, Latency, Repetition, RunResult, Stats, Status, Summary, SweepPoint, SweepResult,
+    TaskMetrics, SCHEMA_VERSION,
 };
 use super::testbed::Testbed;
 use crate::job::{run_job_on, JobError, JobResult};
@@ -82,6 +82,16 @@ pub fn run_profile(
     overrides: &[String],
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<RunResult, RunError> {
+    run_profile_with_latency(profile, overrides, progress).map(|(result, _)| result)
+}
+
+/// [`run_profile`], and the latency histogram of every measured record
+/// (to merge runs, as `run --vs-flink` does).
+pub fn run_profile_with_latency(
+    profile: &Profile,
+    overrides: &[String],
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(RunResult, Option<Histogram<u64>>), RunError> {
     let graph = profile.job_graph()?;
     let options = profile.job_options()?;
     let pinning = match &profile.runtime.pin {
@@ -93,6 +103,7 @@ pub fn run_profile(
         schema_version: SCHEMA_VERSION,
         kind: "run".into(),
         taskbench_version: env!("CARGO_PKG_VERSION").into(),
+        engine: Engine::Taskbench,
         status: Status::Running,
         failure: None,
         profile: profile.clone(),
@@ -102,6 +113,7 @@ pub fn run_profile(
         network_setup_ms: 0.0,
         repetitions: Vec::new(),
         summary: None,
+        flink: None,
     };
     // The network memory lives as long as the run, as a TaskManager's does.
     let mapped = Instant::now();
@@ -125,7 +137,7 @@ pub fn run_profile(
         if let Some(failure) = &job.failure {
             result.status = Status::Failed;
             result.failure = Some(failure.clone());
-            return Ok(result);
+            return Ok((result, latency));
         }
         if run < warmup {
             continue;
@@ -138,7 +150,7 @@ pub fn run_profile(
             wall.as_secs_f64(),
             &job_latency,
         );
-        merge(&mut latency, job_latency.as_ref());
+        merge_latency(&mut latency, job_latency.as_ref());
         result.repetitions.push(repetition);
         result.summary = Some(summarize(profile, &result.repetitions, latency.as_ref()));
         if run + 1 == warmup + repetitions {
@@ -146,7 +158,7 @@ pub fn run_profile(
         }
         progress(Progress::Measured(&result));
     }
-    Ok(result)
+    Ok((result, latency))
 }
 
 /// Runs every point of `profile`'s sweep; `on_point` sees the sweep after
@@ -204,7 +216,7 @@ pub fn run_sweep(
 }
 
 /// Adds `h` (if any) into `into`.
-fn merge(into: &mut Option<Histogram<u64>>, h: Option<&Histogram<u64>>) {
+pub(crate) fn merge_latency(into: &mut Option<Histogram<u64>>, h: Option<&Histogram<u64>>) {
     match (into.as_mut(), h) {
         (Some(all), Some(h)) => all.add(h).expect("sink histograms share their bounds"),
         (None, Some(h)) => *into = Some(h.clone()),
@@ -216,7 +228,7 @@ fn merge(into: &mut Option<Histogram<u64>>, h: Option<&Histogram<u64>>) {
 fn merged_latency(job: &JobResult) -> Option<Histogram<u64>> {
     let mut all = None;
     for s in &job.subtasks {
-        merge(
+        merge_latency(
             &mut all,
             s.result
                 .as_ref()
@@ -310,7 +322,12 @@ fn task_metrics(s: &crate::job::SubtaskReport, data_start: Option<Instant>) -> T
     }
 }
 
-fn summarize(profile: &Profile, reps: &[Repetition], latency: Option<&Histogram<u64>>) -> Summary {
+/// The summary of `reps`; `latency` holds every measured record's latency.
+pub(crate) fn summarize(
+    profile: &Profile,
+    reps: &[Repetition],
+    latency: Option<&Histogram<u64>>,
+) -> Summary {
     let figure = |f: fn(&Repetition) -> f64| Stats::of(&reps.iter().map(f).collect::<Vec<_>>());
     let records_per_ms = figure(|r| r.records_per_ms);
     // The repetition closest to the median throughput stands for the tasks.

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::result::{Latency, Repetition, RunResult, Stats, Status, SweepResult};
+use super::result::{Engine, Latency, Repetition, RunResult, Stats, Status, SweepResult};
 
 /// Output formats of `--format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -95,6 +95,13 @@ pub fn table(result: &RunResult) -> String {
         result.warmup_runs,
         thousands(records as f64)
     );
+    if let Some(f) = &result.flink {
+        let _ = writeln!(
+            out,
+            "  engine: Apache Flink {} · {} · {} JVM(s) · {}",
+            f.flink_version, f.cluster, f.forks, f.jvm_version
+        );
+    }
     if let Some(failure) = &result.failure {
         let _ = writeln!(out, "\n  FAILED: {failure}");
     }
@@ -140,20 +147,23 @@ pub fn table(result: &RunResult) -> String {
             result.testbed.cores_available.len()
         );
     }
-    let _ = writeln!(
-        out,
-        "  allocations   {} during measurement",
-        s.allocations_during_measurement
-    );
-    let _ = writeln!(
-        out,
-        "  pools         {}",
-        if s.pools_full {
-            "every segment back after every job"
-        } else {
-            "NOT FULL after a job: segments were lost"
-        }
-    );
+    // Flink's allocations and buffer pools are not measured.
+    if result.engine == Engine::Taskbench {
+        let _ = writeln!(
+            out,
+            "  allocations   {} during measurement",
+            s.allocations_during_measurement
+        );
+        let _ = writeln!(
+            out,
+            "  pools         {}",
+            if s.pools_full {
+                "every segment back after every job"
+            } else {
+                "NOT FULL after a job: segments were lost"
+            }
+        );
+    }
     out.push('\n');
     let width = s
         .tasks

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::flink::FlinkInfo;
 use super::profile::Profile;
 use super::testbed::Testbed;
 
@@ -31,6 +32,10 @@ pub struct RunResult {
     pub kind: String,
     /// The taskbench version that measured.
     pub taskbench_version: String,
+    /// What ran the jobs: taskbench's runtime, or real Apache Flink
+    /// (results written before engines were named are taskbench's).
+    #[serde(default)]
+    pub engine: Engine,
     /// Running, complete or failed.
     pub status: Status,
     /// The failing task and its cause, when `status` is failed.
@@ -52,6 +57,22 @@ pub struct RunResult {
     /// Statistics over the repetitions (present once one is measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
+    /// For `engine: "flink"`: Flink's and the JVM's versions, the cluster,
+    /// every job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flink: Option<FlinkInfo>,
+}
+
+/// What ran a result's jobs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// taskbench's own runtime.
+    #[default]
+    Taskbench,
+    /// Apache Flink (`taskbench flink run`); the result's `flink` field
+    /// says which version and where.
+    Flink,
 }
 
 /// One measured run of the job.
