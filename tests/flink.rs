@@ -380,11 +380,11 @@ fn a_standalone_cluster_runs_the_job_through_rest_and_reports_its_metrics() {
     let install = install();
     let cluster = Cluster::standalone(&install, &cache_dir(), 2, &[]).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    // 2 × 12,000 records at 4,000/s per source: 3 s, long enough for the
-    // running subtasks' metrics to be sampled.
+    // 2 × 32,000 records at 4,000/s per source: 8 s, long enough for
+    // Flink's per-second meters (updated every 5 s) to show the records.
     let set = [
         "--set",
-        "records.count=12000",
+        "records.count=32000",
         "--set",
         "records.rate=4000",
         "--set",
@@ -417,33 +417,36 @@ fn a_standalone_cluster_runs_the_job_through_rest_and_reports_its_metrics() {
     let (ours, _) = result_of(&ours_args, dir.path(), "taskbench.json");
     assert_eq!(flink["engine"], "flink");
     assert_eq!(flink["flink"]["cluster"], cluster.url.as_str());
-    assert_eq!(flink["repetitions"][0]["records"], 24_000);
+    assert_eq!(flink["repetitions"][0]["records"], 64_000);
     assert_eq!(
         flink["repetitions"][0]["checksum"],
         ours["repetitions"][0]["checksum"]
     );
     let job = &flink["flink"]["jobs"][0];
     assert_eq!(job["state"], "FINISHED");
-    assert!(job["duration_ms"].as_f64().unwrap() >= 2500.0, "{job}");
+    assert!(job["duration_ms"].as_f64().unwrap() >= 7500.0, "{job}");
     let metrics = job["metrics"].as_array().unwrap();
-    let sink = metrics
+    let sinks: Vec<&Value> = metrics
         .iter()
-        .find(|m| {
-            m["task"].as_str().unwrap().ends_with("sink") && m["samples"].as_u64().unwrap() > 0
-        })
-        .unwrap_or_else(|| panic!("no sampled metrics of a sink task: {metrics:?}"));
-    for name in [
-        "numRecordsInPerSecond",
-        "busyTimeMsPerSecond",
-        "idleTimeMsPerSecond",
-        "backPressuredTimeMsPerSecond",
-    ] {
-        assert!(sink["means"][name].is_number(), "{name} missing: {sink}");
+        .filter(|m| m["task"].as_str().unwrap().ends_with("sink"))
+        .collect();
+    assert_eq!(sinks.len(), 2, "one row per sink subtask: {metrics:?}");
+    for sink in &sinks {
+        assert!(sink["samples"].as_u64().unwrap() >= 3, "{sink}");
+        for name in [
+            "numRecordsInPerSecond",
+            "busyTimeMsPerSecond",
+            "idleTimeMsPerSecond",
+            "backPressuredTimeMsPerSecond",
+        ] {
+            assert!(sink["means"][name].is_number(), "{name} missing: {sink}");
+        }
     }
-    assert!(
-        sink["means"]["numRecordsInPerSecond"].as_f64().unwrap() > 0.0,
-        "{sink}"
-    );
+    let records_in: f64 = sinks
+        .iter()
+        .map(|s| s["means"]["numRecordsInPerSecond"].as_f64().unwrap())
+        .sum();
+    assert!(records_in > 0.0, "{sinks:?}");
 
     // The cluster's network is its own: a profile asking for another is refused.
     let out = taskbench()

@@ -161,6 +161,8 @@ impl Cluster {
     ) -> Result<Self, FlinkError> {
         let dir = cluster_dir(cache, "standalone")?;
         let (rpc_port, rest_port) = (free_port()?, free_port()?);
+        // The TaskManager's resources spelled out, as `bin/taskmanager.sh`
+        // derives them (its JVM gets -Xmx and direct memory to match).
         let mut config = vec![
             ("jobmanager.rpc.address", "127.0.0.1".to_string()),
             ("jobmanager.rpc.port", rpc_port.to_string()),
@@ -169,7 +171,17 @@ impl Cluster {
             ("taskmanager.bind-host", "127.0.0.1".into()),
             ("taskmanager.host", "127.0.0.1".into()),
             ("taskmanager.numberOfTaskSlots", slots.max(1).to_string()),
-            ("taskmanager.memory.process.size", "1728m".into()),
+            ("taskmanager.cpu.cores", slots.max(1).to_string()),
+            ("taskmanager.memory.framework.heap.size", "128m".into()),
+            ("taskmanager.memory.task.heap.size", "384m".into()),
+            ("taskmanager.memory.framework.off-heap.size", "128m".into()),
+            ("taskmanager.memory.task.off-heap.size", "0m".into()),
+            ("taskmanager.memory.network.min", "64m".into()),
+            ("taskmanager.memory.network.max", "64m".into()),
+            ("taskmanager.memory.managed.size", "64m".into()),
+            ("taskmanager.memory.jvm-metaspace.size", "256m".into()),
+            ("taskmanager.memory.jvm-overhead.min", "192m".into()),
+            ("taskmanager.memory.jvm-overhead.max", "192m".into()),
             ("rest.address", "127.0.0.1".into()),
             ("rest.bind-address", "127.0.0.1".into()),
             ("rest.port", rest_port.to_string()),
@@ -180,11 +192,11 @@ impl Cluster {
                 METRICS_INTERVAL_MS.to_string(),
             ),
         ];
-        let extra: Vec<(&str, String)> = options
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.clone()))
-            .collect();
-        config.extend(extra);
+        for (key, value) in options {
+            // A key given twice would be a YAML error: the caller's wins.
+            config.retain(|(k, _)| k != key);
+            config.push((key.as_str(), value.clone()));
+        }
         let conf = dir.join("conf");
         let yaml: String = config.iter().map(|(k, v)| format!("{k}: {v}\n")).collect();
         std::fs::create_dir_all(&conf)
@@ -207,11 +219,12 @@ impl Cluster {
             (
                 "taskmanager",
                 "org.apache.flink.runtime.taskexecutor.TaskManagerRunner",
-                "-Xmx768m",
+                "-Xmx512m -XX:MaxDirectMemorySize=192m",
             ),
         ] {
             let (_, stderr) = log_file(&dir, name)?;
-            let mut command = install.java_command(&[heap.to_string()], main)?;
+            let jvm: Vec<String> = heap.split(' ').map(str::to_string).collect();
+            let mut command = install.java_command(&jvm, main)?;
             command
                 .arg("--configDir")
                 .arg(&conf)

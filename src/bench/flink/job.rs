@@ -272,11 +272,30 @@ fn failure(rest: &RestClient, job: &str, state: &str) -> String {
             cause
         }
     });
-    match entry
-        .and_then(|e| e.get("taskName"))
-        .and_then(Value::as_str)
-    {
-        Some(task) => format!("task {task} failed: {cause}"),
+    // The global entry (recovery suppressed) names no task; the task's own
+    // failure is among its concurrent exceptions.
+    let named = |e: &Value| Some((e.get("taskName")?.as_str()?.to_string(), e.clone()));
+    let tasks: Vec<(String, Value)> = entry
+        .into_iter()
+        .chain(
+            entry
+                .and_then(|e| e.get("concurrentExceptions"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        )
+        .filter_map(named)
+        .collect();
+    let task = tasks
+        .iter()
+        .find(|(_, e)| {
+            e.get("stacktrace")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.contains(cause))
+        })
+        .or(tasks.first());
+    match task {
+        Some((task, _)) => format!("task {task} failed: {cause}"),
         None => format!("the job ended {state}: {cause}"),
     }
 }
