@@ -86,14 +86,16 @@ to = "sink"
 #[test]
 fn every_vertex_kind_with_its_function_in_topological_order() {
     let s = spec(EVERY_KIND, &[]);
-    let rows: Vec<(
-        &str,
+    /// Name, kind, parallelism, function, records, fail_after.
+    type Row<'a> = (
+        &'a str,
         VertexKind,
         u32,
-        Option<&str>,
+        Option<&'a str>,
         Option<u64>,
         Option<u64>,
-    )> = s
+    );
+    let rows: Vec<Row> = s
         .vertices
         .iter()
         .map(|v| {

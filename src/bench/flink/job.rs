@@ -20,6 +20,9 @@ pub const SAMPLED_METRICS: [&str; 4] = [
     "backPressuredTimeMsPerSecond",
 ];
 
+/// Sums of sampled metrics per (task, subtask): samples, sum per metric.
+type Samples = BTreeMap<(String, u32), (u32, BTreeMap<String, f64>)>;
+
 /// How often the job's state is polled.
 const POLL: Duration = Duration::from_millis(100);
 
@@ -139,7 +142,7 @@ pub fn run_job(
     let args = ["--spec".to_string(), spec.to_string()];
     let job = rest.run_jar(jar_id, "TaskbenchJob", &args)?;
     let started = Instant::now();
-    let mut samples: BTreeMap<(String, u32), (u32, BTreeMap<String, f64>)> = BTreeMap::new();
+    let mut samples = Samples::new();
     let mut last_sample = Instant::now();
     let details = loop {
         let details = rest.get(&format!("/jobs/{job}"))?;
@@ -222,12 +225,7 @@ pub fn run_job(
 }
 
 /// One sample of every running subtask's metrics, added into `into`.
-fn sample(
-    rest: &RestClient,
-    job: &str,
-    details: &Value,
-    into: &mut BTreeMap<(String, u32), (u32, BTreeMap<String, f64>)>,
-) {
+fn sample(rest: &RestClient, job: &str, details: &Value, into: &mut Samples) {
     for (id, name, parallelism) in vertices(details) {
         for subtask in 0..parallelism {
             // Best effort: a subtask that just finished has no metrics left.
@@ -260,8 +258,7 @@ fn failure(rest: &RestClient, job: &str, state: &str) -> String {
         .unwrap_or("");
     let cause = trace
         .lines()
-        .filter(|l| l.starts_with("Caused by: "))
-        .last()
+        .rfind(|l| l.starts_with("Caused by: "))
         .or_else(|| trace.lines().next())
         .unwrap_or("no exception reported")
         .trim_start_matches("Caused by: ");
