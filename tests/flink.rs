@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
 use serde_json::Value;
+use taskbench::bench::builtin::builtin;
 use taskbench::bench::flink::cluster::Cluster;
 use taskbench::bench::flink::job::run_job;
 use taskbench::bench::flink::rest::RestClient;
@@ -312,38 +313,18 @@ fn every_operator_and_edge_counts_and_checksums_as_taskbench_does() {
     }
 
     // A latency sink behind a rate-limited source: every record timed.
-    let latency = Profile::from_toml(
-        r#"name = "latency"
-        chaining = false
-        [records]
-        count = 3000
-        size = 16
-        rate = 3000
-        [measure]
-        latency = true
-        [[vertices]]
-        name = "source"
-        kind = "source"
-        [[vertices]]
-        name = "map"
-        kind = "map"
-        function = "identity"
-        [[vertices]]
-        name = "sink"
-        kind = "sink"
-        [[edges]]
-        from = "source"
-        to = "map"
-        [[edges]]
-        from = "map"
-        to = "sink"
-        [network]
-        buffer_timeout = "0ms"
-        "#,
-        "latency",
-        &[],
-    )
-    .unwrap();
+    let set: Vec<String> = [
+        "chaining=false",
+        "records.count=3000",
+        "records.size=16",
+        "records.rate=3000",
+        "measure.latency=true",
+        "vertices.map.function=identity",
+        "network.buffer_timeout=0ms",
+    ]
+    .map(String::from)
+    .to_vec();
+    let latency = Profile::from_toml(builtin("map-sink").unwrap(), "latency", &set).unwrap();
     let spec = serde_json::to_string(&JobSpec::from_profile(&latency).unwrap()).unwrap();
     let job = run_job(&rest, &jar, &spec, timeout).unwrap();
     let sink = &job.sinks[0];

@@ -2,6 +2,7 @@
 //! and option as the Java job reads it, and each profile Flink cannot
 //! express refused by the field's name. No JVM needed.
 
+use taskbench::bench::builtin::builtin;
 use taskbench::bench::flink::{check_cluster_network, JobSpec};
 use taskbench::bench::profile::{Distribution, PartitionerKind, VertexKind};
 use taskbench::bench::Profile;
@@ -258,30 +259,16 @@ fn every_edge_kind_and_whether_taskbench_chains_it() {
     assert!(s.chaining);
 }
 
-const MAP_SINK: &str = r#"
-name = "map-sink"
-[records]
-count = 1000
-[[vertices]]
-name = "source"
-kind = "source"
-[[vertices]]
-name = "map"
-kind = "map"
-[[vertices]]
-name = "sink"
-kind = "sink"
-[[edges]]
-from = "source"
-to = "map"
-[[edges]]
-from = "map"
-to = "sink"
-"#;
+/// The built-in map-sink profile, 1000 records.
+fn map_sink() -> String {
+    builtin("map-sink")
+        .unwrap()
+        .replace("count = 15_000_000", "count = 1000")
+}
 
 #[test]
 fn record_and_network_options_reach_the_spec() {
-    let s = spec(MAP_SINK, &[]);
+    let s = spec(&map_sink(), &[]);
     assert_eq!(s.spec_version, 1);
     assert_eq!(s.name, "map-sink");
     let r = &s.records;
@@ -302,7 +289,7 @@ fn record_and_network_options_reach_the_spec() {
     assert!(s.not_applied.is_empty());
 
     let s = spec(
-        MAP_SINK,
+        &map_sink(),
         &[
             "records.duration=2500ms",
             "records.size=64",
@@ -366,22 +353,22 @@ fn record_and_network_options_reach_the_spec() {
 
     // Buffer timeouts: 0 flushes every record, none only full buffers.
     assert_eq!(
-        spec(MAP_SINK, &["network.buffer_timeout=0ms"])
+        spec(&map_sink(), &["network.buffer_timeout=0ms"])
             .network
             .buffer_timeout_ms,
         0
     );
     assert_eq!(
-        spec(MAP_SINK, &["network.buffer_timeout=none"])
+        spec(&map_sink(), &["network.buffer_timeout=none"])
             .network
             .buffer_timeout_ms,
         -1
     );
     // A source without records.count runs the default count.
-    let dropped = MAP_SINK.replace("count = 1000", "");
+    let dropped = map_sink().replace("count = 1000", "");
     assert_eq!(spec(&dropped, &[]).vertices[0].records, Some(10_000_000));
     // With a duration and no count: until the duration.
-    let timed = MAP_SINK.replace("count = 1000", "duration = \"3s\"");
+    let timed = map_sink().replace("count = 1000", "duration = \"3s\"");
     assert_eq!(spec(&timed, &[]).vertices[0].records, None);
 }
 
@@ -401,17 +388,17 @@ fn the_spec_is_json_the_java_job_reads() {
 fn what_flink_cannot_express_is_refused_by_name() {
     let cases: &[(&str, &[&str], &str)] = &[
         (
-            MAP_SINK,
+            &map_sink(),
             &["edges.0.partitioner=rebalance", "edges.0.channels=4"],
             "edges[0].channels: 4 channels",
         ),
         (
-            MAP_SINK,
+            &map_sink(),
             &["network.buffer_timeout=1500us"],
             "network.buffer_timeout: ",
         ),
         (
-            &MAP_SINK.replace("count = 1000", "duration = \"10500us\""),
+            &map_sink().replace("count = 1000", "duration = \"10500us\""),
             &[],
             "records.duration: ",
         ),
@@ -440,7 +427,7 @@ fn what_flink_cannot_express_is_refused_by_name() {
 
 #[test]
 fn a_remote_cluster_must_already_have_the_profiles_network() {
-    let defaults = spec(MAP_SINK, &[]);
+    let defaults = spec(&map_sink(), &[]);
     check_cluster_network(&defaults, &[]).expect("Flink's defaults are taskbench's");
     let config = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
     check_cluster_network(
@@ -455,7 +442,7 @@ fn a_remote_cluster_must_already_have_the_profiles_network() {
     .unwrap_err()
     .to_string();
     assert!(e.starts_with("network.segment_size: is 32768, but the cluster runs with taskmanager.memory.segment-size = 65536"), "{e}");
-    let more = spec(MAP_SINK, &["network.floating_buffers=16"]);
+    let more = spec(&map_sink(), &["network.floating_buffers=16"]);
     let e = check_cluster_network(&more, &[]).unwrap_err().to_string();
     assert!(e.starts_with("network.floating_buffers: "), "{e}");
     check_cluster_network(
@@ -463,7 +450,7 @@ fn a_remote_cluster_must_already_have_the_profiles_network() {
         &config("taskmanager.network.memory.floating-buffers-per-gate", "16"),
     )
     .unwrap();
-    let memory = spec(MAP_SINK, &["network.memory=64MiB"]);
+    let memory = spec(&map_sink(), &["network.memory=64MiB"]);
     let e = check_cluster_network(&memory, &[]).unwrap_err().to_string();
     assert!(e.starts_with("network.memory: "), "{e}");
 }

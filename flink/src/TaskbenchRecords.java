@@ -28,6 +28,14 @@ import org.apache.flink.util.Collector;
 final class TaskbenchRecords {
     private TaskbenchRecords() {}
 
+    /** Whether {@code function} is {@code second}, else {@code first}; refuses any other. */
+    static boolean isSecond(String kind, String function, String first, String second) {
+        if (!function.equals(first) && !function.equals(second)) {
+            throw new IllegalArgumentException("unknown " + kind + " function " + function);
+        }
+        return function.equals(second);
+    }
+
     /** Nanoseconds on the wall clock's scale, read off the monotonic clock (one offset per JVM). */
     static final class Clock {
         private static final long OFFSET;
@@ -242,10 +250,7 @@ final class TaskbenchRecords {
 
         Aggregate(Codec<T> codec, String function) {
             this.codec = codec;
-            if (!function.equals("count") && !function.equals("sum")) {
-                throw new IllegalArgumentException("unknown keyed-aggregate function " + function);
-            }
-            this.sum = function.equals("sum");
+            this.sum = isSecond("keyed-aggregate", function, "count", "sum");
         }
 
         @Override
@@ -385,10 +390,7 @@ final class TaskbenchRecords {
         Sink(Codec<T> codec, String vertex, String function) {
             this.codec = codec;
             this.vertex = vertex;
-            if (!function.equals("checksum") && !function.equals("latency")) {
-                throw new IllegalArgumentException("unknown sink function " + function);
-            }
-            this.measureLatency = function.equals("latency");
+            this.measureLatency = isSecond("sink", function, "checksum", "latency");
         }
 
         @Override

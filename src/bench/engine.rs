@@ -38,6 +38,20 @@ pub enum Progress<'a> {
     Measured(&'a RunResult),
 }
 
+impl Progress<'_> {
+    /// What job `run` (0-based, warm-up jobs first) of a run is.
+    pub fn before(run: u32, warmup: u32, repetitions: u32) -> Self {
+        if run < warmup {
+            Progress::Warmup { run, of: warmup }
+        } else {
+            Progress::Measuring {
+                repetition: run - warmup,
+                of: repetitions,
+            }
+        }
+    }
+}
+
 /// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -99,22 +113,7 @@ pub fn run_profile_with_latency(
         Pin::Policy(PinPolicy::None) => "none".to_string(),
         Pin::Cores(cores) => format!("{cores:?}"),
     };
-    let mut result = RunResult {
-        schema_version: SCHEMA_VERSION,
-        kind: "run".into(),
-        taskbench_version: env!("CARGO_PKG_VERSION").into(),
-        engine: Engine::Taskbench,
-        status: Status::Running,
-        failure: None,
-        profile: profile.clone(),
-        overrides: overrides.to_vec(),
-        testbed: Testbed::detect(profile.task_count(), pinning),
-        warmup_runs: profile.measure.warmup,
-        network_setup_ms: 0.0,
-        repetitions: Vec::new(),
-        summary: None,
-        flink: None,
-    };
+    let mut result = RunResult::started(profile, overrides, Engine::Taskbench, pinning);
     // The network memory lives as long as the run, as a TaskManager's does.
     let mapped = Instant::now();
     let shuffle = Arc::new(ShuffleEnvironment::new(options.network).map_err(JobError::from)?);
@@ -123,14 +122,7 @@ pub fn run_profile_with_latency(
     let warmup = profile.measure.warmup;
     let repetitions = profile.measure.repetitions;
     for run in 0..warmup + repetitions {
-        if run < warmup {
-            progress(Progress::Warmup { run, of: warmup });
-        } else {
-            progress(Progress::Measuring {
-                repetition: run - warmup,
-                of: repetitions,
-            });
-        }
+        progress(Progress::before(run, warmup, repetitions));
         let started = Instant::now();
         let job = run_job_on(&graph, &options, &shuffle)?;
         let wall = started.elapsed();

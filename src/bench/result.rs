@@ -63,6 +63,33 @@ pub struct RunResult {
     pub flink: Option<FlinkInfo>,
 }
 
+impl RunResult {
+    /// A run of `profile` about to start: nothing measured yet.
+    pub fn started(
+        profile: &Profile,
+        overrides: &[String],
+        engine: Engine,
+        pinning: String,
+    ) -> Self {
+        RunResult {
+            schema_version: SCHEMA_VERSION,
+            kind: "run".into(),
+            taskbench_version: env!("CARGO_PKG_VERSION").into(),
+            engine,
+            status: Status::Running,
+            failure: None,
+            profile: profile.clone(),
+            overrides: overrides.to_vec(),
+            testbed: Testbed::detect(profile.task_count(), pinning),
+            warmup_runs: profile.measure.warmup,
+            network_setup_ms: 0.0,
+            repetitions: Vec::new(),
+            summary: None,
+            flink: None,
+        }
+    }
+}
+
 /// What ran a result's jobs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

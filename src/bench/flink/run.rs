@@ -10,10 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::engine::{merge_latency, summarize};
 use super::super::profile::Profile;
-use super::super::result::{
-    Engine, Latency, Repetition, RunResult, Status, TaskMetrics, SCHEMA_VERSION,
-};
-use super::super::testbed::Testbed;
+use super::super::result::{Engine, Latency, Repetition, RunResult, Status, TaskMetrics};
 use super::super::Progress;
 use super::cluster::Cluster;
 use super::install::{cache_dir, Installation, DEFAULT_FLINK_VERSION};
@@ -127,34 +124,20 @@ impl FlinkRunner {
         };
         let install = Installation::prepare(&version, &options.cache, status)?;
         let pinning = "none (Flink's threads)".to_string();
-        let result = RunResult {
-            schema_version: SCHEMA_VERSION,
-            kind: "run".into(),
-            taskbench_version: env!("CARGO_PKG_VERSION").into(),
-            engine: Engine::Flink,
-            status: Status::Running,
-            failure: None,
-            profile: profile.clone(),
-            overrides: overrides.to_vec(),
-            testbed: Testbed::detect(profile.task_count(), pinning),
-            warmup_runs: profile.measure.warmup,
-            network_setup_ms: 0.0,
-            repetitions: Vec::new(),
-            summary: None,
-            flink: Some(FlinkInfo {
-                flink_version: version,
-                jvm_version: String::new(),
-                cluster: match &remote {
-                    Some(rest) => rest.base().to_string(),
-                    None => format!(
-                        "local MiniCluster (1 TaskManager, {} slots)",
-                        spec.max_parallelism()
-                    ),
-                },
-                forks: 0,
-                jobs: Vec::new(),
-            }),
-        };
+        let mut result = RunResult::started(profile, overrides, Engine::Flink, pinning);
+        result.flink = Some(FlinkInfo {
+            flink_version: version,
+            jvm_version: String::new(),
+            cluster: match &remote {
+                Some(rest) => rest.base().to_string(),
+                None => format!(
+                    "local MiniCluster (1 TaskManager, {} slots)",
+                    spec.max_parallelism()
+                ),
+            },
+            forks: 0,
+            jobs: Vec::new(),
+        });
         Ok(FlinkRunner {
             spec_json: serde_json::to_string(&spec).expect("a spec serializes"),
             spec,
@@ -221,14 +204,7 @@ impl FlinkRunner {
         let warmup = self.result.profile.measure.warmup;
         let repetitions = self.result.profile.measure.repetitions;
         for run in 0..warmup + repetitions {
-            if run < warmup {
-                progress(Progress::Warmup { run, of: warmup });
-            } else {
-                progress(Progress::Measuring {
-                    repetition: run - warmup,
-                    of: repetitions,
-                });
-            }
+            progress(Progress::before(run, warmup, repetitions));
             let job = run_job(rest, jar, &self.spec_json, self.options.job_timeout)?;
             self.flink_mut().jobs.push(FlinkJob {
                 fork,
