@@ -9,7 +9,8 @@
 //                                     "taskbench-minicluster REST_URL" and runs until its
 //                                     standard input closes
 //
-// The spec's fields are documented in taskbench's profiles/README.md ("Running on real Flink").
+// The spec's fields are documented in src/bench/flink/spec.rs; README.md, "Running on real Flink",
+// tells how the job mirrors taskbench's.
 
 import java.io.InputStream;
 import java.util.ArrayList;

@@ -134,11 +134,20 @@ pub fn table(result: &RunResult) -> String {
     if let Some(l) = &s.latency_ns {
         let _ = writeln!(out, "  latency       {}", latency_line(l));
     }
-    let _ = writeln!(
-        out,
-        "  overhead      {:.1} ms deploy + tear-down per job (median); network memory set up once in {:.1} ms",
-        s.overhead_ms.median, result.network_setup_ms
-    );
+    let measured_here = result.engine == Engine::Taskbench;
+    if measured_here {
+        let _ = writeln!(
+            out,
+            "  overhead      {:.1} ms deploy + tear-down per job (median); network memory set up once in {:.1} ms",
+            s.overhead_ms.median, result.network_setup_ms
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  overhead      {:.1} ms per job (median): Flink's job duration beyond the data window",
+            s.overhead_ms.median
+        );
+    }
     if let Some(cores) = &s.cores_busy {
         let _ = writeln!(
             out,
@@ -148,7 +157,7 @@ pub fn table(result: &RunResult) -> String {
         );
     }
     // Flink's allocations and buffer pools are not measured.
-    if result.engine == Engine::Taskbench {
+    if measured_here {
         let _ = writeln!(
             out,
             "  allocations   {} during measurement",
@@ -205,7 +214,11 @@ pub fn table(result: &RunResult) -> String {
             } else {
                 format!("{}/{}", task.pool_max_in_use, task.pool_size)
             },
-            task.allocations
+            if measured_here {
+                task.allocations.to_string()
+            } else {
+                "–".to_string()
+            }
         );
     }
     out

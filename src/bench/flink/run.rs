@@ -57,7 +57,7 @@ pub struct FlinkInfo {
     pub flink_version: String,
     /// The JobManager's JVM, as the cluster reports it.
     pub jvm_version: String,
-    /// `"local MiniCluster (1 TaskManager, N slots)"`, or the REST address.
+    /// `"local MiniCluster (1 TaskManager, N slot(s))"`, or the REST address.
     pub cluster: String,
     /// MiniCluster JVMs the jobs ran in.
     pub forks: u32,
@@ -131,7 +131,7 @@ impl FlinkRunner {
             cluster: match &remote {
                 Some(rest) => rest.base().to_string(),
                 None => format!(
-                    "local MiniCluster (1 TaskManager, {} slots)",
+                    "local MiniCluster (1 TaskManager, {} slot(s))",
                     spec.max_parallelism()
                 ),
             },
