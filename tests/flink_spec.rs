@@ -137,6 +137,8 @@ fn every_vertex_kind_with_its_function_in_topological_order() {
         ]
     );
     assert_eq!(s.max_parallelism(), 2);
+    assert!(s.latency);
+    assert!(!spec(EVERY_KIND, &["measure.latency=false"]).latency);
     assert_eq!(
         s.sinks().map(|v| v.name.as_str()).collect::<Vec<_>>(),
         ["sink"]

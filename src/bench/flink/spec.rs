@@ -54,6 +54,8 @@ pub struct JobSpec {
     pub edges: Vec<EdgeSpec>,
     /// Buffer timeout (a job setting) and the TaskManager's network options.
     pub network: NetworkSpec,
+    /// Whether a sink records latency (then records carry their emit time).
+    pub latency: bool,
     /// Profile fields set to something other than their default that have
     /// no Flink counterpart and do not change what the job computes
     /// (taskbench's wait strategies, pinning, huge pages, …).
@@ -312,6 +314,7 @@ impl JobSpec {
                 floating_buffers: n.floating_buffers,
                 memory: n.memory.map(|m| m.bytes()),
             },
+            latency: profile.measures_latency(),
             not_applied: not_applied(profile),
         })
     }
