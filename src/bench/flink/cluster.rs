@@ -2,7 +2,8 @@
 //! the MiniCluster of a local run (one JVM: JobManager and one TaskManager,
 //! REST on a free loopback port), and a standalone session cluster on
 //! loopback (a JobManager and a TaskManager JVM from `flink-dist`'s entry
-//! points, as `bin/start-cluster.sh` starts them) for trying `--cluster`.
+//! points, as `bin/start-cluster.sh` starts them), which `tests/flink.rs`
+//! drives through `--cluster`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
