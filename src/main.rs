@@ -16,6 +16,8 @@ use taskbench::bench::{chart, run_profile, run_sweep, Profile, Progress, RunResu
 use taskbench::metrics::CountingAllocator;
 use taskbench::network::Partitioner;
 
+mod cli_flink;
+
 #[global_allocator]
 static ALLOC: CountingAllocator<mimalloc::MiMalloc> = CountingAllocator(mimalloc::MiMalloc);
 
@@ -35,7 +37,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs a profile (default: the built-in quickstart) and prints its figures.
-    Run(RunArgs),
+    Run(RunCommand),
     /// Runs every point of a profile's sweep axes; writes JSON and SVG charts.
     Sweep(SweepArgs),
     /// Holds a result against a baseline of the same profile; exits 1 on a
@@ -48,6 +50,10 @@ enum Command {
     /// Two threads, one partition → one gate, no task runtime: the raw data
     /// path (serializer, pool, rings, deserializer).
     Demo(DemoArgs),
+    /// The same profiles on real Apache Flink: a MiniCluster here, or a
+    /// Flink cluster through its REST API.
+    #[command(subcommand)]
+    Flink(cli_flink::FlinkCommand),
 }
 
 #[derive(Debug, Args)]
@@ -105,6 +111,27 @@ struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+struct RunCommand {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Also runs the profile on Apache Flink, interleaved with taskbench in
+    /// one session (round k: taskbench, then Flink's JVM k), and prints the
+    /// ratio per figure.
+    #[arg(long, help_heading = "Flink")]
+    vs_flink: bool,
+    /// With --vs-flink: writes Flink's result (JSON) to FILE.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "vs_flink",
+        help_heading = "Flink"
+    )]
+    flink_output: Option<PathBuf>,
+    #[command(flatten)]
+    flink: cli_flink::FlinkArgs,
+}
+
+#[derive(Debug, Args)]
 struct SweepArgs {
     #[command(flatten)]
     run: RunArgs,
@@ -151,6 +178,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(args) => run(args),
+        Command::Flink(command) => cli_flink::flink(command),
         Command::Sweep(args) => sweep(args),
         Command::Compare(args) => compare(&args),
         Command::List => list(),
@@ -209,7 +237,11 @@ fn to_stdout(output: &OutputArgs) -> bool {
     output.output.as_deref() == Some(Path::new("-"))
 }
 
-fn run(args: RunArgs) -> ExitCode {
+fn run(args: RunCommand) -> ExitCode {
+    if args.vs_flink {
+        return cli_flink::run_vs_flink(args);
+    }
+    let args = args.run;
     let set = overrides(&args.profile, &args.measure.fields());
     let (profile, origin) = match builtin::load(args.profile.profile.as_deref(), &set) {
         Ok(p) => p,
@@ -220,47 +252,80 @@ fn run(args: RunArgs) -> ExitCode {
     bar.set_length(u64::from(
         profile.measure.warmup + profile.measure.repetitions,
     ));
-    let file = args.output.output.clone().filter(|p| p != Path::new("-"));
-    let format = args.output.format;
-    let mut write_error = None;
-    let outcome = run_profile(&profile, &set, &mut |p| match p {
-        Progress::Warmup { run, of } => bar.set_message(format!("warm-up {}/{of}", run + 1)),
-        Progress::Measuring { repetition, of } => {
-            bar.inc(u64::from(repetition == 0) * u64::from(profile.measure.warmup));
-            bar.set_message(format!("repetition {}/{of}", repetition + 1));
-        }
-        Progress::Measured(result) => {
-            bar.inc(1);
-            if let Some(path) = &file {
-                if let Err(e) = write_atomically(path, &render_run(result, format)) {
-                    write_error.get_or_insert(format!("cannot write {}: {e}", path.display()));
-                }
-            }
+    let mut saver = Saver::new(&args.output);
+    let outcome = run_profile(&profile, &set, &mut |p| {
+        show_progress(&bar, &profile, &p);
+        if let Progress::Measured(result) = p {
+            saver.save(result);
         }
     });
     bar.finish_and_clear();
-    let result = match outcome {
-        Ok(result) => result,
+    match outcome {
+        Ok(result) => finish_run(&result, &args.output, saver),
         Err(e) => {
             eprintln!("error: {origin}: {e}");
-            return ExitCode::from(e.exit_code());
-        }
-    };
-    if let Some(path) = &file {
-        // Also written when nothing was measured (a failure in warm-up).
-        if let Err(e) = write_atomically(path, &render_run(&result, format)) {
-            write_error.get_or_insert(format!("cannot write {}: {e}", path.display()));
+            ExitCode::from(e.exit_code())
         }
     }
-    let table = report::table(&result);
-    if to_stdout(&args.output) {
+}
+
+/// Moves the progress bar on.
+fn show_progress(bar: &ProgressBar, profile: &Profile, p: &Progress<'_>) {
+    match p {
+        Progress::Warmup { run, of } => bar.set_message(format!("warm-up {}/{of}", run + 1)),
+        Progress::Measuring { repetition, of } => {
+            bar.inc(u64::from(*repetition == 0) * u64::from(profile.measure.warmup));
+            bar.set_message(format!("repetition {}/{of}", repetition + 1));
+        }
+        Progress::Measured(_) => bar.inc(1),
+    }
+}
+
+/// Writes a run's result to `--output` after every repetition, keeping the
+/// first write error.
+struct Saver {
+    file: Option<PathBuf>,
+    format: Format,
+    error: Option<String>,
+}
+
+impl Saver {
+    fn new(output: &OutputArgs) -> Self {
+        Saver {
+            file: output.output.clone().filter(|p| p != Path::new("-")),
+            format: output.format,
+            error: None,
+        }
+    }
+
+    fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    fn save(&mut self, result: &RunResult) {
+        if let Some(path) = &self.file {
+            if let Err(e) = write_atomically(path, &render_run(result, self.format)) {
+                self.error
+                    .get_or_insert(format!("cannot write {}: {e}", path.display()));
+            }
+        }
+    }
+}
+
+/// Writes the final result, prints the table (and the result on stdout for
+/// `-o -`) and says how the run ended.
+fn finish_run(result: &RunResult, output: &OutputArgs, mut saver: Saver) -> ExitCode {
+    // Also written when nothing was measured (a failure in warm-up).
+    saver.save(result);
+    let table = report::table(result);
+    if to_stdout(output) {
         eprint!("{table}");
-        print!("{}", render_run(&result, format));
+        print!("{}", render_run(result, output.format));
     } else {
         print!("{table}");
     }
     let _ = std::io::stdout().flush();
-    if let Some(e) = write_error {
+    if let Some(e) = saver.error {
         eprintln!("error: {e}");
         return ExitCode::from(1);
     }

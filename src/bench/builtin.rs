@@ -50,6 +50,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../profiles/network-throughput-100ch-100ms.toml"),
     ),
     (
+        "source-keyby-map-sink",
+        include_str!("../../profiles/source-keyby-map-sink.toml"),
+    ),
+    (
+        "source-map-sink",
+        include_str!("../../profiles/source-map-sink.toml"),
+    ),
+    (
         "sweep-buffer-timeout",
         include_str!("../../profiles/sweep-buffer-timeout.toml"),
     ),

@@ -173,6 +173,17 @@ fn compare_runs(
     Ok(out)
 }
 
+/// A warning when two runs come from different engines (or Flink
+/// versions, or clusters): their difference is a ratio, not a regression.
+fn engine_warning(base: &RunResult, cur: &RunResult) -> Option<String> {
+    let name = |r: &RunResult| match &r.flink {
+        Some(f) => format!("Flink {} ({})", f.flink_version, f.cluster),
+        None => format!("{:?}", r.engine).to_lowercase(),
+    };
+    let (b, c) = (name(base), name(cur));
+    (b != c).then(|| format!("engines differ: {b} vs {c}; read the change as a ratio between them"))
+}
+
 /// A warning when a result did not run to its end.
 fn unfinished(name: &str, status: Status) -> Option<String> {
     (status != Status::Complete).then(|| {
@@ -233,6 +244,7 @@ pub fn compare(
         (Loaded::Run(b), Loaded::Run(c)) => {
             profiles(&b.profile.name, &c.profile.name)?;
             comparison.warnings = testbed_warnings(&b.testbed, &c.testbed);
+            comparison.warnings.extend(engine_warning(&b, &c));
             comparison.warnings.extend(unfinished(names.0, b.status));
             comparison.warnings.extend(unfinished(names.1, c.status));
             comparison.changes = compare_runs(&c.profile.name, &b, &c, threshold_pct)?;

@@ -8,8 +8,8 @@ use hdrhistogram::Histogram;
 
 use super::profile::{Pin, PinPolicy, Profile, ProfileError};
 use super::result::{
-    Latency, Repetition, RunResult, Stats, Status, Summary, SweepPoint, SweepResult, TaskMetrics,
-    SCHEMA_VERSION,
+    Engine, Latency, Repetition, RunResult, Stats, Status, Summary, SweepPoint, SweepResult,
+    TaskMetrics, SCHEMA_VERSION,
 };
 use super::testbed::Testbed;
 use crate::job::{run_job_on, JobError, JobResult};
@@ -36,6 +36,20 @@ pub enum Progress<'a> {
     /// A repetition ended; the result so far (write it out now, so a crash
     /// keeps what was measured).
     Measured(&'a RunResult),
+}
+
+impl Progress<'_> {
+    /// What job `run` (0-based, warm-up jobs first) of a run is.
+    pub fn before(run: u32, warmup: u32, repetitions: u32) -> Self {
+        if run < warmup {
+            Progress::Warmup { run, of: warmup }
+        } else {
+            Progress::Measuring {
+                repetition: run - warmup,
+                of: repetitions,
+            }
+        }
+    }
 }
 
 /// Why a run could not go on.
@@ -82,6 +96,16 @@ pub fn run_profile(
     overrides: &[String],
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<RunResult, RunError> {
+    run_profile_with_latency(profile, overrides, progress).map(|(result, _)| result)
+}
+
+/// [`run_profile`], and the latency histogram of every measured record
+/// (to merge runs, as `run --vs-flink` does).
+pub fn run_profile_with_latency(
+    profile: &Profile,
+    overrides: &[String],
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(RunResult, Option<Histogram<u64>>), RunError> {
     let graph = profile.job_graph()?;
     let options = profile.job_options()?;
     let pinning = match &profile.runtime.pin {
@@ -89,20 +113,7 @@ pub fn run_profile(
         Pin::Policy(PinPolicy::None) => "none".to_string(),
         Pin::Cores(cores) => format!("{cores:?}"),
     };
-    let mut result = RunResult {
-        schema_version: SCHEMA_VERSION,
-        kind: "run".into(),
-        taskbench_version: env!("CARGO_PKG_VERSION").into(),
-        status: Status::Running,
-        failure: None,
-        profile: profile.clone(),
-        overrides: overrides.to_vec(),
-        testbed: Testbed::detect(profile.task_count(), pinning),
-        warmup_runs: profile.measure.warmup,
-        network_setup_ms: 0.0,
-        repetitions: Vec::new(),
-        summary: None,
-    };
+    let mut result = RunResult::started(profile, overrides, Engine::Taskbench, pinning);
     // The network memory lives as long as the run, as a TaskManager's does.
     let mapped = Instant::now();
     let shuffle = Arc::new(ShuffleEnvironment::new(options.network).map_err(JobError::from)?);
@@ -111,21 +122,14 @@ pub fn run_profile(
     let warmup = profile.measure.warmup;
     let repetitions = profile.measure.repetitions;
     for run in 0..warmup + repetitions {
-        if run < warmup {
-            progress(Progress::Warmup { run, of: warmup });
-        } else {
-            progress(Progress::Measuring {
-                repetition: run - warmup,
-                of: repetitions,
-            });
-        }
+        progress(Progress::before(run, warmup, repetitions));
         let started = Instant::now();
         let job = run_job_on(&graph, &options, &shuffle)?;
         let wall = started.elapsed();
         if let Some(failure) = &job.failure {
             result.status = Status::Failed;
             result.failure = Some(failure.clone());
-            return Ok(result);
+            return Ok((result, latency));
         }
         if run < warmup {
             continue;
@@ -138,7 +142,7 @@ pub fn run_profile(
             wall.as_secs_f64(),
             &job_latency,
         );
-        merge(&mut latency, job_latency.as_ref());
+        merge_latency(&mut latency, job_latency.as_ref());
         result.repetitions.push(repetition);
         result.summary = Some(summarize(profile, &result.repetitions, latency.as_ref()));
         if run + 1 == warmup + repetitions {
@@ -146,7 +150,7 @@ pub fn run_profile(
         }
         progress(Progress::Measured(&result));
     }
-    Ok(result)
+    Ok((result, latency))
 }
 
 /// Runs every point of `profile`'s sweep; `on_point` sees the sweep after
@@ -204,7 +208,7 @@ pub fn run_sweep(
 }
 
 /// Adds `h` (if any) into `into`.
-fn merge(into: &mut Option<Histogram<u64>>, h: Option<&Histogram<u64>>) {
+pub(crate) fn merge_latency(into: &mut Option<Histogram<u64>>, h: Option<&Histogram<u64>>) {
     match (into.as_mut(), h) {
         (Some(all), Some(h)) => all.add(h).expect("sink histograms share their bounds"),
         (None, Some(h)) => *into = Some(h.clone()),
@@ -216,7 +220,7 @@ fn merge(into: &mut Option<Histogram<u64>>, h: Option<&Histogram<u64>>) {
 fn merged_latency(job: &JobResult) -> Option<Histogram<u64>> {
     let mut all = None;
     for s in &job.subtasks {
-        merge(
+        merge_latency(
             &mut all,
             s.result
                 .as_ref()
@@ -310,7 +314,12 @@ fn task_metrics(s: &crate::job::SubtaskReport, data_start: Option<Instant>) -> T
     }
 }
 
-fn summarize(profile: &Profile, reps: &[Repetition], latency: Option<&Histogram<u64>>) -> Summary {
+/// The summary of `reps`; `latency` holds every measured record's latency.
+pub(crate) fn summarize(
+    profile: &Profile,
+    reps: &[Repetition],
+    latency: Option<&Histogram<u64>>,
+) -> Summary {
     let figure = |f: fn(&Repetition) -> f64| Stats::of(&reps.iter().map(f).collect::<Vec<_>>());
     let records_per_ms = figure(|r| r.records_per_ms);
     // The repetition closest to the median throughput stands for the tasks.

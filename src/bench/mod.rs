@@ -1,17 +1,19 @@
 //! The benchmark engine: profiles, runs, results and reports, and the
-//! two-thread channel run behind `taskbench demo`.
+//! two-thread channel run behind `taskbench demo`; the same profiles on
+//! real Apache Flink ([`flink`]).
 
 pub mod builtin;
 pub mod channel;
 pub mod chart;
 pub mod compare;
 pub mod engine;
+pub mod flink;
 pub mod profile;
 pub mod report;
 pub mod result;
 pub mod testbed;
 pub mod units;
 
-pub use engine::{run_profile, run_sweep, Progress, RunError};
+pub use engine::{run_profile, run_profile_with_latency, run_sweep, Progress, RunError};
 pub use profile::{Profile, ProfileError};
-pub use result::{RunResult, Status, SweepResult, SCHEMA_VERSION};
+pub use result::{Engine, RunResult, Status, SweepResult, SCHEMA_VERSION};

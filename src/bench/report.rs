@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::result::{Latency, Repetition, RunResult, Stats, Status, SweepResult};
+use super::result::{Engine, Latency, Repetition, RunResult, Stats, Status, SweepResult};
 
 /// Output formats of `--format`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -95,6 +95,13 @@ pub fn table(result: &RunResult) -> String {
         result.warmup_runs,
         thousands(records as f64)
     );
+    if let Some(f) = &result.flink {
+        let _ = writeln!(
+            out,
+            "  engine: Apache Flink {} · {} · {} JVM(s) · {}",
+            f.flink_version, f.cluster, f.forks, f.jvm_version
+        );
+    }
     if let Some(failure) = &result.failure {
         let _ = writeln!(out, "\n  FAILED: {failure}");
     }
@@ -127,11 +134,20 @@ pub fn table(result: &RunResult) -> String {
     if let Some(l) = &s.latency_ns {
         let _ = writeln!(out, "  latency       {}", latency_line(l));
     }
-    let _ = writeln!(
-        out,
-        "  overhead      {:.1} ms deploy + tear-down per job (median); network memory set up once in {:.1} ms",
-        s.overhead_ms.median, result.network_setup_ms
-    );
+    let measured_here = result.engine == Engine::Taskbench;
+    if measured_here {
+        let _ = writeln!(
+            out,
+            "  overhead      {:.1} ms deploy + tear-down per job (median); network memory set up once in {:.1} ms",
+            s.overhead_ms.median, result.network_setup_ms
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  overhead      {:.1} ms per job (median): Flink's job duration beyond the data window",
+            s.overhead_ms.median
+        );
+    }
     if let Some(cores) = &s.cores_busy {
         let _ = writeln!(
             out,
@@ -140,20 +156,23 @@ pub fn table(result: &RunResult) -> String {
             result.testbed.cores_available.len()
         );
     }
-    let _ = writeln!(
-        out,
-        "  allocations   {} during measurement",
-        s.allocations_during_measurement
-    );
-    let _ = writeln!(
-        out,
-        "  pools         {}",
-        if s.pools_full {
-            "every segment back after every job"
-        } else {
-            "NOT FULL after a job: segments were lost"
-        }
-    );
+    // Flink's allocations and buffer pools are not measured.
+    if measured_here {
+        let _ = writeln!(
+            out,
+            "  allocations   {} during measurement",
+            s.allocations_during_measurement
+        );
+        let _ = writeln!(
+            out,
+            "  pools         {}",
+            if s.pools_full {
+                "every segment back after every job"
+            } else {
+                "NOT FULL after a job: segments were lost"
+            }
+        );
+    }
     out.push('\n');
     let width = s
         .tasks
@@ -195,7 +214,11 @@ pub fn table(result: &RunResult) -> String {
             } else {
                 format!("{}/{}", task.pool_max_in_use, task.pool_size)
             },
-            task.allocations
+            if measured_here {
+                task.allocations.to_string()
+            } else {
+                "–".to_string()
+            }
         );
     }
     out

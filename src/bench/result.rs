@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::flink::FlinkInfo;
 use super::profile::Profile;
 use super::testbed::Testbed;
 
@@ -31,6 +32,10 @@ pub struct RunResult {
     pub kind: String,
     /// The taskbench version that measured.
     pub taskbench_version: String,
+    /// What ran the jobs: taskbench's runtime, or real Apache Flink
+    /// (results written before engines were named are taskbench's).
+    #[serde(default)]
+    pub engine: Engine,
     /// Running, complete or failed.
     pub status: Status,
     /// The failing task and its cause, when `status` is failed.
@@ -52,6 +57,49 @@ pub struct RunResult {
     /// Statistics over the repetitions (present once one is measured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<Summary>,
+    /// For `engine: "flink"`: Flink's and the JVM's versions, the cluster,
+    /// every job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flink: Option<FlinkInfo>,
+}
+
+impl RunResult {
+    /// A run of `profile` about to start: nothing measured yet.
+    pub fn started(
+        profile: &Profile,
+        overrides: &[String],
+        engine: Engine,
+        pinning: String,
+    ) -> Self {
+        RunResult {
+            schema_version: SCHEMA_VERSION,
+            kind: "run".into(),
+            taskbench_version: env!("CARGO_PKG_VERSION").into(),
+            engine,
+            status: Status::Running,
+            failure: None,
+            profile: profile.clone(),
+            overrides: overrides.to_vec(),
+            testbed: Testbed::detect(profile.task_count(), pinning),
+            warmup_runs: profile.measure.warmup,
+            network_setup_ms: 0.0,
+            repetitions: Vec::new(),
+            summary: None,
+            flink: None,
+        }
+    }
+}
+
+/// What ran a result's jobs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// taskbench's own runtime.
+    #[default]
+    Taskbench,
+    /// Apache Flink (`taskbench flink run`); the result's `flink` field
+    /// says which version and where.
+    Flink,
 }
 
 /// One measured run of the job.
