@@ -12,7 +12,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use taskbench::bench::builtin::{self, BUILTIN};
 use taskbench::bench::channel::{run_channel, ChannelRun};
 use taskbench::bench::report::{self, Format};
-use taskbench::bench::{chart, run_profile, run_sweep, Profile, Progress, RunResult, Status};
+use taskbench::bench::trace_file::{self, JobTrace};
+use taskbench::bench::{
+    chart, run_profile_with, run_sweep, Profile, Progress, RunOptions, RunResult, Status,
+};
 use taskbench::metrics::CountingAllocator;
 use taskbench::network::Partitioner;
 
@@ -114,6 +117,24 @@ struct RunArgs {
 struct RunCommand {
     #[command(flatten)]
     run: RunArgs,
+    /// Records every task thread's timeline in each measured repetition and
+    /// writes it to FILE as Chrome trace-event JSON (open it in
+    /// ui.perfetto.dev): busy, idle, soft and hard back-pressure, parks and
+    /// wake-ups, buffers in use, flows from a flush to its read.
+    #[arg(long, value_name = "FILE", help_heading = "Profiling")]
+    trace: Option<PathBuf>,
+    /// Events each task thread's timeline holds per repetition; events
+    /// beyond are dropped and counted (the buffers are allocated before the
+    /// tasks run, so tracing allocates nothing while measuring).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1_000_000,
+        value_parser = clap::value_parser!(u64).range(1..=100_000_000),
+        requires = "trace",
+        help_heading = "Profiling"
+    )]
+    trace_events: u64,
     /// Also runs the profile on Apache Flink, interleaved with taskbench in
     /// one session (round k: taskbench, then Flink's JVM k), and prints the
     /// ratio per figure.
@@ -241,19 +262,32 @@ fn run(args: RunCommand) -> ExitCode {
     if args.vs_flink {
         return cli_flink::run_vs_flink(args);
     }
+    let trace = args.trace.clone();
+    let options = RunOptions {
+        trace_events: if trace.is_some() {
+            args.trace_events as usize
+        } else {
+            0
+        },
+    };
     let args = args.run;
     let set = overrides(&args.profile, &args.measure.fields());
     let (profile, origin) = match builtin::load(args.profile.profile.as_deref(), &set) {
         Ok(p) => p,
         Err(e) => return usage_error(e),
     };
+    if let Some(path) = &trace {
+        if let Err(e) = check_output_path(path) {
+            return usage_error(format!("--trace {}: {e}", path.display()));
+        }
+    }
     let bar = progress_bar(args.output.quiet);
     bar.set_prefix(profile.name.clone());
     bar.set_length(u64::from(
         profile.measure.warmup + profile.measure.repetitions,
     ));
     let mut saver = Saver::new(&args.output);
-    let outcome = run_profile(&profile, &set, &mut |p| {
+    let outcome = run_profile_with(&profile, &set, &options, &mut |p| {
         show_progress(&bar, &profile, &p);
         if let Progress::Measured(result) = p {
             saver.save(result);
@@ -261,12 +295,78 @@ fn run(args: RunCommand) -> ExitCode {
     });
     bar.finish_and_clear();
     match outcome {
-        Ok(result) => finish_run(&result, &args.output, saver),
+        Ok(out) => {
+            let code = finish_run(&out.result, &args.output, saver);
+            match (&trace, write_trace(trace.as_deref(), &out.traces)) {
+                (_, Ok(())) => code,
+                (Some(path), Err(e)) => {
+                    eprintln!("error: cannot write the trace {}: {e}", path.display());
+                    ExitCode::from(1)
+                }
+                (None, Err(_)) => code,
+            }
+        }
         Err(e) => {
             eprintln!("error: {origin}: {e}");
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Refuses an output path that is not a regular file (or nothing yet), or
+/// whose directory cannot take a file, before anything runs.
+fn check_output_path(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => {
+            return Err("exists and is not a regular file; give a file path".into())
+        }
+        Ok(meta) if meta.permissions().readonly() => return Err("is read-only".into()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.to_string()),
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(format!("{} is not a directory", dir.display())),
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
+}
+
+/// Writes the timelines to `path` (a temporary file beside it, synced,
+/// then renamed over it) and says where they went.
+fn write_trace(path: Option<&Path>, traces: &[JobTrace]) -> std::io::Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    let partial = path.with_extension("partial");
+    let file = std::fs::File::create(&partial)?;
+    let mut out = std::io::BufWriter::new(file);
+    let written = trace_file::write(&mut out, traces)
+        .and_then(|()| out.into_inner().map_err(|e| e.into_error()))
+        .and_then(|file| file.sync_all());
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        return Err(e);
+    }
+    std::fs::rename(&partial, path)?;
+    let events: usize = traces
+        .iter()
+        .flat_map(|t| &t.threads)
+        .map(|t| t.events.len())
+        .sum();
+    let dropped = trace_file::dropped(traces);
+    eprintln!(
+        "trace: {} ({events} events{}); open it in https://ui.perfetto.dev",
+        path.display(),
+        if dropped > 0 {
+            format!(", {dropped} dropped: raise --trace-events")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }
 
 /// Moves the progress bar on.

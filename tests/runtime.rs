@@ -83,6 +83,7 @@ fn settings() -> TaskSettings {
         mailbox_capacity: 16,
         epoch: Instant::now(),
         trace_events: 0,
+        stall_probe: false,
     }
 }
 

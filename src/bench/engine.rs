@@ -8,12 +8,14 @@ use hdrhistogram::Histogram;
 
 use super::profile::{Pin, PinPolicy, Profile, ProfileError};
 use super::result::{
-    Engine, Latency, Repetition, RunResult, Stats, Status, Summary, SweepPoint, SweepResult,
-    TaskMetrics, SCHEMA_VERSION,
+    Bottleneck, CoresBound, Engine, Latency, Repetition, RunResult, Stats, Status, Summary,
+    SweepPoint, SweepResult, TaskMetrics, SCHEMA_VERSION,
 };
 use super::testbed::Testbed;
+use super::trace_file::JobTrace;
 use crate::job::{run_job_on, JobError, JobResult};
 use crate::network::ShuffleEnvironment;
+use crate::sync::stall::StallRecord;
 use crate::sync::Arc;
 
 /// What a run is doing, for progress display.
@@ -99,58 +101,125 @@ pub fn run_profile(
     run_profile_with_latency(profile, overrides, progress).map(|(result, _)| result)
 }
 
-/// [`run_profile`], and the latency histogram of every measured record
-/// (to merge runs, as `run --vs-flink` does).
+/// How a run is carried out, beyond what its profile says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunOptions {
+    /// Events each task thread's timeline holds in every measured
+    /// repetition (0: no timeline). The buffers are allocated before the
+    /// tasks' loops start.
+    pub trace_events: usize,
+}
+
+/// What [`run_profile_with`] returns.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// The figures.
+    pub result: RunResult,
+    /// Every measured record's latency, when measured.
+    pub latency: Option<Histogram<u64>>,
+    /// One timeline per measured repetition, with `trace_events` set.
+    pub traces: Vec<JobTrace>,
+}
+
+/// [`run_profile`], also returning every measured record's latency.
 pub fn run_profile_with_latency(
     profile: &Profile,
     overrides: &[String],
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(RunResult, Option<Histogram<u64>>), RunError> {
+    run_profile_with(profile, overrides, &RunOptions::default(), progress)
+        .map(|out| (out.result, out.latency))
+}
+
+/// Runs `profile` as [`run_profile`] does, with `options`. In a latency run
+/// the tasks' waits also record the machine's stall floor
+/// ([`crate::sync::stall`]).
+pub fn run_profile_with(
+    profile: &Profile,
+    overrides: &[String],
+    run_options: &RunOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<RunOutput, RunError> {
     let graph = profile.job_graph()?;
-    let options = profile.job_options()?;
+    let mut options = profile.job_options()?;
     let pinning = match &profile.runtime.pin {
         Pin::Policy(PinPolicy::Spread) => "spread".to_string(),
         Pin::Policy(PinPolicy::None) => "none".to_string(),
         Pin::Cores(cores) => format!("{cores:?}"),
     };
-    let mut result = RunResult::started(profile, overrides, Engine::Taskbench, pinning);
+    let mut out = RunOutput {
+        result: RunResult::started(profile, overrides, Engine::Taskbench, pinning),
+        latency: None,
+        traces: Vec::new(),
+    };
+    let result = &mut out.result;
     // The network memory lives as long as the run, as a TaskManager's does.
     let mapped = Instant::now();
     let shuffle = Arc::new(ShuffleEnvironment::new(options.network).map_err(JobError::from)?);
     result.network_setup_ms = mapped.elapsed().as_secs_f64() * 1e3;
-    let mut latency: Option<Histogram<u64>> = None;
+    let mut floor: Option<Histogram<u64>> = None;
     let warmup = profile.measure.warmup;
     let repetitions = profile.measure.repetitions;
     for run in 0..warmup + repetitions {
         progress(Progress::before(run, warmup, repetitions));
+        let measured = run >= warmup;
+        options.trace_events = if measured {
+            run_options.trace_events
+        } else {
+            0
+        };
         let started = Instant::now();
-        let job = run_job_on(&graph, &options, &shuffle)?;
+        let mut job = run_job_on(&graph, &options, &shuffle)?;
         let wall = started.elapsed();
         if let Some(failure) = &job.failure {
             result.status = Status::Failed;
             result.failure = Some(failure.clone());
-            return Ok((result, latency));
+            return Ok(out);
         }
-        if run < warmup {
+        if !measured {
             continue;
         }
+        if run_options.trace_events > 0 {
+            out.traces.push(JobTrace {
+                label: format!("repetition {}", run - warmup + 1),
+                threads: job
+                    .subtasks
+                    .iter_mut()
+                    .filter_map(|s| s.trace.take())
+                    .collect(),
+            });
+        }
         let job_latency = merged_latency(&job);
-        let repetition = repetition(
+        let mut repetition = repetition(
             run - warmup,
             profile,
             &job,
             wall.as_secs_f64(),
             &job_latency,
         );
-        merge_latency(&mut latency, job_latency.as_ref());
+        let mut stalls = job
+            .subtasks
+            .iter()
+            .filter_map(|s| s.stalls.as_ref())
+            .peekable();
+        if stalls.peek().is_some() {
+            let mut job_stalls = StallRecord::empty();
+            stalls.for_each(|s| job_stalls.merge(s));
+            let delays = job_stalls.delays();
+            repetition.stall_floor_ns = Latency::of(&delays);
+            merge_latency(&mut floor, Some(&delays));
+        }
+        merge_latency(&mut out.latency, job_latency.as_ref());
         result.repetitions.push(repetition);
-        result.summary = Some(summarize(profile, &result.repetitions, latency.as_ref()));
+        let mut summary = summarize(profile, &result.repetitions, out.latency.as_ref());
+        summary.stall_floor_ns = floor.as_ref().and_then(Latency::of);
+        result.summary = Some(summary);
         if run + 1 == warmup + repetitions {
             result.status = Status::Complete;
         }
-        progress(Progress::Measured(&result));
+        progress(Progress::Measured(result));
     }
-    Ok((result, latency))
+    Ok(out)
 }
 
 /// Runs every point of `profile`'s sweep; `on_point` sees the sweep after
@@ -263,6 +332,7 @@ fn repetition(
             .filter(|(_, span)| !span.is_zero())
             .map(|(cpu, span)| cpu.as_secs_f64() / span.as_secs_f64()),
         latency_ns: latency.as_ref().and_then(Latency::of),
+        stall_floor_ns: None,
         allocations: job.subtasks.iter().map(|s| s.loop_allocations).sum(),
         pools_full: job.pools_full,
         tasks: job
@@ -297,6 +367,9 @@ fn task_metrics(s: &crate::job::SubtaskReport, data_start: Option<Instant>) -> T
         busy_pct: pct(m.busy_ns),
         idle_pct: pct(m.idle_ns),
         back_pressured_pct: pct(m.back_pressured_ns),
+        soft_back_pressured_pct: Some(pct(m.soft_back_pressured_ns)),
+        hard_back_pressured_pct: Some(pct(m.hard_back_pressured_ns)),
+        parks: Some(m.parks),
         pool_size: outputs.iter().map(|o| o.pool_size).sum(),
         pool_max_in_use: outputs.iter().map(|o| o.max_buffers_in_use).sum(),
         buffer_waits: outputs.iter().map(|o| o.hard_back_pressure_waits).sum(),
@@ -342,6 +415,9 @@ pub(crate) fn summarize(
             .collect::<Option<Vec<_>>>()
             .map(|cores| Stats::of(&cores)),
         latency_ns: latency.and_then(Latency::of),
+        stall_floor_ns: None,
+        bottleneck: bottleneck(profile, &median.tasks),
+        cores_bound: cores_bound(reps, &median.tasks),
         allocations_during_measurement: reps.iter().map(|r| r.allocations).sum(),
         pools_full: reps.iter().all(|r| r.pools_full),
         tasks: median.tasks.clone(),
@@ -351,4 +427,92 @@ pub(crate) fn summarize(
             .filter(|f| f.ops_per_ms > 0.0)
             .map(|f| records_per_ms.median / f.ops_per_ms),
     }
+}
+
+/// A task counts as back-pressured from this share of its time on, and as
+/// not back-pressured below it (Flink's web UI calls under 10 % "OK").
+const BACK_PRESSURED_PCT: f64 = 10.0;
+/// A task busier than this is doing the work that limits the job.
+const BUSY_PCT: f64 = 50.0;
+
+/// Flink's back-pressure rule over the tasks of one repetition: the first
+/// task (from the sources on) that is busy and not back-pressured while a
+/// task upstream of it is back-pressured; with nothing back-pressured, the
+/// busiest source, if busy. `None` when every task mostly waits (an
+/// offered rate, not the job, bounds it).
+pub(crate) fn bottleneck(profile: &Profile, tasks: &[TaskMetrics]) -> Option<Bottleneck> {
+    let vertices = |task: &TaskMetrics| -> Vec<String> {
+        task.name.split(" -> ").map(str::to_string).collect()
+    };
+    let upstream_of = |task: &TaskMetrics| -> Vec<&TaskMetrics> {
+        let mine = vertices(task);
+        tasks
+            .iter()
+            .filter(|other| {
+                let theirs = vertices(other);
+                theirs != mine
+                    && profile
+                        .edges
+                        .iter()
+                        .any(|e| theirs.contains(&e.from) && mine.contains(&e.to))
+            })
+            .collect()
+    };
+    let limited = tasks.iter().filter_map(|task| {
+        if task.back_pressured_pct >= BACK_PRESSURED_PCT || task.busy_pct < BUSY_PCT {
+            return None;
+        }
+        let upstream: Vec<(String, f64)> = upstream_of(task)
+            .into_iter()
+            .filter(|u| u.back_pressured_pct >= BACK_PRESSURED_PCT)
+            .map(|u| (format!("{} #{}", u.name, u.subtask), u.back_pressured_pct))
+            .collect();
+        (!upstream.is_empty()).then(|| (task, upstream))
+    });
+    let most = limited.max_by(|(_, a), (_, b)| {
+        let top = |u: &[(String, f64)]| u.iter().map(|(_, p)| *p).fold(0.0, f64::max);
+        top(a).total_cmp(&top(b))
+    });
+    if let Some((task, upstream)) = most {
+        return Some(Bottleneck {
+            task: task.name.clone(),
+            subtask: task.subtask,
+            busy_pct: task.busy_pct,
+            upstream,
+        });
+    }
+    let nothing_pressed = tasks
+        .iter()
+        .all(|t| t.back_pressured_pct < BACK_PRESSURED_PCT);
+    tasks
+        .iter()
+        .filter(|t| nothing_pressed && t.busy_pct >= BUSY_PCT && upstream_of(t).is_empty())
+        .max_by(|a, b| a.busy_pct.total_cmp(&b.busy_pct))
+        .map(|source| Bottleneck {
+            task: source.name.clone(),
+            subtask: source.subtask,
+            busy_pct: source.busy_pct,
+            upstream: Vec::new(),
+        })
+}
+
+/// Whether more task threads than cores kept the cores busy (90 % of them,
+/// median over repetitions): then tasks take turns on cores, and a task's
+/// busy share includes time it waited for one (its CPU share says how much
+/// it got).
+fn cores_bound(reps: &[Repetition], tasks: &[TaskMetrics]) -> Option<CoresBound> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = core_affinity::get_core_ids().map_or(cores, |ids| ids.len().max(1));
+    let busy = Stats::of(
+        &reps
+            .iter()
+            .map(|r| r.cores_busy)
+            .collect::<Option<Vec<_>>>()?,
+    )
+    .median;
+    (tasks.len() > cores && busy >= 0.9 * cores as f64).then(|| CoresBound {
+        tasks: tasks.len() as u32,
+        cores: cores as u32,
+        cores_busy: busy,
+    })
 }

@@ -12,8 +12,12 @@ pub mod profile;
 pub mod report;
 pub mod result;
 pub mod testbed;
+pub mod trace_file;
 pub mod units;
 
-pub use engine::{run_profile, run_profile_with_latency, run_sweep, Progress, RunError};
+pub use engine::{
+    run_profile, run_profile_with, run_profile_with_latency, run_sweep, Progress, RunError,
+    RunOptions, RunOutput,
+};
 pub use profile::{Profile, ProfileError};
 pub use result::{Engine, RunResult, Status, SweepResult, SCHEMA_VERSION};

@@ -1199,6 +1199,7 @@ impl Profile {
             },
             cancel_timeout: r.cancel_timeout.0,
             trace_events: 0,
+            stall_probe: self.measures_latency(),
         })
     }
 

@@ -134,6 +134,38 @@ pub fn table(result: &RunResult) -> String {
     if let Some(l) = &s.latency_ns {
         let _ = writeln!(out, "  latency       {}", latency_line(l));
     }
+    if let Some(floor) = &s.stall_floor_ns {
+        // The floor records "no stall" as 1 ns.
+        let at = |ns: u64| {
+            if ns <= 1 {
+                "0".to_string()
+            } else {
+                nanos(ns as f64)
+            }
+        };
+        let _ = writeln!(
+            out,
+            "  stall floor   p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            at(floor.p50),
+            at(floor.p90),
+            at(floor.p99),
+            at(floor.p999),
+            at(floor.max)
+        );
+        let ratio = s
+            .latency_ns
+            .map(|l| {
+                format!(
+                    "; the job's p99.9 is {:.1}× the floor's",
+                    l.p999 as f64 / floor.p999.max(1) as f64
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "                (what the machine's own stalls of a runnable thread add to a record, seen by the tasks' waits{ratio})"
+        );
+    }
     let measured_here = result.engine == Engine::Taskbench;
     if measured_here {
         let _ = writeln!(
@@ -183,28 +215,37 @@ pub fn table(result: &RunResult) -> String {
         .max(8);
     let _ = writeln!(
         out,
-        "  {:<width$}  {:>7}  {:>7}  {:>7}  {:>7}  {:>9}  {:>13}  {:>13}  {:>11}  {:>6}",
+        "  {:<width$}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>7}  {:>9}  {:>13}  {:>13}  {:>11}  {:>6}",
         "task",
         "busy",
         "idle",
-        "backpr",
+        "soft bp",
+        "hard bp",
         "cpu",
+        "parks",
         "ended",
         "records in",
         "records out",
         "pool peak",
         "allocs"
     );
+    let pct = |p: Option<f64>| p.map_or("–".to_string(), |p| format!("{p:.1}%"));
     for task in &s.tasks {
+        // Where soft and hard are not told apart (Flink), all is soft.
+        let soft = task
+            .soft_back_pressured_pct
+            .or(Some(task.back_pressured_pct));
         let _ = writeln!(
             out,
-            "  {:<width$}  {:>6.1}%  {:>6.1}%  {:>6.1}%  {:>7}  {:>9}  {:>13}  {:>13}  {:>11}  {:>6}",
+            "  {:<width$}  {:>6.1}%  {:>6.1}%  {:>7}  {:>7}  {:>7}  {:>7}  {:>9}  {:>13}  {:>13}  {:>11}  {:>6}",
             format!("{} #{}", task.name, task.subtask),
             task.busy_pct,
             task.idle_pct,
-            task.back_pressured_pct,
+            pct(soft),
+            pct(task.hard_back_pressured_pct),
             task.cpu_pct
                 .map_or("–".to_string(), |pct| format!("{pct:.1}%")),
+            task.parks.map_or("–".to_string(), |n| thousands(n as f64)),
             task.ended_ms
                 .map_or("–".to_string(), |ms| format!("{ms:.1} ms")),
             thousands(task.records_in as f64),
@@ -219,6 +260,38 @@ pub fn table(result: &RunResult) -> String {
             } else {
                 "–".to_string()
             }
+        );
+    }
+    if let Some(b) = &s.bottleneck {
+        let why = if b.upstream.is_empty() {
+            "a source kept busy, nothing back-pressured".to_string()
+        } else {
+            let up: Vec<String> = b
+                .upstream
+                .iter()
+                .map(|(task, pct)| format!("{task} {pct:.0} %"))
+                .collect();
+            format!("busy while upstream is back-pressured: {}", up.join(", "))
+        };
+        let _ = writeln!(
+            out,
+            "\n  bottleneck    {} #{} ({:.0} % busy; {why})",
+            b.task, b.subtask, b.busy_pct
+        );
+    }
+    if let Some(c) = &s.cores_bound {
+        let shares: Vec<String> = s
+            .tasks
+            .iter()
+            .filter_map(|t| Some(format!("{} #{} {:.0} %", t.name, t.subtask, t.cpu_pct?)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  bound by cores: {} task threads kept {:.2} of {} cores busy; they take turns, each on a core for its CPU share: {}",
+            c.tasks,
+            c.cores_busy,
+            c.cores,
+            shares.join(", ")
         );
     }
     out

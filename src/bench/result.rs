@@ -133,6 +133,10 @@ pub struct Repetition {
     /// Sink latency, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ns: Option<Latency>,
+    /// The machine's stall floor measured beside a latency run (see
+    /// [`Summary::stall_floor_ns`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_floor_ns: Option<Latency>,
     /// Allocations made by task threads while their loops ran.
     pub allocations: u64,
     /// Whether every network segment was back in its pool afterwards.
@@ -194,8 +198,19 @@ pub struct TaskMetrics {
     pub busy_pct: f64,
     /// Share waiting for input, in percent.
     pub idle_pct: f64,
-    /// Share waiting for output capacity, in percent.
+    /// Share waiting for output capacity, in percent: soft plus hard.
     pub back_pressured_pct: f64,
+    /// Share not starting a turn because the outputs had no capacity
+    /// (Flink's soft back-pressure), in percent (`null` where not measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft_back_pressured_pct: Option<f64>,
+    /// Share blocked inside an emit waiting for a buffer or credit (Flink's
+    /// `hardBackPressuredTimeMsPerSecond`), in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard_back_pressured_pct: Option<f64>,
+    /// Waits that put the task thread to sleep in the kernel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parks: Option<u64>,
     /// Buffers its output pools may hold (0 for a task without outputs).
     pub pool_size: u32,
     /// Most buffers its output pools had in use at once.
@@ -284,6 +299,19 @@ pub struct Summary {
     /// Latency over all repetitions' records together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ns: Option<Latency>,
+    /// The machine's stall floor, measured beside latency runs: the delay a
+    /// record arriving at a random instant would see from the machine's
+    /// own stalls of a runnable thread alone (`metrics::stall`); no
+    /// percentile of `latency_ns` can be expected below its counterpart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_floor_ns: Option<Latency>,
+    /// The task that limits the job, by Flink's back-pressure rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bottleneck: Option<Bottleneck>,
+    /// Set when the job is bound by cores: more task threads than cores,
+    /// and the cores kept busy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores_bound: Option<CoresBound>,
     /// Allocations by task threads while measuring, all repetitions.
     pub allocations_during_measurement: u64,
     /// Whether every pool was full after every repetition.
@@ -293,6 +321,34 @@ pub struct Summary {
     /// Median records/ms over the Flink figure the profile mirrors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flink_ratio: Option<f64>,
+}
+
+/// The task that limits a job (Flink's rule: back-pressure points
+/// downstream, so the bottleneck is the first task that is busy and not
+/// back-pressured while a task upstream of it is back-pressured; with
+/// nothing back-pressured, a busy source).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Bottleneck {
+    /// Task name.
+    pub task: String,
+    /// Subtask index.
+    pub subtask: u32,
+    /// Its busy share, in percent.
+    pub busy_pct: f64,
+    /// The back-pressured tasks upstream of it, with their back-pressured
+    /// share in percent (empty for a source that limits the job).
+    pub upstream: Vec<(String, f64)>,
+}
+
+/// A job that more task threads than cores keep every core busy on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CoresBound {
+    /// Task threads.
+    pub tasks: u32,
+    /// Cores the process may use.
+    pub cores: u32,
+    /// Cores the tasks kept busy (median over repetitions).
+    pub cores_busy: f64,
 }
 
 /// One point of a sweep: its assignments and its run.

@@ -50,6 +50,8 @@ pub struct JobOptions {
     pub cancel_timeout: Duration,
     /// Events each task thread's timeline trace holds (0: not traced).
     pub trace_events: usize,
+    /// Record the machine's stalls in the tasks' waits (latency runs).
+    pub stall_probe: bool,
 }
 
 impl Default for JobOptions {
@@ -60,6 +62,7 @@ impl Default for JobOptions {
             pinning: Pinning::Spread,
             cancel_timeout: Duration::from_secs(30),
             trace_events: 0,
+            stall_probe: false,
         }
     }
 }
@@ -116,6 +119,8 @@ pub struct SubtaskReport {
     pub loop_cpu: Option<Duration>,
     /// Its thread's timeline, when traced.
     pub trace: Option<crate::metrics::trace::ThreadTrace>,
+    /// The stalls its waits saw, when probed.
+    pub stalls: Option<crate::sync::stall::StallRecord>,
 }
 
 /// What a job did.
@@ -246,6 +251,7 @@ pub fn run_job_on(
         mailbox_capacity: 64,
         epoch: Instant::now(),
         trace_events: options.trace_events,
+        stall_probe: options.stall_probe,
     };
     let (executor, updates) = TaskExecutor::new(cores, shuffle.clone(), settings);
     let (job, leader) = (JobId(1), JobMasterId(1));
@@ -365,6 +371,7 @@ pub fn run_job_on(
             loop_allocations: outcome.loop_allocations,
             loop_cpu: outcome.loop_cpu,
             trace: outcome.trace,
+            stalls: outcome.stalls,
         })
         .collect();
     drop(tasks);

@@ -12,6 +12,7 @@ use crate::metrics::trace::{self, ThreadTrace};
 use crate::metrics::{thread_cpu_time, AllocationCount};
 use crate::network::{RecordWriter, ShuffleEnvironment};
 use crate::streaming::{StreamTask, StreamTaskResult};
+use crate::sync::stall::{self, StallRecord};
 use crate::sync::{Arc, Parker, WaitStrategy};
 
 /// A task's state change, reported to whoever runs the job (Flink's
@@ -45,6 +46,8 @@ pub struct TaskOutcome {
     pub loop_cpu: Option<Duration>,
     /// The thread's timeline, when the job was traced.
     pub trace: Option<ThreadTrace>,
+    /// The stalls its waits saw, when probed.
+    pub stalls: Option<StallRecord>,
 }
 
 /// A task that did not reach a final state within the cancellation
@@ -75,6 +78,9 @@ pub struct TaskSettings {
     /// Events each task thread's timeline trace holds (0: no trace). The
     /// buffer is allocated before the task's loop starts.
     pub trace_events: usize,
+    /// Record the machine's stalls in the task's waits
+    /// ([`crate::sync::stall`]).
+    pub stall_probe: bool,
 }
 
 /// One subtask: created by `TaskExecutor::submit_task`, run on its own
@@ -97,6 +103,8 @@ pub struct Task {
     loop_cpu_ns: std::sync::atomic::AtomicU64,
     /// The timeline recorded on the task thread, handed over at the end.
     trace: Mutex<Option<ThreadTrace>>,
+    /// The stalls recorded on the task thread, handed over at the end.
+    stalls: Mutex<Option<StallRecord>>,
 }
 
 type InvokeResult = (Result<LoopExit, String>, Option<StreamTaskResult>);
@@ -139,6 +147,7 @@ impl Task {
             loop_allocations: std::sync::atomic::AtomicU64::new(0),
             loop_cpu_ns: std::sync::atomic::AtomicU64::new(u64::MAX),
             trace: Mutex::new(None),
+            stalls: Mutex::new(None),
         }
     }
 
@@ -267,6 +276,9 @@ impl Task {
                 self.settings.epoch,
             );
         }
+        if self.settings.stall_probe {
+            stall::install();
+        }
         let before = AllocationCount::thread_now();
         let cpu_before = thread_cpu_time();
         let running = crate::sync::occupancy::running_task();
@@ -282,6 +294,7 @@ impl Task {
         };
         drop(running);
         *self.trace.lock().expect("trace lock") = trace::uninstall();
+        *self.stalls.lock().expect("stalls lock") = stall::uninstall();
         if let (Some(before), Some(after)) = (cpu_before, thread_cpu_time()) {
             let ns = after.saturating_sub(before).as_nanos();
             self.loop_cpu_ns.store(
@@ -452,6 +465,7 @@ impl Task {
                 ns => Some(Duration::from_nanos(ns)),
             },
             trace: self.trace.lock().expect("trace lock").take(),
+            stalls: self.stalls.lock().expect("stalls lock").take(),
         });
         self.report(state);
         self.terminated.notify_all();

@@ -10,6 +10,7 @@ mod futex;
 pub mod occupancy;
 mod once;
 mod parker;
+pub mod stall;
 mod wait;
 
 pub use crossbeam_utils::CachePadded;

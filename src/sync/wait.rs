@@ -4,6 +4,7 @@ use std::hint;
 use std::time::{Duration, Instant};
 
 use super::occupancy::{self, Waiting};
+use super::stall;
 use super::{thread, Parker};
 
 /// How a task waits when it has no input, or no output capacity
@@ -66,6 +67,7 @@ impl WaitStrategy {
             round: 0,
             since: None,
             waiting: None,
+            last_read: None,
         }
     }
 
@@ -107,6 +109,9 @@ pub struct Waiter {
     /// When the first round began (time-budgeted strategies).
     since: Option<Instant>,
     waiting: Option<Waiting>,
+    /// The clock at the last spinning or yielding round, while the thread
+    /// records its stalls ([`stall`]).
+    last_read: Option<Instant>,
 }
 
 impl Waiter {
@@ -129,6 +134,32 @@ impl Waiter {
         if round == 0 {
             self.waiting = occupancy::waiting();
         }
+        let probing = stall::active();
+        let now =
+            (probing || matches!(self.strategy, WaitStrategy::Adaptive { .. })).then(Instant::now);
+        if probing {
+            if let (Some(now), Some(last)) = (now, self.last_read) {
+                stall::gap(now - last);
+            }
+            self.last_read = now;
+        }
+        let done = self.round_of(round, now, parker, ready, deadline);
+        if matches!(done, Round::Parked | Round::Ready) {
+            // A thread that slept was not stalled.
+            self.last_read = None;
+        }
+        done
+    }
+
+    #[inline]
+    fn round_of(
+        &mut self,
+        round: u32,
+        now: Option<Instant>,
+        parker: &Parker,
+        ready: impl FnOnce() -> bool,
+        deadline: Option<Instant>,
+    ) -> Round {
         match self.strategy {
             WaitStrategy::BusySpin => spin(round),
             WaitStrategy::SpinYield { spins } => {
@@ -148,7 +179,7 @@ impl Waiter {
                 }
             }
             WaitStrategy::Adaptive { spin_ns, yield_ns } => {
-                let now = Instant::now();
+                let now = now.unwrap_or_else(Instant::now);
                 let waited = now - *self.since.get_or_insert(now);
                 if waited < Duration::from_nanos(u64::from(spin_ns)) {
                     spin(round)
@@ -172,6 +203,16 @@ impl Waiter {
                 .since
                 .is_some_and(|since| since.elapsed() >= Duration::from_nanos(u64::from(yield_ns))),
             _ => false,
+        }
+    }
+}
+
+impl Drop for Waiter {
+    /// The gap from the last round to the end of the wait (what it waited
+    /// for arrived meanwhile, or a stall held the thread back).
+    fn drop(&mut self) {
+        if let Some(last) = self.last_read {
+            stall::gap(last.elapsed());
         }
     }
 }
