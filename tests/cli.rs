@@ -152,6 +152,91 @@ fn latency_profiles_report_percentiles() {
     assert_eq!(p("samples"), 20_000);
     assert!(p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("p999"));
     assert!(p("p999") <= p("max"));
+    // The machine's stall floor, measured in the tasks' own waits.
+    let floor = &result["summary"]["stall_floor_ns"];
+    let f = |k: &str| floor[k].as_u64().unwrap();
+    assert!(f("samples") > 0, "{floor}");
+    assert!(f("p50") <= f("p99") && f("p99") <= f("max"));
+}
+
+/// `run --trace`: a Chrome trace-event document with one named track per
+/// task thread, nested slices (a hard back-pressure wait inside a busy
+/// stretch, a park inside a wait) and flows from flushes to reads; the run
+/// still allocates nothing while measuring.
+#[test]
+fn a_traced_run_writes_a_timeline_per_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("run.trace.json");
+    // A slow consumer: the source blocks for buffers (hard back-pressure)
+    // and the consumer's waits park.
+    let result = json_stdout(taskbench().args([
+        "run",
+        "map-rebalance-map-sink",
+        "-r",
+        "1",
+        "-w",
+        "0",
+        "--set",
+        "records.count=50000",
+        "--set",
+        "records.size=200B",
+        "--set",
+        "vertices.map-2.kind=flat-map",
+        "--set",
+        "vertices.map-2.function=\"explode-64\"",
+        "--set",
+        "runtime.wait=\"spin-park\"",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--output",
+        "-",
+    ]));
+    assert_eq!(result["summary"]["allocations_during_measurement"], 0);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&trace).unwrap())
+        .expect("the trace is valid JSON");
+    let events = doc["traceEvents"].as_array().unwrap();
+    let tracks: Vec<&str> = events
+        .iter()
+        .filter(|e| e["name"] == "thread_name")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    let tasks: Vec<String> = result["summary"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| format!("{} (1/1)", t["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(tracks, tasks, "one track per task thread, named after it");
+    let slices = |tid: u64, name: &str| -> Vec<(f64, f64)> {
+        events
+            .iter()
+            .filter(|e| e["ph"] == "X" && e["tid"] == tid && e["name"] == name)
+            .map(|e| (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap()))
+            .collect()
+    };
+    let nested = |tid: u64, inner: &str, outer: &str| {
+        let outers = slices(tid, outer);
+        slices(tid, inner).iter().any(|&(ts, dur)| {
+            outers
+                .iter()
+                .any(|&(ots, odur)| ots <= ts && ts + dur <= ots + odur + 1e-3)
+        })
+    };
+    // Track 1 is the source (the first vertex).
+    assert!(
+        nested(1, "hard back-pressure", "busy"),
+        "a blocked emit nests in the busy stretch around it"
+    );
+    let parked = (1..=tasks.len() as u64)
+        .any(|tid| nested(tid, "park", "idle") || nested(tid, "park", "soft back-pressure"));
+    assert!(parked, "a park nests in the wait around it");
+    let flows = |ph: &str| {
+        events
+            .iter()
+            .filter(|e| e["cat"] == "flow" && e["ph"] == ph)
+            .count()
+    };
+    assert!(flows("s") > 0 && flows("f") > 0, "flushes flow to reads");
 }
 
 #[test]
