@@ -13,6 +13,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../profiles/keyed-count-zipf.toml"),
     ),
     (
+        "latency-buffer-timeout",
+        include_str!("../../profiles/latency-buffer-timeout.toml"),
+    ),
+    (
         "latency-vs-load",
         include_str!("../../profiles/latency-vs-load.toml"),
     ),
