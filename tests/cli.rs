@@ -214,22 +214,26 @@ fn a_traced_run_writes_a_timeline_per_task() {
             .map(|e| (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap()))
             .collect()
     };
-    let nested = |tid: u64, inner: &str, outer: &str| {
-        let outers = slices(tid, outer);
-        slices(tid, inner).iter().any(|&(ts, dur)| {
-            outers
-                .iter()
-                .any(|&(ots, odur)| ots <= ts && ts + dur <= ots + odur + 1e-3)
-        })
+    let within = |tid: u64, (ts, dur): (f64, f64), outer: &str| {
+        slices(tid, outer)
+            .iter()
+            .any(|&(ots, odur)| ots <= ts && ts + dur <= ots + odur + 1e-3)
     };
     // Track 1 is the source (the first vertex).
+    let blocked = slices(1, "hard back-pressure");
+    assert!(!blocked.is_empty(), "the source blocked for buffers");
     assert!(
-        nested(1, "hard back-pressure", "busy"),
+        blocked.iter().all(|&s| within(1, s, "busy")),
         "a blocked emit nests in the busy stretch around it"
     );
-    let parked = (1..=tasks.len() as u64)
-        .any(|tid| nested(tid, "park", "idle") || nested(tid, "park", "soft back-pressure"));
-    assert!(parked, "a park nests in the wait around it");
+    for tid in 1..=tasks.len() as u64 {
+        for park in slices(tid, "park") {
+            assert!(
+                within(tid, park, "idle") || within(tid, park, "soft back-pressure"),
+                "a park nests in the wait around it: {park:?}"
+            );
+        }
+    }
     let flows = |ph: &str| {
         events
             .iter()
@@ -394,6 +398,21 @@ fn out_of_range_values_are_refused_naming_the_field() {
         Some(MAP_SINK),
         &["network.buffers_per_channel=0"],
         &["network.buffers_per_channel"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["runtime.park_after=\"2s\""],
+        &["runtime.park_after", "more than 1s"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["vertices.map.idle=true"],
+        &["vertices.map.idle", "sources only"],
+    );
+    refused(
+        Some(MAP_SINK),
+        &["vertices.source.idle=true"],
+        &["every source is idle"],
     );
     refused(
         Some(MAP_SINK),

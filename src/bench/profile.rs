@@ -729,6 +729,17 @@ impl Profile {
                 "is 0: measure at least 1 run",
             ));
         }
+        for (field, span) in [
+            ("runtime.spin_for", self.runtime.spin_for),
+            ("runtime.park_after", self.runtime.park_after),
+        ] {
+            if span.0 > Duration::from_secs(1) {
+                return Err(invalid(
+                    field,
+                    format!("{span} is more than 1s: a wait that long should sleep"),
+                ));
+            }
+        }
         if let Pin::Cores(cores) = &self.runtime.pin {
             if cores.is_empty() {
                 return Err(invalid(
