@@ -467,7 +467,7 @@ pub(crate) fn bottleneck(profile: &Profile, tasks: &[TaskMetrics]) -> Option<Bot
             .filter(|u| u.back_pressured_pct >= BACK_PRESSURED_PCT)
             .map(|u| (format!("{} #{}", u.name, u.subtask), u.back_pressured_pct))
             .collect();
-        (!upstream.is_empty()).then(|| (task, upstream))
+        (!upstream.is_empty()).then_some((task, upstream))
     });
     let most = limited.max_by(|(_, a), (_, b)| {
         let top = |u: &[(String, f64)]| u.iter().map(|(_, p)| *p).fold(0.0, f64::max);
@@ -510,7 +510,7 @@ fn cores_bound(reps: &[Repetition], tasks: &[TaskMetrics]) -> Option<CoresBound>
             .collect::<Option<Vec<_>>>()?,
     )
     .median;
-    (tasks.len() > cores && busy >= 0.9 * cores as f64).then(|| CoresBound {
+    (tasks.len() > cores && busy >= 0.9 * cores as f64).then_some(CoresBound {
         tasks: tasks.len() as u32,
         cores: cores as u32,
         cores_busy: busy,

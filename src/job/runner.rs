@@ -399,8 +399,8 @@ fn oversubscribed(wait: WaitStrategy) -> WaitStrategy {
             spins: spins.min(SPINS),
             yields: yields.min(1),
         },
-        WaitStrategy::Adaptive { spin_ns, yield_ns } => WaitStrategy::Adaptive {
-            spin_ns: spin_ns.min(SPIN_NS),
+        WaitStrategy::Adaptive { yield_ns, .. } => WaitStrategy::Adaptive {
+            spin_ns: SPIN_NS,
             yield_ns,
         },
         WaitStrategy::BusySpin | WaitStrategy::SpinYield { .. } => WaitStrategy::SpinPark {

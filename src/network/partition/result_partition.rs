@@ -488,44 +488,44 @@ impl ResultPartition {
         }
     }
 
-    /// The broadcast builder, a consumer of it queued in every ring.
+    /// The broadcast builder, a consumer of it queued in every ring (each
+    /// a reference of the segment's count).
     fn open_broadcast(&mut self) -> Result<BufferBuilder, WriteError> {
-        self.await_room(0..self.subpartitions.len())?;
+        let n = self.subpartitions.len();
+        self.await_room(0..n)?;
         let builder = self.request_builder()?;
-        let mut first = builder.consumer();
-        let last = self.subpartitions.len() - 1;
-        let mut gone = None;
-        for (index, sp) in self.subpartitions[..last].iter_mut().enumerate() {
-            let consumer = self.pool.share(&mut first);
-            if let Err(e) = sp.ring.push(ChannelItem::Data(consumer)) {
-                gone.get_or_insert(index);
-                if let ChannelItem::Data(consumer) = e.into_inner() {
+        let mut first = Some(builder.consumer());
+        for index in 0..n {
+            let consumer = if index + 1 == n {
+                first
+                    .take()
+                    .expect("the last channel takes the first consumer")
+            } else {
+                self.pool
+                    .share(first.as_mut().expect("kept until the last channel"))
+            };
+            if let Err(refused) = self.subpartitions[index]
+                .ring
+                .push(ChannelItem::Data(consumer))
+            {
+                // There was room, so this consumer is gone. The segment
+                // is finished empty: readers that got it recycle it, and
+                // the references not queued go back now.
+                let _ = builder.finish();
+                if let ChannelItem::Data(consumer) = refused.into_inner() {
                     self.pool.recycle(consumer);
                 }
-            }
-        }
-        if let Err(e) = self.subpartitions[last].ring.push(ChannelItem::Data(first)) {
-            gone.get_or_insert(last);
-            if let ChannelItem::Data(consumer) = e.into_inner() {
-                // The last consumer of a segment no reader holds: the
-                // builder writes nothing more, so the segment is free.
-                let _ = builder.finish();
-                self.pool.recycle(consumer);
-                return Err(WriteError::ConsumerGone { subpartition: last });
-            }
-        }
-        self.metrics.segments_out += self.subpartitions.len() as u64;
-        match gone {
-            None => Ok(builder),
-            Some(subpartition) => {
-                // Readers that got the segment recycle it once finished.
-                let _ = builder.finish();
-                self.subpartitions
+                if let Some(first) = first {
+                    self.pool.recycle(first);
+                }
+                self.subpartitions[..index]
                     .iter()
                     .for_each(ResultSubpartition::notify);
-                Err(WriteError::ConsumerGone { subpartition })
+                return Err(self.consumer_gone(index));
             }
         }
+        self.metrics.segments_out += n as u64;
+        Ok(builder)
     }
 
     /// Sends an event to every consumer, after the data before it.
