@@ -13,6 +13,16 @@ use crate::sync::{Arc, CachePadded, IndexQueue, Parker};
 /// the channel's ring empty, after which the consumer re-checks the ring.
 /// The consumer re-queues a channel that still has data behind the others,
 /// so channels are served round-robin and none starves.
+///
+/// The consumer may also keep a channel it read dry *watched*: its flag
+/// stays set, so the producer's next publish costs it no enqueue, and the
+/// consumer looks at the channel itself until it has news. Then a set flag
+/// no longer means "the consumer will look": so a producer that finds the
+/// flag set still wakes the consumer if it sleeps. A consumer parks only
+/// after publishing PARKED and a fence, then re-checks its watched
+/// channels; the producer publishes, fences, and reads the parker's state.
+/// One of the two sees the other (the Dekker handshake of
+/// [`Parker`](crate::sync::Parker)).
 #[derive(Debug)]
 pub struct ChannelAvailability {
     queue: IndexQueue,
@@ -64,6 +74,11 @@ impl ChannelAvailability {
     #[inline]
     pub fn notify_fenced(&self, channel: u32) {
         if self.queued[channel as usize].load(Ordering::Relaxed) {
+            // Queued or watched: the consumer looks at it, unless it sleeps
+            // (see the type's docs).
+            if self.consumer.is_parked() {
+                trace::wake_up(|| self.consumer.unpark());
+            }
             return;
         }
         self.enqueue(channel);

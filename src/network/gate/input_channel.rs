@@ -128,6 +128,13 @@ impl InputChannel {
         }
     }
 
+    /// Whether the head of the channel is a segment its producer still
+    /// writes (so more bytes are to come without a new ring item).
+    #[inline]
+    pub(super) fn reads_open_segment(&self) -> bool {
+        matches!(self.ring.peek(), Some(ChannelItem::Data(c)) if !c.readable().finished)
+    }
+
     /// Reads the next slice of published bytes into `records` (decoding
     /// runs of 8-byte records into `values`), or takes the next event.
     /// Finished segments read to the end go back to their pool on the way.

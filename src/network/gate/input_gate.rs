@@ -46,6 +46,12 @@ pub enum GateError {
 /// A task's input over `n` channels. Knows which channels have data through
 /// a [`ChannelAvailability`] queue (no scan over all channels) and serves
 /// them round-robin, one buffer per turn.
+///
+/// A channel read to the end of what its producer published, while the
+/// producer still writes its segment, is *watched* rather than dequeued
+/// (up to [`WATCHED`] of them): the gate looks at its position when the
+/// queue is empty, so a producer publishing record after record (buffer
+/// timeout 0) pays no enqueue and the gate no dequeue for each.
 #[derive(Debug)]
 pub struct InputGate {
     availability: Arc<ChannelAvailability>,
@@ -53,7 +59,13 @@ pub struct InputGate {
     finished_channels: usize,
     /// Where runs of 8-byte records are decoded, for every channel.
     values: Box<[u64; VALUE_RUN]>,
+    /// Channels read dry whose flag stays set (see the type's docs).
+    watched: Vec<u32>,
 }
+
+/// The most channels a gate watches; beyond, a channel read dry leaves the
+/// queue as usual (a watched channel costs a look per empty poll).
+pub const WATCHED: usize = 4;
 
 impl InputGate {
     /// A gate over `channels`, in the order their producers were wired to
@@ -69,6 +81,7 @@ impl InputGate {
             channels,
             finished_channels: 0,
             values: Box::new([0; VALUE_RUN]),
+            watched: Vec::with_capacity(WATCHED),
         }
     }
 
@@ -86,6 +99,20 @@ impl InputGate {
     #[inline]
     pub fn has_input(&self) -> bool {
         self.availability.has_queued()
+            || self
+                .watched
+                .iter()
+                .any(|&c| self.channels[c as usize].has_news())
+    }
+
+    /// A watched channel with news, taken off the watch list.
+    #[inline]
+    fn next_watched(&mut self) -> Option<u32> {
+        let at = self
+            .watched
+            .iter()
+            .position(|&c| self.channels[c as usize].has_news())?;
+        Some(self.watched.swap_remove(at))
     }
 
     /// The consumer task's parker the producers wake.
@@ -132,7 +159,7 @@ impl InputGate {
     #[inline]
     pub fn poll_into(&mut self, consumer: &mut impl RecordConsumer) -> Result<Poll, GateError> {
         loop {
-            let Some(index) = self.availability.next() else {
+            let Some(index) = self.availability.next().or_else(|| self.next_watched()) else {
                 return Ok(if self.is_finished() {
                     Poll::Finished
                 } else {
@@ -143,6 +170,9 @@ impl InputGate {
             let read = channel.read(consumer, &mut self.values);
             if channel.has_news() {
                 self.availability.requeue(index);
+            } else if channel.reads_open_segment() && self.watched.len() < WATCHED {
+                // Its producer is still writing: keep the flag, watch it.
+                self.watched.push(index);
             } else {
                 let channel = &*channel;
                 self.availability
