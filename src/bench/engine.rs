@@ -15,7 +15,7 @@ use super::testbed::Testbed;
 use super::trace_file::JobTrace;
 use crate::job::{run_job_on, JobError, JobResult};
 use crate::network::ShuffleEnvironment;
-use crate::sync::stall::StallRecord;
+use crate::sync::stall::{self, StallRecord};
 use crate::sync::Arc;
 
 /// What a run is doing, for progress display.
@@ -197,15 +197,15 @@ pub fn run_profile_with(
             wall.as_secs_f64(),
             &job_latency,
         );
-        let mut stalls = job
+        let stalls: Vec<StallRecord> = job
             .subtasks
-            .iter()
-            .filter_map(|s| s.stalls.as_ref())
-            .peekable();
-        if stalls.peek().is_some() {
-            let mut job_stalls = StallRecord::empty();
-            stalls.for_each(|s| job_stalls.merge(s));
-            let delays = job_stalls.delays();
+            .iter_mut()
+            .filter_map(|s| s.stalls.take())
+            .collect();
+        if let (false, Some(start), Some(window)) =
+            (stalls.is_empty(), job.data_start(), job.data_window())
+        {
+            let delays = stall::floor(&stalls, (start, start + window));
             repetition.stall_floor_ns = Latency::of(&delays);
             merge_latency(&mut floor, Some(&delays));
         }

@@ -277,7 +277,7 @@ impl Task {
             );
         }
         if self.settings.stall_probe {
-            stall::install();
+            stall::install(self.settings.epoch);
         }
         let before = AllocationCount::thread_now();
         let cpu_before = thread_cpu_time();

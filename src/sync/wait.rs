@@ -139,7 +139,7 @@ impl Waiter {
             (probing || matches!(self.strategy, WaitStrategy::Adaptive { .. })).then(Instant::now);
         if probing {
             if let (Some(now), Some(last)) = (now, self.last_read) {
-                stall::gap(now - last);
+                stall::gap(last, now);
             }
             self.last_read = now;
         }
@@ -212,7 +212,7 @@ impl Drop for Waiter {
     /// for arrived meanwhile, or a stall held the thread back).
     fn drop(&mut self) {
         if let Some(last) = self.last_read {
-            stall::gap(last.elapsed());
+            stall::gap(last, Instant::now());
         }
     }
 }
