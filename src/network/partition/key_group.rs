@@ -25,13 +25,7 @@ pub fn java_long_hash(key: u64) -> i32 {
 /// made non-negative.
 #[inline]
 pub fn murmur_hash(code: i32) -> i32 {
-    let mut h = code.wrapping_mul(0xcc9e_2d51_u32 as i32);
-    h = h.rotate_left(15);
-    h = h.wrapping_mul(0x1b87_3593);
-    h = h.rotate_left(13);
-    h = h.wrapping_mul(5).wrapping_add(0xe654_6b64_u32 as i32);
-    h ^= 4;
-    h = bit_mix(h);
+    let h = murmur_hash_raw(code);
     if h >= 0 {
         h
     } else if h != i32::MIN {
@@ -39,6 +33,18 @@ pub fn murmur_hash(code: i32) -> i32 {
     } else {
         0
     }
+}
+
+/// [`murmur_hash`] before it is made non-negative.
+#[inline(always)]
+pub fn murmur_hash_raw(code: i32) -> i32 {
+    let mut h = code.wrapping_mul(0xcc9e_2d51_u32 as i32);
+    h = h.rotate_left(15);
+    h = h.wrapping_mul(0x1b87_3593);
+    h = h.rotate_left(13);
+    h = h.wrapping_mul(5).wrapping_add(0xe654_6b64_u32 as i32);
+    h ^= 4;
+    bit_mix(h)
 }
 
 /// Flink's `MathUtils.bitMix`: murmur3's 32-bit finalizer.

@@ -6,6 +6,6 @@ mod partitioner;
 mod record_writer;
 mod result_partition;
 
-pub use partitioner::{ChannelSelector, Partitioner, Selection};
+pub use partitioner::{ChannelSelector, KeyGroupRoute, Partitioner, Selection};
 pub use record_writer::RecordWriter;
 pub use result_partition::{PartitionMetrics, ResultPartition, ResultSubpartition, WriteError};

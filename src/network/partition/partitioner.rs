@@ -115,30 +115,64 @@ impl ChannelSelector {
     }
 
     /// The channel of `key`'s key group (hash; the partitioner's fields):
-    /// Flink's `assignKeyToParallelOperator`, with its divisions turned
-    /// into masks and shifts where the divisor is a power of two — always
-    /// for Flink's default max parallelism, and for power-of-two key
-    /// spaces. Three 64-bit divisions a record cost a hash writer about
-    /// 6 ns a record on this machine's cores; the branches depend only on
-    /// the partitioner, so they are predicted (and hoisted out of a batch's
-    /// loop).
+    /// Flink's `assignKeyToParallelOperator`.
     #[inline(always)]
     pub fn hash(&self, key: u64, max_parallelism: u32, key_space: u64) -> usize {
-        let key = match key_space {
-            0 => key,
-            space if space.is_power_of_two() => key & (space - 1),
-            space => key % space,
-        };
-        let hash = key_group::murmur_hash(key_group::java_long_hash(key)) as u32;
-        let channels = self.channels as u64;
-        if max_parallelism.is_power_of_two() {
-            let group = hash & (max_parallelism - 1);
-            ((u64::from(group) * channels) >> max_parallelism.trailing_zeros()) as usize
-        } else {
-            let group = hash % max_parallelism;
-            key_group::operator_index_for_key_group(max_parallelism, self.channels as u32, group)
-                as usize
+        let key = if key_space == 0 { key } else { key % key_space };
+        key_group::assign_key_to_operator(key, max_parallelism, self.channels as u32) as usize
+    }
+
+    /// The hash route without a division, when the partitioner allows one
+    /// (see [`KeyGroupRoute`]).
+    pub fn key_group_route(&self) -> Option<KeyGroupRoute> {
+        match self.partitioner {
+            Partitioner::Hash {
+                max_parallelism,
+                key_space,
+            } => KeyGroupRoute::new(max_parallelism, key_space, self.channels),
+            _ => None,
         }
+    }
+}
+
+/// Flink's key-group routing with every division turned into a mask or a
+/// shift, for a max parallelism that is a power of two (Flink's default
+/// always is) and a key space that is one or unbounded: three 64-bit
+/// divisions a record cost a hash writer about 6 ns on this machine's
+/// cores. Bit for bit Flink's assignment (a test holds it to the division).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyGroupRoute {
+    key_mask: u64,
+    group_mask: u32,
+    shift: u32,
+    channels: u64,
+}
+
+impl KeyGroupRoute {
+    /// The route for `channels` subpartitions, if the divisors allow one.
+    pub fn new(max_parallelism: u32, key_space: u64, channels: usize) -> Option<Self> {
+        let key_mask = match key_space {
+            0 => u64::MAX,
+            space if space.is_power_of_two() => space - 1,
+            _ => return None,
+        };
+        max_parallelism.is_power_of_two().then(|| KeyGroupRoute {
+            key_mask,
+            group_mask: max_parallelism - 1,
+            shift: max_parallelism.trailing_zeros(),
+            channels: channels as u64,
+        })
+    }
+
+    /// The channel of `value`'s key.
+    #[inline(always)]
+    pub fn channel(&self, value: u64) -> usize {
+        let hash = key_group::murmur_hash_raw(key_group::java_long_hash(value & self.key_mask));
+        // Flink makes the hash non-negative (`i32::MIN` becoming 0) before
+        // `% max_parallelism`; masking the wrapping absolute value with a
+        // power of two below 2^31 gives the same group, `i32::MIN` too.
+        let group = hash.wrapping_abs() as u32 & self.group_mask;
+        ((u64::from(group) * self.channels) >> self.shift) as usize
     }
 }
 
@@ -174,30 +208,35 @@ mod tests {
     }
 
     #[test]
-    fn the_fast_hash_routes_every_key_as_flinks_division_does() {
+    fn the_key_group_route_sends_every_key_where_flinks_division_does() {
         for (max_parallelism, channels, key_space) in [
             (128, 2, 1 << 24),
             (128, 3, 1000),
             (256, 200, 0),
             (100, 7, 1 << 10),
+            (32768, 4096, 0),
             (32768, 4096, 3),
         ] {
-            let selector = ChannelSelector::new(
-                Partitioner::Hash {
-                    max_parallelism,
-                    key_space,
-                },
-                channels,
-                0,
+            let route = KeyGroupRoute::new(max_parallelism, key_space, channels);
+            let pow2_keys = key_space == 0 || key_space.is_power_of_two();
+            assert_eq!(
+                route.is_some(),
+                pow2_keys && max_parallelism.is_power_of_two(),
+                "{max_parallelism} {key_space}"
             );
+            let Some(route) = route else { continue };
             let mut value = 0x9e37_79b9_7f4a_7c15u64;
             for _ in 0..10_000 {
                 value = value.rotate_left(7).wrapping_mul(0x2545_f491_4f6c_dd1d);
-                let key = if key_space == 0 { value } else { value % key_space };
+                let key = if key_space == 0 {
+                    value
+                } else {
+                    value % key_space
+                };
                 let flink =
                     key_group::assign_key_to_operator(key, max_parallelism, channels as u32);
                 assert_eq!(
-                    selector.hash(value, max_parallelism, key_space),
+                    route.channel(value),
                     flink as usize,
                     "value {value} max {max_parallelism} channels {channels} keys {key_space}"
                 );

@@ -1,7 +1,7 @@
 //! Flink's `RecordWriter`: a partition plus the partitioner that routes each
 //! record.
 
-use super::{ChannelSelector, Partitioner, ResultPartition, Selection, WriteError};
+use super::{ChannelSelector, KeyGroupRoute, Partitioner, ResultPartition, Selection, WriteError};
 use crate::network::event::Event;
 
 /// Routes records to subpartitions by a [`Partitioner`] and writes them.
@@ -11,6 +11,8 @@ pub struct RecordWriter {
     selector: ChannelSelector,
     /// Flush after every record (Flink's buffer timeout 0).
     flush_always: bool,
+    /// The hash route without divisions, where the partitioner allows one.
+    key_groups: Option<KeyGroupRoute>,
 }
 
 impl RecordWriter {
@@ -20,6 +22,7 @@ impl RecordWriter {
         let selector = ChannelSelector::new(partitioner, partition.num_subpartitions(), start);
         Self {
             partition,
+            key_groups: selector.key_group_route(),
             selector,
             flush_always: false,
         }
@@ -97,9 +100,14 @@ impl RecordWriter {
             Partitioner::Hash {
                 max_parallelism,
                 key_space,
-            } => Some(self.partition.emit_values_routed(values, |value| {
-                selector.hash(value, max_parallelism, key_space)
-            })),
+            } => Some(match self.key_groups {
+                Some(route) => self
+                    .partition
+                    .emit_values_routed(values, |value| route.channel(value)),
+                None => self.partition.emit_values_routed(values, |value| {
+                    selector.hash(value, max_parallelism, key_space)
+                }),
+            }),
             Partitioner::Forward | Partitioner::Broadcast => None,
         };
         if let Some(result) = routed {
