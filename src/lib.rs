@@ -33,11 +33,14 @@
 //!   [`network::partition`], [`network::gate`], [`network::event`].
 //! * [`metrics`]: the counting allocator.
 //! * [`runtime`]: the task's [`runtime::ExecutionState`] machine.
+//! * [`checkpoint`]: the coordinator, barriers and their alignment,
+//!   snapshots, storage and restore.
 //! * [`mod@bench`]: the two-thread channel run behind `taskbench demo`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 pub mod bench;
+pub mod checkpoint;
 pub mod job;
 pub mod mailbox;
 pub mod memory;

@@ -117,9 +117,11 @@ fn tdd(execution: u64, allocation: u64, config: StreamTaskConfig) -> TaskDeploym
         job_information: JobInformation {
             job_id: JOB,
             job_name: "test".into(),
+            checkpointing: None,
         },
         task_information: TaskInformation {
             task_name: format!("task-{execution}"),
+            vertex: 0,
             parallelism: 1,
             config,
         },
@@ -128,6 +130,8 @@ fn tdd(execution: u64, allocation: u64, config: StreamTaskConfig) -> TaskDeploym
         subtask_index: 0,
         produced_partitions: vec![],
         input_gates: vec![],
+        attempt_number: 0,
+        task_restore: None,
     }
 }
 
@@ -306,6 +310,7 @@ fn cancel_before_the_thread_runs_ends_canceled() {
     let (tx, rx) = mpsc::channel();
     let task = Task::new(
         tdd(1, 1, sink_config()),
+        None,
         Arc::new(Parker::new()),
         shuffle(16),
         settings(),
@@ -328,6 +333,7 @@ fn fail_externally_before_the_thread_runs_ends_failed_with_the_cause() {
     let (tx, _rx) = mpsc::channel();
     let task = Task::new(
         tdd(1, 1, sink_config()),
+        None,
         Arc::new(Parker::new()),
         shuffle(16),
         settings(),

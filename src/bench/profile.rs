@@ -1211,6 +1211,8 @@ impl Profile {
             cancel_timeout: r.cancel_timeout.0,
             trace_events: 0,
             stall_probe: self.measures_latency(),
+            checkpointing: None,
+            checkpoint_dir: None,
         })
     }
 

@@ -1,18 +1,24 @@
 //! Deploys an execution graph onto a task executor, one slot per subtask,
 //! and waits for the job to end (the job master's part, in one process).
 
+use std::path::PathBuf;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use super::execution::ExecutionGraph;
 use super::graph::{GraphError, JobGraph};
+use crate::checkpoint::{
+    self, CheckpointCoordinator, CheckpointStats, CheckpointStorage, CheckpointingConfig,
+    CompletedCheckpoint, CoordinatedTask, RestartStrategy, StorageError, TaskKey,
+};
 use crate::mailbox::Mail;
 use crate::mailbox::MailboxMetrics;
 use crate::network::{NetworkConfig, NetworkConfigError, ShuffleEnvironment, ShuffleError};
 use crate::runtime::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
 use crate::runtime::{
-    ExecutionState, JobInformation, ProducedPartition, SlotError, Task, TaskDeploymentDescriptor,
-    TaskExecutor, TaskInformation, TaskNotTerminated, TaskSettings, TaskSubmissionError,
+    ExecutionState, JobInformation, JobManagerTaskRestore, ProducedPartition, SlotError, Task,
+    TaskDeploymentDescriptor, TaskExecutor, TaskInformation, TaskNotTerminated, TaskSettings,
+    TaskSubmissionError,
 };
 use crate::streaming::{StreamTaskKind, StreamTaskResult};
 use crate::sync::{Arc, WaitStrategy};
@@ -52,6 +58,10 @@ pub struct JobOptions {
     pub trace_events: usize,
     /// Record the machine's stalls in the tasks' waits (latency runs).
     pub stall_probe: bool,
+    /// Checkpoints and restarts (`None`: the job does not checkpoint).
+    pub checkpointing: Option<CheckpointingConfig>,
+    /// Where checkpoints are stored (`None`: in memory).
+    pub checkpoint_dir: Option<PathBuf>,
 }
 
 impl Default for JobOptions {
@@ -63,6 +73,8 @@ impl Default for JobOptions {
             cancel_timeout: Duration::from_secs(30),
             trace_events: 0,
             stall_probe: false,
+            checkpointing: None,
+            checkpoint_dir: None,
         }
     }
 }
@@ -96,6 +108,9 @@ pub enum JobError {
     /// A canceled task did not terminate in time (the watchdog's verdict).
     #[error(transparent)]
     NotTerminated(#[from] TaskNotTerminated),
+    /// Checkpoint storage could not be opened or read.
+    #[error("checkpoint storage: {0}")]
+    Checkpoint(#[from] StorageError),
 }
 
 /// One subtask's end.
@@ -134,8 +149,17 @@ pub struct JobResult {
     pub elapsed: Duration,
     /// The wait strategy the tasks used (after escalation).
     pub wait: WaitStrategy,
-    /// Whether every network segment was back in its pool afterwards.
+    /// Whether every network segment was back in its pool after every
+    /// attempt.
     pub pools_full: bool,
+    /// Every checkpoint of every attempt, in order.
+    pub checkpoints: Vec<CheckpointStats>,
+    /// Restarts after failures (0: the first deployment ran to the end).
+    pub restarts: u32,
+    /// Each restart's checkpoint restored (`None`: restarted from scratch).
+    pub restored_from: Vec<Option<u64>>,
+    /// Every failure that caused a restart, in order.
+    pub recovered_failures: Vec<String>,
 }
 
 impl JobResult {
@@ -217,6 +241,88 @@ pub fn run_job_on(
     shuffle: &Arc<ShuffleEnvironment>,
 ) -> Result<JobResult, JobError> {
     let plan = ExecutionGraph::build(graph)?;
+    let Some(checkpointing) = options.checkpointing else {
+        return run_attempt(graph, &plan, options, shuffle, Attempt::default());
+    };
+    // In a directory, each run gets a subdirectory of its own (Flink's
+    // `<checkpoint dir>/<job id>/chk-N`): a job restores only what it took.
+    let storage = Arc::new(match &options.checkpoint_dir {
+        Some(dir) => CheckpointStorage::directory(dir.join(run_directory_name()))?,
+        None => CheckpointStorage::memory(),
+    });
+    let mut restore: Option<CompletedCheckpoint> = None;
+    let mut attempt = Attempt {
+        number: 0,
+        restore: None,
+        checkpointing: Some((checkpointing, storage.clone())),
+        first_checkpoint: 1,
+    };
+    let started = Instant::now();
+    let (mut checkpoints, mut restored_from, mut recovered) = (Vec::new(), Vec::new(), Vec::new());
+    let mut pools_full = true;
+    loop {
+        attempt.restore = restore.take().map(Arc::new);
+        let mut result = run_attempt(graph, &plan, options, shuffle, attempt.clone())?;
+        pools_full &= result.pools_full;
+        attempt.first_checkpoint = result
+            .checkpoints
+            .iter()
+            .map(|c| c.id + 1)
+            .max()
+            .unwrap_or(attempt.first_checkpoint);
+        checkpoints.append(&mut result.checkpoints);
+        let delay = match (&result.failure, checkpointing.restart) {
+            (Some(_), RestartStrategy::FixedDelay { attempts, delay })
+                if attempt.number < attempts =>
+            {
+                delay
+            }
+            _ => {
+                result.checkpoints = checkpoints;
+                result.restarts = attempt.number;
+                result.restored_from = restored_from;
+                result.recovered_failures = recovered;
+                result.elapsed = started.elapsed();
+                result.pools_full = pools_full;
+                return Ok(result);
+            }
+        };
+        recovered.extend(result.failure.take());
+        std::thread::sleep(delay);
+        // Checkpoints taken since the last restore complete in storage;
+        // restore the latest (Flink's `restoreLatestCheckpointedState`).
+        restore = storage.latest()?;
+        restored_from.push(restore.as_ref().map(|c| c.id));
+        attempt.number += 1;
+    }
+}
+
+/// `job-<ns since the epoch>-<pid>`: unique per run of a job.
+fn run_directory_name() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("job-{ns}-{}", std::process::id())
+}
+
+/// One deployment of a job: which attempt, and what it restores.
+#[derive(Clone, Debug, Default)]
+struct Attempt {
+    number: u32,
+    restore: Option<Arc<CompletedCheckpoint>>,
+    checkpointing: Option<(CheckpointingConfig, Arc<CheckpointStorage>)>,
+    first_checkpoint: u64,
+}
+
+/// Deploys every subtask once, runs the job's checkpoint coordinator beside
+/// it, and waits for the end; the first failure cancels the rest.
+fn run_attempt(
+    graph: &JobGraph,
+    plan: &ExecutionGraph,
+    options: &JobOptions,
+    shuffle: &Arc<ShuffleEnvironment>,
+    attempt: Attempt,
+) -> Result<JobResult, JobError> {
     let allowed: Vec<usize> = core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
@@ -255,12 +361,30 @@ pub fn run_job_on(
     };
     let (executor, updates) = TaskExecutor::new(cores, shuffle.clone(), settings);
     let (job, leader) = (JobId(1), JobMasterId(1));
-    executor.connect_job(job, leader);
+    let responder = attempt
+        .checkpointing
+        .as_ref()
+        .map(|_| checkpoint::channel());
+    match &responder {
+        Some((sender, _)) => executor.connect_job_with_responder(job, leader, sender.clone()),
+        None => executor.connect_job(job, leader),
+    }
+    let restore_of = |vertex: usize, subtask: u32| {
+        let checkpoint = attempt.restore.as_ref()?;
+        let key = TaskKey {
+            vertex: vertex as u32,
+            subtask,
+        };
+        Some(JobManagerTaskRestore {
+            restore_checkpoint_id: checkpoint.id,
+            state: Arc::new(checkpoint.tasks.get(&key)?.clone()),
+        })
+    };
 
     // Execution ids and slots: subtask k of the job gets id k and slot k.
     let mut descriptors = Vec::with_capacity(subtasks);
     let mut base = Vec::with_capacity(plan.vertices.len());
-    for vertex in &plan.vertices {
+    for (vertex_index, vertex) in plan.vertices.iter().enumerate() {
         base.push(descriptors.len());
         for subtask in 0..vertex.parallelism {
             let k = descriptors.len();
@@ -271,9 +395,11 @@ pub fn run_job_on(
                 job_information: JobInformation {
                     job_id: job,
                     job_name: graph.name.clone(),
+                    checkpointing: attempt.checkpointing.as_ref().map(|(c, _)| c.options),
                 },
                 task_information: TaskInformation {
                     task_name: vertex.name.clone(),
+                    vertex: vertex_index as u32,
                     parallelism: vertex.parallelism,
                     config: vertex.config.clone(),
                 },
@@ -285,6 +411,8 @@ pub fn run_job_on(
                     .map(|&(key, partitioner)| ProducedPartition { key, partitioner })
                     .collect(),
                 input_gates: vertex.gates[subtask as usize].clone(),
+                attempt_number: attempt.number,
+                task_restore: restore_of(vertex_index, subtask),
             });
         }
     }
@@ -323,6 +451,24 @@ pub fn run_job_on(
         .iter()
         .filter(|t| source_kind(t) == Some(false))
         .count();
+    let coordinator = match (&attempt.checkpointing, responder) {
+        (Some((config, storage)), Some(channel)) => Some(CheckpointCoordinator::start(
+            *config,
+            storage.clone(),
+            tasks
+                .iter()
+                .map(|t| CoordinatedTask {
+                    task: t.descriptor().task_key(),
+                    mailbox: t.mailbox().clone(),
+                    source: source_kind(t).is_some(),
+                })
+                .collect(),
+            settings.epoch,
+            attempt.first_checkpoint,
+            channel,
+        )),
+        _ => None,
+    };
 
     // Wait for every task to end; the first failure cancels the rest.
     let mut failure: Option<String> = None;
@@ -332,6 +478,9 @@ pub fn run_job_on(
             Ok(update) if update.state.is_terminal() => {
                 remaining -= 1;
                 let task = &tasks[update.execution_id.0 as usize];
+                if let Some(c) = &coordinator {
+                    c.task_ended(task.descriptor().task_key());
+                }
                 if update.state == ExecutionState::Finished && source_kind(task) == Some(false) {
                     busy_sources -= 1;
                     if busy_sources == 0 {
@@ -355,6 +504,7 @@ pub fn run_job_on(
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
+    let checkpoints = coordinator.map(|c| c.stop()).unwrap_or_default();
     let outcomes = await_all(&tasks, options.cancel_timeout)?;
     let elapsed = started.elapsed();
     executor.join_threads();
@@ -382,6 +532,10 @@ pub fn run_job_on(
         elapsed,
         wait,
         pools_full: shuffle.segments().is_full(),
+        checkpoints,
+        restarts: 0,
+        restored_from: Vec::new(),
+        recovered_failures: Vec::new(),
     })
 }
 

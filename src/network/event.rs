@@ -1,31 +1,7 @@
 //! In-band events: they travel in the same ring as data, so order is kept.
 
+pub use crate::checkpoint::{CancelCheckpointMarker, CheckpointBarrier};
 use crate::memory::BufferConsumer;
-
-/// What kind of snapshot a barrier asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CheckpointKind {
-    /// An aligned checkpoint: channels that delivered the barrier block until
-    /// all have.
-    Aligned,
-    /// An unaligned checkpoint: the barrier overtakes in-flight data, which
-    /// becomes part of the snapshot.
-    Unaligned,
-    /// A savepoint (always aligned).
-    Savepoint,
-}
-
-/// Flink's `CheckpointBarrier`: marks the point in a stream where checkpoint
-/// `id` cuts it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct CheckpointBarrier {
-    /// Checkpoint id, increasing.
-    pub id: u64,
-    /// When the checkpoint was triggered (ns since the job's epoch).
-    pub timestamp: u64,
-    /// The kind of snapshot.
-    pub kind: CheckpointKind,
-}
 
 /// An event sent in-band through a channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,6 +13,8 @@ pub enum Event {
     EndOfData,
     /// A checkpoint barrier.
     CheckpointBarrier(CheckpointBarrier),
+    /// A checkpoint declined upstream.
+    CancelCheckpointMarker(CancelCheckpointMarker),
 }
 
 /// What one ring slot carries: the consumer of a segment of serialized

@@ -15,7 +15,7 @@ pub mod serde;
 pub mod shuffle;
 
 pub use config::{NetworkConfig, NetworkConfigError};
-pub use event::{ChannelItem, CheckpointBarrier, CheckpointKind, Event};
+pub use event::{ChannelItem, Event};
 pub use gate::{ChannelAvailability, InputChannel, InputGate, Poll};
 pub use partition::{Partitioner, RecordWriter, ResultPartition, ResultSubpartition, WriteError};
 pub use shuffle::{GateKey, PartitionKey, ShuffleEnvironment, ShuffleError};

@@ -2,8 +2,10 @@
 //! run one subtask.
 
 use super::ids::{AllocationId, ExecutionAttemptId, JobId};
+use crate::checkpoint::{CheckpointOptions, TaskKey, TaskSnapshot};
 use crate::network::{GateKey, PartitionKey, Partitioner};
 use crate::streaming::StreamTaskConfig;
+use crate::sync::Arc;
 
 /// Job-wide information (Flink's `JobInformation`).
 #[derive(Clone, Debug, PartialEq)]
@@ -12,6 +14,9 @@ pub struct JobInformation {
     pub job_id: JobId,
     /// Its name.
     pub job_name: String,
+    /// What its checkpoints ask, if it checkpoints (Flink's
+    /// `JobCheckpointingSettings`).
+    pub checkpointing: Option<CheckpointOptions>,
 }
 
 /// Vertex-wide information (Flink's `TaskInformation`).
@@ -19,6 +24,9 @@ pub struct JobInformation {
 pub struct TaskInformation {
     /// The vertex's name (the task thread is named after it).
     pub task_name: String,
+    /// The vertex's index in the job graph (Flink's `jobVertexId`): with
+    /// the subtask index, the key of the task's state across restarts.
+    pub vertex: u32,
     /// The vertex's parallelism.
     pub parallelism: u32,
     /// The invokable and its operator chain.
@@ -53,4 +61,30 @@ pub struct TaskDeploymentDescriptor {
     pub produced_partitions: Vec<ProducedPartition>,
     /// The gates it reads.
     pub input_gates: Vec<GateKey>,
+    /// Which execution attempt of the subtask this is (0 first; Flink's
+    /// `attemptNumber`).
+    pub attempt_number: u32,
+    /// The state to restore (Flink's `JobManagerTaskRestore`), when the job
+    /// is redeployed from a checkpoint.
+    pub task_restore: Option<JobManagerTaskRestore>,
+}
+
+/// Flink's `JobManagerTaskRestore`: which checkpoint a task restores, and
+/// its part of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobManagerTaskRestore {
+    /// The checkpoint restored.
+    pub restore_checkpoint_id: u64,
+    /// This task's snapshot in it.
+    pub state: Arc<TaskSnapshot>,
+}
+
+impl TaskDeploymentDescriptor {
+    /// The key of the task's state.
+    pub fn task_key(&self) -> TaskKey {
+        TaskKey {
+            vertex: self.task_information.vertex,
+            subtask: self.subtask_index,
+        }
+    }
 }

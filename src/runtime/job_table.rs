@@ -4,12 +4,16 @@
 use std::collections::HashMap;
 
 use super::ids::{JobId, JobMasterId};
+use crate::checkpoint::CheckpointMessage;
 
 /// An established connection to a job's master.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct JobConnection {
     /// The leader session the connection belongs to.
     pub job_master_id: JobMasterId,
+    /// Where the job's tasks acknowledge checkpoints (Flink's
+    /// `CheckpointResponder` of the job's connection), if it checkpoints.
+    pub responder: Option<crossbeam_channel::Sender<CheckpointMessage>>,
 }
 
 /// The executor's job connections.
@@ -22,8 +26,24 @@ impl JobTable {
     /// Records a connection to `job`'s master `job_master_id`, replacing an
     /// older leader's.
     pub fn connect(&mut self, job: JobId, job_master_id: JobMasterId) {
-        self.connections
-            .insert(job, JobConnection { job_master_id });
+        self.connect_with_responder(job, job_master_id, None);
+    }
+
+    /// Connects `job` with the responder its tasks acknowledge checkpoints
+    /// through.
+    pub fn connect_with_responder(
+        &mut self,
+        job: JobId,
+        job_master_id: JobMasterId,
+        responder: Option<crossbeam_channel::Sender<CheckpointMessage>>,
+    ) {
+        self.connections.insert(
+            job,
+            JobConnection {
+                job_master_id,
+                responder,
+            },
+        );
     }
 
     /// Drops the connection of `job`.
@@ -33,6 +53,6 @@ impl JobTable {
 
     /// The connection of `job`, if any.
     pub fn connection(&self, job: JobId) -> Option<JobConnection> {
-        self.connections.get(&job).copied()
+        self.connections.get(&job).cloned()
     }
 }

@@ -11,7 +11,8 @@ mod task;
 mod task_executor;
 
 pub use deployment::{
-    JobInformation, ProducedPartition, TaskDeploymentDescriptor, TaskInformation,
+    JobInformation, JobManagerTaskRestore, ProducedPartition, TaskDeploymentDescriptor,
+    TaskInformation,
 };
 pub use errors::{CancelTaskError, TaskSubmissionError};
 pub use execution_state::{AtomicExecutionState, ExecutionState, IllegalTransition};

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::deployment::TaskDeploymentDescriptor;
 use super::ids::ExecutionAttemptId;
 use super::{AtomicExecutionState, ExecutionState};
+use crate::checkpoint::TaskStateManager;
 use crate::mailbox::{LoopExit, Mail, MailboxMetrics, MailboxProcessor, TaskMailbox};
 use crate::metrics::trace::{self, ThreadTrace};
 use crate::metrics::{thread_cpu_time, AllocationCount};
@@ -89,6 +90,8 @@ pub struct TaskSettings {
 #[derive(Debug)]
 pub struct Task {
     descriptor: TaskDeploymentDescriptor,
+    /// Taken by the task thread at setup.
+    state_manager: Mutex<Option<TaskStateManager>>,
     state: AtomicExecutionState,
     parker: Arc<Parker>,
     mailbox: Arc<TaskMailbox>,
@@ -127,6 +130,7 @@ impl Task {
     /// with.
     pub fn new(
         descriptor: TaskDeploymentDescriptor,
+        state: Option<TaskStateManager>,
         parker: Arc<Parker>,
         shuffle: Arc<ShuffleEnvironment>,
         settings: TaskSettings,
@@ -135,6 +139,7 @@ impl Task {
         let mailbox = Arc::new(TaskMailbox::new(settings.mailbox_capacity, parker.clone()));
         Self {
             descriptor,
+            state_manager: Mutex::new(state),
             state: AtomicExecutionState::new(ExecutionState::Created),
             parker,
             mailbox,
@@ -262,10 +267,18 @@ impl Task {
             Ok(task) => task,
             Err(cause) => return (Err(cause), None),
         };
+        task.set_attempt(d.attempt_number);
+        if let Some(state) = self.state_manager.lock().expect("state manager").take() {
+            task.enable_checkpoints(state);
+        }
         if !self.transition(ExecutionState::Deploying, ExecutionState::Initializing) {
             return (Ok(LoopExit::Canceled), None);
         }
-        // Restore: nothing to restore until checkpoints exist.
+        // Flink's `restoreAndInvoke`: state restored before the loop;
+        // INITIALIZING -> RUNNING only after.
+        if let Err(e) = task.restore() {
+            return (Err(e.to_string()), None);
+        }
         if !self.transition(ExecutionState::Initializing, ExecutionState::Running) {
             return (Ok(LoopExit::Canceled), None);
         }

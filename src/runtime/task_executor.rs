@@ -11,6 +11,7 @@ use super::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
 use super::job_table::JobTable;
 use super::task::{Task, TaskOutcome, TaskSettings, TaskStateUpdate};
 use super::{SlotError, TaskSlotTable};
+use crate::checkpoint::{CheckpointMessage, TaskStateManager};
 use crate::network::ShuffleEnvironment;
 use crate::sync::{Arc, Parker};
 
@@ -60,6 +61,21 @@ impl TaskExecutor {
             .lock()
             .expect("job table")
             .connect(job, job_master_id);
+    }
+
+    /// Connects to `job` with the responder its tasks acknowledge
+    /// checkpoints through.
+    pub fn connect_job_with_responder(
+        &self,
+        job: JobId,
+        job_master_id: JobMasterId,
+        responder: crossbeam_channel::Sender<CheckpointMessage>,
+    ) {
+        self.jobs.lock().expect("job table").connect_with_responder(
+            job,
+            job_master_id,
+            Some(responder),
+        );
     }
 
     /// Allocates slot `index` to `allocation` of `job` (Flink's
@@ -127,8 +143,20 @@ impl TaskExecutor {
             });
         }
         let core = slots.core_of(job, allocation).flatten();
+        // The descriptor's restore goes into the task's state manager, with
+        // the job's checkpoint responder (Flink's `submitTask`).
+        let state = match (&tdd.job_information.checkpointing, connection.responder) {
+            (Some(options), Some(responder)) => Some(TaskStateManager::new(
+                tdd.task_key(),
+                *options,
+                tdd.task_restore.as_ref().map(|r| r.state.clone()),
+                responder,
+            )),
+            _ => None,
+        };
         let task = Arc::new(Task::new(
             tdd,
+            state,
             self.task_parker(execution),
             self.shuffle.clone(),
             self.settings,

@@ -4,8 +4,9 @@
 use hdrhistogram::Histogram;
 
 pub(crate) use super::operator::VALUE_BATCH;
-use super::operator::{self, Operator, OperatorFailure, OperatorSpec};
+use super::operator::{self, Operator, OperatorFailure, OperatorSpec, RestoreError};
 use super::record;
+use crate::checkpoint::{StateError, StateReader, StateWriter};
 use crate::network::{RecordWriter, WriteError};
 
 /// Why a record could not go through the chain.
@@ -27,6 +28,105 @@ pub enum SinkKind {
     /// As `Checksum`, and records each timestamped record's latency in an
     /// HDR histogram.
     Latency,
+    /// As `Checksum`, and checks exactly-once delivery of what `sources`
+    /// source subtasks emitted, `per_source` records each (values `s +
+    /// i × sources`): counts lost, duplicated and out-of-order records
+    /// (order per source subtask: meaningful where the path from each
+    /// source subtask to this sink keeps order, as forward edges do). The
+    /// seen-set is part of the sink's snapshot.
+    Verify {
+        /// Source parallelism.
+        sources: u32,
+        /// Records each source subtask emits.
+        per_source: u64,
+    },
+}
+
+/// What a verifying sink found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VerifyCounts {
+    /// Distinct expected records seen.
+    pub distinct: u64,
+    /// Expected records never seen (expected − distinct; meaningful for a
+    /// sink of parallelism 1).
+    pub lost: u64,
+    /// Records seen more than once, or not expected at all.
+    pub duplicated: u64,
+    /// Records that arrived after a later record of the same source subtask.
+    pub out_of_order: u64,
+}
+
+/// The exactly-once checker of a [`SinkKind::Verify`] sink.
+#[derive(Clone, Debug)]
+struct Verifier {
+    sources: u64,
+    per_source: u64,
+    /// One bit per expected record.
+    seen: Vec<u64>,
+    /// Per source subtask: the highest index seen, plus one.
+    next: Vec<u64>,
+    counts: VerifyCounts,
+}
+
+impl Verifier {
+    fn new(sources: u32, per_source: u64) -> Self {
+        let sources = u64::from(sources.max(1));
+        let bits = sources.saturating_mul(per_source);
+        Self {
+            sources,
+            per_source,
+            seen: vec![0; bits.div_ceil(64) as usize],
+            next: vec![0; sources as usize],
+            counts: VerifyCounts::default(),
+        }
+    }
+
+    #[inline]
+    fn record(&mut self, value: u64) {
+        let (source, index) = (value % self.sources, value / self.sources);
+        if index >= self.per_source {
+            self.counts.duplicated += 1;
+            return;
+        }
+        let bit = source * self.per_source + index;
+        let (word, mask) = ((bit / 64) as usize, 1u64 << (bit % 64));
+        if self.seen[word] & mask != 0 {
+            self.counts.duplicated += 1;
+            return;
+        }
+        self.seen[word] |= mask;
+        self.counts.distinct += 1;
+        let next = &mut self.next[source as usize];
+        if index < *next {
+            self.counts.out_of_order += 1;
+        } else {
+            *next = index + 1;
+        }
+    }
+
+    fn counts(&self) -> VerifyCounts {
+        VerifyCounts {
+            lost: self.sources * self.per_source - self.counts.distinct,
+            ..self.counts
+        }
+    }
+
+    fn snapshot(&self, w: &mut StateWriter) {
+        w.u64s(&self.seen);
+        w.u64s(&self.next);
+        w.u64(self.counts.distinct);
+        w.u64(self.counts.duplicated);
+        w.u64(self.counts.out_of_order);
+    }
+
+    fn restore(&mut self, r: &mut StateReader<'_>) -> Result<(), StateError> {
+        r.u64s_into("verifying sink's seen-set", &mut self.seen)?;
+        r.u64s_into("verifying sink's positions", &mut self.next)?;
+        self.counts.distinct = r.u64("verifying sink's count")?;
+        self.counts.duplicated = r.u64("verifying sink's duplicates")?;
+        self.counts.out_of_order = r.u64("verifying sink's out-of-order count")?;
+        Ok(())
+    }
 }
 
 /// The end of a chain: a sink, or the task's record writers.
@@ -47,6 +147,8 @@ pub struct SinkResult {
     pub checksum: u64,
     /// Latencies in nanoseconds, when measured.
     pub latency: Option<Histogram<u64>>,
+    /// What a verifying sink found.
+    pub verify: Option<VerifyCounts>,
 }
 
 /// The sink at the end of a chain.
@@ -55,6 +157,7 @@ struct Sink {
     records: u64,
     checksum: u64,
     latency: Option<Histogram<u64>>,
+    verify: Option<Box<Verifier>>,
     /// The clock, read once per input buffer by the task (never per record).
     now_ns: u64,
 }
@@ -65,10 +168,18 @@ impl Sink {
             // 1 ns .. 100 s at 3 significant digits: sized here, never grows.
             Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
         });
+        let verify = match kind {
+            SinkKind::Verify {
+                sources,
+                per_source,
+            } => Some(Box::new(Verifier::new(sources, per_source))),
+            _ => None,
+        };
         Self {
             records: 0,
             checksum: 0,
             latency,
+            verify,
             now_ns: 0,
         }
     }
@@ -77,6 +188,9 @@ impl Sink {
     fn accept(&mut self, input: &[u8]) {
         self.records += 1;
         self.checksum = self.checksum.wrapping_add(record::value(input));
+        if let Some(verify) = &mut self.verify {
+            verify.record(record::value(input));
+        }
         if let Some(histogram) = &mut self.latency {
             if let Some(emitted) = record::timestamp(input).filter(|&t| t != 0) {
                 histogram.saturating_record(self.now_ns.saturating_sub(emitted).max(1));
@@ -91,6 +205,9 @@ impl Sink {
         self.checksum = values
             .iter()
             .fold(self.checksum, |sum, &v| sum.wrapping_add(v));
+        if let Some(verify) = &mut self.verify {
+            values.iter().for_each(|&v| verify.record(v));
+        }
     }
 }
 
@@ -210,7 +327,52 @@ impl OperatorChain {
             records: s.records,
             checksum: s.checksum,
             latency: s.latency.clone(),
+            verify: s.verify.as_ref().map(|v| v.counts()),
         })
+    }
+
+    /// Arms failures injected for execution attempt `attempt`.
+    pub fn set_attempt(&mut self, attempt: u32) {
+        self.operators
+            .iter_mut()
+            .for_each(|o| o.set_attempt(attempt));
+    }
+
+    /// Writes every operator's state, then the sink's (count, checksum and
+    /// a verifying sink's seen-set), in chain order.
+    pub fn snapshot(&mut self, w: &mut StateWriter) -> Result<(), OperatorFailure> {
+        for op in &mut self.operators {
+            op.snapshot(w)?;
+        }
+        if let Some(sink) = &self.sink {
+            w.u64(sink.records);
+            w.u64(sink.checksum);
+            if let Some(verify) = &sink.verify {
+                verify.snapshot(w);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what [`snapshot`](Self::snapshot) wrote.
+    pub fn restore(&mut self, r: &mut StateReader<'_>) -> Result<(), RestoreError> {
+        for op in &mut self.operators {
+            op.restore(r)?;
+        }
+        if let Some(sink) = &mut self.sink {
+            sink.records = r.u64("sink count")?;
+            sink.checksum = r.u64("sink checksum")?;
+            if let Some(verify) = &mut sink.verify {
+                verify.restore(r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// At end of input, before the outputs end (Flink's `finish` of each
+    /// operator).
+    pub fn end_input(&self) -> Result<(), OperatorFailure> {
+        self.operators.iter().try_for_each(|o| o.end_input())
     }
 }
 

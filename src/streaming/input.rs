@@ -3,9 +3,12 @@
 
 use std::time::Instant;
 
+use super::barrier_handler::{BarrierAction, CheckpointBarrierHandler};
 use super::{ChainError, OperatorChain};
+use crate::checkpoint::{CheckpointBarrier, TaskCheckpointMetrics};
 use crate::network::gate::GateError;
 use crate::network::serde::RecordConsumer;
+use crate::network::Event;
 use crate::network::{InputGate, Poll};
 
 /// Why processing input failed.
@@ -28,6 +31,11 @@ pub enum InputStatus {
     NothingAvailable,
     /// Every gate is finished.
     EndOfInput,
+    /// Every channel delivered checkpoint barrier `.0`: snapshot, forward
+    /// the barrier, then [`resume`](InputProcessor::resume).
+    Checkpoint(CheckpointBarrier, TaskCheckpointMetrics),
+    /// A cancel marker of checkpoint `.0` arrived: forward it.
+    CheckpointCanceled(u64),
 }
 
 /// Reads one or more gates (one-input, two-input, N-input tasks) into a
@@ -40,6 +48,7 @@ pub struct InputProcessor {
     remaining: usize,
     next: usize,
     epoch: Instant,
+    barriers: Option<CheckpointBarrierHandler>,
 }
 
 impl InputProcessor {
@@ -52,7 +61,70 @@ impl InputProcessor {
             remaining: n,
             next: 0,
             epoch,
+            barriers: None,
         }
+    }
+
+    /// Aligns checkpoint barriers over every channel from now on.
+    pub fn enable_checkpoints(&mut self) {
+        self.barriers = Some(CheckpointBarrierHandler::new(
+            self.gates.iter().map(|g| g.num_channels()),
+        ));
+    }
+
+    /// Ends a checkpoint's alignment after its snapshot: every channel is
+    /// read again.
+    pub fn resume(&mut self) {
+        self.gates.iter_mut().for_each(|g| g.unblock_all());
+    }
+
+    /// The coordinator aborted checkpoint `id`: an alignment of it ends.
+    pub fn abort_checkpoint(&mut self, id: u64) {
+        if let Some(h) = &mut self.barriers {
+            if let BarrierAction::Abort(_) = h.on_abort(id) {
+                self.resume();
+            }
+        }
+    }
+
+    fn bytes_in(&self) -> u64 {
+        self.gates.iter().map(|g| g.bytes_in()).sum()
+    }
+
+    /// An event of `gate`'s `channel`, as the barrier handler sees it.
+    #[cold]
+    fn on_event(&mut self, gate: usize, channel: usize, event: Event) -> InputStatus {
+        if self.barriers.is_none() {
+            return InputStatus::MoreAvailable;
+        }
+        let bytes_in = self.bytes_in();
+        let handler = self.barriers.as_mut().expect("checked");
+        let action = match event {
+            Event::CheckpointBarrier(barrier) => {
+                let now_ns = self.epoch.elapsed().as_nanos() as u64;
+                handler.on_barrier(gate, channel, barrier, now_ns, bytes_in)
+            }
+            Event::EndOfPartition => handler.on_channel_ended(gate, channel, bytes_in),
+            Event::CancelCheckpointMarker(marker) => {
+                let _ = handler.on_abort(marker.id);
+                self.resume();
+                return InputStatus::CheckpointCanceled(marker.id);
+            }
+            Event::EndOfData => BarrierAction::None,
+        };
+        match action {
+            BarrierAction::None => {}
+            BarrierAction::Block { gate, channel } => self.gates[gate].block(channel),
+            BarrierAction::Abort(_) => self.resume(),
+            BarrierAction::AbortAndBlock { gate, channel, .. } => {
+                self.resume();
+                self.gates[gate].block(channel);
+            }
+            BarrierAction::Snapshot(barrier, metrics) => {
+                return InputStatus::Checkpoint(barrier, metrics)
+            }
+        }
+        InputStatus::MoreAvailable
     }
 
     /// Processes one buffer or event from the next gate with input.
@@ -80,7 +152,8 @@ impl InputProcessor {
                 return Err(e.into());
             }
             match poll {
-                Poll::Records { .. } | Poll::Event { .. } => return Ok(InputStatus::MoreAvailable),
+                Poll::Records { .. } => return Ok(InputStatus::MoreAvailable),
+                Poll::Event { channel, event } => return Ok(self.on_event(index, channel, event)),
                 Poll::Finished => {
                     self.finished[index] = true;
                     self.remaining -= 1;
@@ -140,6 +213,7 @@ impl RecordConsumer for ChainInput<'_> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::checkpoint::{Alignment, CheckpointOptions};
     use crate::memory::MemoryConfig;
     use crate::network::{
         GateKey, NetworkConfig, PartitionKey, Partitioner, RecordWriter, ShuffleEnvironment,
@@ -223,6 +297,104 @@ mod tests {
         assert_eq!(chain.sink_result().unwrap().records, 1001);
         drop((busy, idle, input));
         assert!(env.segments().is_full());
+    }
+
+    fn barrier(id: u64, alignment: Alignment) -> Event {
+        Event::CheckpointBarrier(CheckpointBarrier {
+            id,
+            timestamp: 0,
+            options: CheckpointOptions {
+                alignment,
+                ..CheckpointOptions::default()
+            },
+        })
+    }
+
+    /// Runs the processor until it reports a checkpoint; the sink's
+    /// checksum then.
+    fn until_checkpoint(input: &mut InputProcessor, chain: &mut OperatorChain) -> (u64, u64) {
+        for _ in 0..1000 {
+            if let InputStatus::Checkpoint(b, _) = input.process(chain).unwrap() {
+                return (b.id, chain.sink_result().unwrap().checksum);
+            }
+        }
+        panic!("no checkpoint");
+    }
+
+    #[test]
+    fn aligned_barriers_hold_back_what_follows_them_until_all_arrived() {
+        let (mut a, mut b, mut input, env) = two_inputs();
+        input.enable_checkpoints();
+        let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+        for v in [1u64, 2] {
+            a.emit(v, &v.to_le_bytes()).unwrap();
+        }
+        a.broadcast_event(barrier(1, Alignment::Aligned)).unwrap();
+        a.emit(100, &100u64.to_le_bytes()).unwrap();
+        a.flush_all();
+        // Input b is behind: 100 must wait until b's barrier came.
+        for _ in 0..20 {
+            assert!(!matches!(
+                input.process(&mut chain).unwrap(),
+                InputStatus::Checkpoint(..)
+            ));
+        }
+        assert_eq!(
+            chain.sink_result().unwrap().checksum,
+            3,
+            "100 was held back"
+        );
+        b.emit(10, &10u64.to_le_bytes()).unwrap();
+        b.broadcast_event(barrier(1, Alignment::Aligned)).unwrap();
+        assert_eq!(until_checkpoint(&mut input, &mut chain), (1, 13));
+        input.resume();
+        a.finish().unwrap();
+        b.finish().unwrap();
+        while input.process(&mut chain).unwrap() != InputStatus::EndOfInput {}
+        assert_eq!(chain.sink_result().unwrap().checksum, 113);
+        drop((a, b, input));
+        assert!(env.segments().is_full());
+    }
+
+    #[test]
+    fn at_least_once_barriers_hold_nothing_back() {
+        let (mut a, mut b, mut input, _env) = two_inputs();
+        input.enable_checkpoints();
+        let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+        a.broadcast_event(barrier(1, Alignment::AtLeastOnce))
+            .unwrap();
+        a.emit(100, &100u64.to_le_bytes()).unwrap();
+        a.flush_all();
+        // The record after a's barrier is read before b's barrier came.
+        for _ in 0..10 {
+            assert!(!matches!(
+                input.process(&mut chain).unwrap(),
+                InputStatus::Checkpoint(..)
+            ));
+        }
+        assert_eq!(chain.sink_result().unwrap().checksum, 100);
+        b.broadcast_event(barrier(1, Alignment::AtLeastOnce))
+            .unwrap();
+        assert_eq!(until_checkpoint(&mut input, &mut chain), (1, 100));
+    }
+
+    #[test]
+    fn an_aborted_alignment_unblocks() {
+        let (mut a, _b, mut input, _env) = two_inputs();
+        input.enable_checkpoints();
+        let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+        a.broadcast_event(barrier(1, Alignment::Aligned)).unwrap();
+        a.emit(5, &5u64.to_le_bytes()).unwrap();
+        a.flush_all();
+        for _ in 0..10 {
+            input.process(&mut chain).unwrap();
+        }
+        assert_eq!(chain.sink_result().unwrap().checksum, 0);
+        input.abort_checkpoint(1);
+        for _ in 0..10 {
+            input.process(&mut chain).unwrap();
+        }
+        assert_eq!(chain.sink_result().unwrap().checksum, 5);
     }
 
     #[test]

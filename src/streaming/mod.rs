@@ -1,5 +1,6 @@
 //! Stream tasks and their operators.
 
+mod barrier_handler;
 mod chain;
 mod input;
 mod operator;
@@ -7,10 +8,12 @@ pub mod record;
 mod source;
 mod stream_task;
 
-pub use chain::{ChainEnd, ChainError, OperatorChain, SinkKind, SinkResult};
+pub use barrier_handler::{BarrierAction, CheckpointBarrierHandler};
+pub use chain::{ChainEnd, ChainError, OperatorChain, SinkKind, SinkResult, VerifyCounts};
 pub use input::{InputError, InputProcessor, InputStatus};
 pub use operator::{
-    AggregateKind, FilterFunction, FlatMapFunction, MapFunction, OperatorFailure, OperatorSpec,
+    AggregateKind, FailurePoint, FilterFunction, FlatMapFunction, MapFunction, OperatorFailure,
+    OperatorSpec, RestoreError,
 };
 pub use source::{KeyDistribution, SourceFunction, SourceSpec, SourceStatus};
 pub use stream_task::{

@@ -9,6 +9,7 @@
 //! vectorize. Records of any other size go one at a time ([`push`]).
 
 use super::record;
+use crate::checkpoint::{StateError, StateReader, StateWriter};
 use crate::network::serde::copy_record;
 
 /// What a map does to a record's value.
@@ -111,6 +112,32 @@ pub enum OperatorSpec {
         /// Records passed on before failing.
         records: u64,
     },
+    /// Fails once, at a seeded point, in one execution attempt only (the
+    /// failing operator of exactly-once tests: a restarted job passes it).
+    FailOnce {
+        /// Where it fails.
+        point: FailurePoint,
+        /// Processing: after this many records in total (restored with the
+        /// state, so the point is a position in the stream); snapshot: in
+        /// the `at`-th snapshot of the attempt (from 1).
+        at: u64,
+        /// The execution attempt it fails in (0: the first deployment).
+        attempt: u32,
+    },
+}
+
+/// Where a [`OperatorSpec::FailOnce`] fails (the points Flink's
+/// exactly-once tests inject failures at).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FailurePoint {
+    /// While processing a record.
+    Processing,
+    /// In a checkpoint's synchronous snapshot.
+    Snapshot,
+    /// While restoring state.
+    Restore,
+    /// At end of input (Flink's `close`/`finish`).
+    Close,
 }
 
 /// An operator of one subtask with its state and scratch space.
@@ -135,6 +162,15 @@ pub(crate) enum Operator {
     FailAfter {
         limit: u64,
         seen: u64,
+    },
+    FailOnce {
+        point: FailurePoint,
+        at: u64,
+        attempt: u32,
+        /// Fails in this attempt (set by the chain).
+        armed: bool,
+        seen: u64,
+        snapshots: u64,
     },
 }
 
@@ -161,8 +197,89 @@ impl Operator {
                 limit: records,
                 seen: 0,
             },
+            OperatorSpec::FailOnce { point, at, attempt } => Operator::FailOnce {
+                point,
+                at,
+                attempt,
+                armed: false,
+                seen: 0,
+                snapshots: 0,
+            },
         }
     }
+}
+
+impl Operator {
+    /// Arms a [`OperatorSpec::FailOnce`] in its execution attempt.
+    pub(crate) fn set_attempt(&mut self, current: u32) {
+        if let Operator::FailOnce { attempt, armed, .. } = self {
+            *armed = *attempt == current;
+        }
+    }
+
+    fn fails_at(&self, at_point: FailurePoint) -> bool {
+        matches!(self, Operator::FailOnce { point, armed: true, .. } if *point == at_point)
+    }
+
+    /// Writes the operator's state (Flink's `snapshotState`): a keyed
+    /// aggregate's table, a failing operator's position.
+    pub(crate) fn snapshot(&mut self, w: &mut StateWriter) -> Result<(), OperatorFailure> {
+        match self {
+            Operator::KeyedAggregate { state, .. } => w.u64s(state),
+            Operator::FailOnce {
+                seen,
+                snapshots,
+                at,
+                ..
+            } => {
+                *snapshots += 1;
+                let (seen, snapshots, at) = (*seen, *snapshots, *at);
+                if self.fails_at(FailurePoint::Snapshot) && snapshots == at {
+                    return Err(fail_once(seen));
+                }
+                w.u64(seen);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Reads what [`snapshot`](Self::snapshot) wrote (Flink's
+    /// `initializeState` on restore).
+    pub(crate) fn restore(&mut self, r: &mut StateReader<'_>) -> Result<(), RestoreError> {
+        if self.fails_at(FailurePoint::Restore) {
+            return Err(RestoreError::Operator(fail_once(0)));
+        }
+        match self {
+            Operator::KeyedAggregate { state, .. } => {
+                r.u64s_into("keyed aggregate table", state)?
+            }
+            Operator::FailOnce { seen, .. } => *seen = r.u64("failing operator position")?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// At end of input (Flink's `finish`).
+    pub(crate) fn end_input(&self) -> Result<(), OperatorFailure> {
+        match self {
+            Operator::FailOnce { seen, .. } if self.fails_at(FailurePoint::Close) => {
+                Err(fail_once(*seen))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Why restoring an operator failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// The state does not decode or fit.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The operator failed (an injected failure).
+    #[error(transparent)]
+    Operator(#[from] OperatorFailure),
 }
 
 /// Pushes `input` through `ops`, handing what comes out of the last one to
@@ -225,7 +342,26 @@ pub(crate) fn push<E: From<OperatorFailure>>(
                 }
                 *seen += 1;
             }
+            Operator::FailOnce {
+                point,
+                armed,
+                at,
+                seen,
+                ..
+            } => {
+                if *armed && *point == FailurePoint::Processing && *seen == *at {
+                    return Err(fail_once(*seen).into());
+                }
+                *seen += 1;
+            }
         }
+    }
+}
+
+fn fail_once(records: u64) -> OperatorFailure {
+    OperatorFailure {
+        operator: "FailOnce",
+        records,
     }
 }
 
@@ -304,6 +440,24 @@ pub(crate) fn push_values<E: From<OperatorFailure>>(
                         operator: "FailAfter",
                         records: *seen,
                     });
+                }
+            }
+            Operator::FailOnce {
+                point,
+                armed,
+                at,
+                seen,
+                ..
+            } => {
+                let passed = if *armed && *point == FailurePoint::Processing && *seen <= *at {
+                    (*at - *seen).min(len as u64)
+                } else {
+                    len as u64
+                };
+                *seen += passed;
+                if passed < len as u64 {
+                    len = passed as usize;
+                    failure = Some(fail_once(*seen));
                 }
             }
         }

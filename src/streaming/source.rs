@@ -167,9 +167,16 @@ impl SourceFunction {
         value * self.spec.key_space.max(1) + u64::from(key)
     }
 
-    /// Records emitted so far.
+    /// Records emitted so far (the source's position in a checkpoint).
     pub fn emitted(&self) -> u64 {
         self.emitted
+    }
+
+    /// Rewinds to a checkpoint's position: the next record emitted is the
+    /// one after the last record before the barrier (Flink's source reader
+    /// restoring its split's offset).
+    pub fn restore_position(&mut self, emitted: u64) {
+        self.emitted = emitted;
     }
 
     /// Emits one batch into `chain` (one clock read per batch).

@@ -12,8 +12,15 @@ use super::{
     ChainEnd, InputError, InputProcessor, InputStatus, OperatorChain, OperatorSpec, SinkResult,
     SourceFunction, SourceSpec, SourceStatus,
 };
+use super::{ChainError, RestoreError};
+use crate::checkpoint::{
+    CancelCheckpointMarker, CheckpointBarrier, StateReader, StateWriter, TaskCheckpointMetrics,
+    TaskSnapshot, TaskStateManager,
+};
 use crate::mailbox::{ActionStatus, LoopExit, Mail, MailboxDefaultAction, MailboxProcessor};
+use crate::metrics::AllocationCount;
 use crate::network::partition::PartitionMetrics;
+use crate::network::Event;
 use crate::network::{InputGate, RecordWriter, WriteError};
 
 /// When written bytes become readable downstream (Flink's
@@ -80,6 +87,9 @@ pub enum StreamTaskError {
     /// The task's inputs or outputs do not fit its kind.
     #[error("invalid stream task: {0}")]
     Config(String),
+    /// Restoring the task's state failed.
+    #[error("restoring state: {0}")]
+    Restore(#[from] RestoreError),
 }
 
 #[derive(Debug)]
@@ -125,6 +135,10 @@ pub struct StreamTaskResult {
     pub loop_started: Option<Instant>,
     /// When the task finished its outputs at end of input.
     pub finished: Option<Instant>,
+    /// Checkpoints the task snapshotted.
+    pub checkpoints: u64,
+    /// Allocations its snapshots made (snapshot I/O, outside the data path).
+    pub snapshot_allocations: u64,
 }
 
 /// A running stream task.
@@ -137,6 +151,10 @@ pub struct StreamTask {
     mails: u64,
     loop_started: Option<Instant>,
     finished: Option<Instant>,
+    state: Option<TaskStateManager>,
+    epoch: Instant,
+    checkpoints: u64,
+    snapshot_allocations: u64,
 }
 
 impl StreamTask {
@@ -200,7 +218,101 @@ impl StreamTask {
             mails: 0,
             loop_started: None,
             finished: None,
+            state: None,
+            epoch,
+            checkpoints: 0,
+            snapshot_allocations: 0,
         })
+    }
+
+    /// Arms the failures injected for execution attempt `attempt` (0 is the
+    /// first deployment).
+    pub fn set_attempt(&mut self, attempt: u32) {
+        self.chain.set_attempt(attempt);
+    }
+
+    /// Takes part in checkpoints through `state`: a source starts barriers
+    /// on trigger mails, an input task aligns the barriers it reads.
+    pub fn enable_checkpoints(&mut self, state: TaskStateManager) {
+        if let Head::Input(input) = &mut self.head {
+            input.enable_checkpoints();
+        }
+        self.state = Some(state);
+    }
+
+    /// Restores the state `enable_checkpoints` was given a restore for
+    /// (Flink's `restoreInternal`, before the task runs): the source's
+    /// position, then the chain's state.
+    pub fn restore(&mut self) -> Result<(), StreamTaskError> {
+        let Some(snapshot) = self.state.as_ref().and_then(|s| s.restore.clone()) else {
+            return Ok(());
+        };
+        let mut r = StateReader::new(&snapshot.operator_state);
+        if let Head::Source { function, .. } = &mut self.head {
+            function.restore_position(r.u64("source position").map_err(RestoreError::from)?);
+        }
+        self.chain.restore(&mut r)?;
+        r.finish("the task's state").map_err(RestoreError::from)?;
+        Ok(())
+    }
+
+    /// Flink's `SubtaskCheckpointCoordinatorImpl.checkpointState`: forwards
+    /// the barrier on every output (after everything emitted before it),
+    /// snapshots the source position and the chain (the synchronous part),
+    /// and acknowledges; the checkpoint thread persists it (the async part).
+    #[cold]
+    fn checkpoint(
+        &mut self,
+        barrier: CheckpointBarrier,
+        mut metrics: TaskCheckpointMetrics,
+    ) -> Result<(), StreamTaskError> {
+        let Some(state) = &self.state else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let allocations = AllocationCount::thread_now();
+        for writer in self.chain.writers() {
+            writer.broadcast_event(Event::CheckpointBarrier(barrier))?;
+        }
+        let mut w = StateWriter::default();
+        if let Head::Source { function, .. } = &self.head {
+            w.u64(function.emitted());
+        }
+        self.chain.snapshot(&mut w).map_err(ChainError::from)?;
+        metrics.sync_ns = started.elapsed().as_nanos() as u64;
+        let task = state.task;
+        state.acknowledge(
+            TaskSnapshot {
+                checkpoint_id: barrier.id,
+                task,
+                operator_state: w.0,
+                channel_state: Vec::new(),
+            },
+            metrics,
+        );
+        self.checkpoints += 1;
+        self.snapshot_allocations += AllocationCount::thread_now().since(allocations).allocations;
+        Ok(())
+    }
+
+    /// A trigger mail at a source (Flink's `triggerCheckpointAsync`).
+    #[cold]
+    fn trigger_checkpoint(&mut self, id: u64, timestamp: u64) -> Result<(), StreamTaskError> {
+        let (Head::Source { .. }, Some(state)) = (&self.head, &self.state) else {
+            return Ok(());
+        };
+        let barrier = CheckpointBarrier {
+            id,
+            timestamp,
+            options: state.options,
+        };
+        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+        let metrics = TaskCheckpointMetrics {
+            checkpoint_id: id,
+            start_delay_ns: now_ns.saturating_sub(timestamp),
+            ..TaskCheckpointMetrics::default()
+        };
+        self.checkpoint(barrier, metrics)
     }
 
     /// Flink's `StreamTask.invoke` after `beforeInvoke`: runs the mailbox
@@ -214,6 +326,7 @@ impl StreamTask {
         self.loop_started = Some(Instant::now());
         let exit = processor.run_mailbox_loop(self)?;
         if exit == LoopExit::Finished {
+            self.chain.end_input().map_err(ChainError::from)?;
             for writer in self.chain.writers() {
                 writer.finish()?;
             }
@@ -244,6 +357,8 @@ impl StreamTask {
             mails: self.mails,
             loop_started: self.loop_started,
             finished: self.finished,
+            checkpoints: self.checkpoints,
+            snapshot_allocations: self.snapshot_allocations,
         }
     }
 
@@ -312,6 +427,20 @@ impl MailboxDefaultAction for StreamTask {
                 InputStatus::MoreAvailable => ActionStatus::MoreAvailable,
                 InputStatus::NothingAvailable => ActionStatus::NothingAvailable,
                 InputStatus::EndOfInput => ActionStatus::Finished,
+                InputStatus::Checkpoint(barrier, metrics) => {
+                    self.checkpoint(barrier, metrics)?;
+                    if let Head::Input(input) = &mut self.head {
+                        input.resume();
+                    }
+                    ActionStatus::MoreAvailable
+                }
+                InputStatus::CheckpointCanceled(id) => {
+                    let marker = Event::CancelCheckpointMarker(CancelCheckpointMarker { id });
+                    for writer in self.chain.writers() {
+                        writer.broadcast_event(marker)?;
+                    }
+                    ActionStatus::MoreAvailable
+                }
             },
         };
         if status == ActionStatus::MoreAvailable {
@@ -321,13 +450,22 @@ impl MailboxDefaultAction for StreamTask {
     }
 
     fn handle_mail(&mut self, mail: Mail) -> Result<(), StreamTaskError> {
-        if mail == Mail::EndOfInput {
-            if let Head::Source { function, .. } = &mut self.head {
-                function.end_input();
+        match mail {
+            Mail::EndOfInput => {
+                if let Head::Source { function, .. } = &mut self.head {
+                    function.end_input();
+                }
             }
+            Mail::TriggerCheckpoint { id, timestamp } => self.trigger_checkpoint(id, timestamp)?,
+            Mail::NotifyCheckpointAborted { id } => {
+                if let Head::Input(input) = &mut self.head {
+                    input.abort_checkpoint(id);
+                }
+            }
+            // Nothing here commits side effects on completion; timers and
+            // actions are counted.
+            _ => {}
         }
-        // Checkpoint mails are served by the checkpointing layer once it
-        // exists; until then they, timers and actions are only counted.
         self.mails += 1;
         Ok(())
     }

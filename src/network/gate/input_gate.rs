@@ -61,6 +61,13 @@ pub struct InputGate {
     values: Box<[u64; VALUE_RUN]>,
     /// Channels read dry whose flag stays set (see the type's docs).
     watched: Vec<u32>,
+    /// Channels blocked by a checkpoint's alignment (their barrier came).
+    blocked: Vec<bool>,
+    /// Whether any channel is blocked (the one check on the read path).
+    blocking: bool,
+    /// Blocked channels taken off the queue, flags still set: queued again
+    /// when alignment ends.
+    deferred: Vec<u32>,
 }
 
 /// The most channels a gate watches; beyond, a channel read dry leaves the
@@ -76,13 +83,44 @@ impl InputGate {
             channels.len(),
             "the availability signal covers every channel"
         );
+        let n = channels.len();
         Self {
             availability,
             channels,
             finished_channels: 0,
             values: Box::new([0; VALUE_RUN]),
             watched: Vec::with_capacity(WATCHED),
+            blocked: vec![false; n],
+            blocking: false,
+            deferred: Vec::with_capacity(n),
         }
+    }
+
+    /// Blocks channel `channel` until [`unblock_all`](Self::unblock_all):
+    /// nothing after its checkpoint barrier is read before every channel
+    /// delivered the barrier (Flink's `CheckpointedInputGate` blocking a
+    /// channel during aligned checkpoints).
+    pub fn block(&mut self, channel: usize) {
+        self.blocked[channel] = true;
+        self.blocking = true;
+    }
+
+    /// Ends alignment: every blocked channel is read again.
+    pub fn unblock_all(&mut self) {
+        if !self.blocking {
+            return;
+        }
+        self.blocked.iter_mut().for_each(|b| *b = false);
+        self.blocking = false;
+        for index in self.deferred.drain(..) {
+            // Its flag stayed set while it was deferred.
+            self.availability.requeue(index);
+        }
+    }
+
+    /// Bytes read so far over all channels.
+    pub fn bytes_in(&self) -> u64 {
+        self.channels.iter().map(|c| c.metrics().bytes_in).sum()
     }
 
     /// Number of channels.
@@ -166,6 +204,10 @@ impl InputGate {
                     Poll::Empty
                 });
             };
+            if self.blocking && self.blocked[index as usize] {
+                self.deferred.push(index);
+                continue;
+            }
             let channel = &mut self.channels[index as usize];
             let read = channel.read(consumer, &mut self.values);
             if channel.has_news() {

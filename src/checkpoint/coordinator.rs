@@ -1,0 +1,408 @@
+//! Flink's `CheckpointCoordinator`, on a thread of its own beside the job:
+//! triggers checkpoints at the sources through their mailboxes' priority
+//! lane, collects the tasks' acknowledgements, persists each task's
+//! snapshot as it arrives (the async part, off the task threads), and
+//! completes or aborts each checkpoint, telling every task.
+
+use std::collections::BTreeMap;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::barrier::CheckpointOptions;
+use super::snapshot::{TaskKey, TaskSnapshot};
+use super::storage::{CheckpointStorage, CompletedCheckpoint};
+use super::task_state::TaskCheckpointMetrics;
+use crate::mailbox::{Mail, TaskMailbox};
+use crate::sync::Arc;
+
+/// How a failed job restarts (Flink's `RestartStrategy`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RestartStrategy {
+    /// A failure fails the job.
+    #[default]
+    None,
+    /// Up to `attempts` restarts, `delay` apart (Flink's `fixed-delay`).
+    FixedDelay {
+        /// Restarts allowed.
+        attempts: u32,
+        /// Wait before each.
+        delay: Duration,
+    },
+}
+
+/// A job's checkpointing (Flink's `CheckpointConfig`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckpointingConfig {
+    /// Trigger every `interval` (`None`: only on demand).
+    pub interval: Option<Duration>,
+    /// A checkpoint not complete after this is aborted.
+    pub timeout: Duration,
+    /// At least this long from one checkpoint's end to the next trigger.
+    pub min_pause: Duration,
+    /// What the barriers ask.
+    pub options: CheckpointOptions,
+    /// How a failed job restarts.
+    pub restart: RestartStrategy,
+}
+
+impl Default for CheckpointingConfig {
+    fn default() -> Self {
+        Self {
+            interval: None,
+            timeout: Duration::from_secs(600),
+            min_pause: Duration::ZERO,
+            options: CheckpointOptions::default(),
+            restart: RestartStrategy::None,
+        }
+    }
+}
+
+/// What reaches the checkpoint thread.
+#[derive(Debug)]
+pub enum CheckpointMessage {
+    /// A task's snapshot for a checkpoint.
+    Acknowledge {
+        /// The snapshot.
+        snapshot: Box<TaskSnapshot>,
+        /// What the task measured.
+        metrics: TaskCheckpointMetrics,
+        /// When the task sent it (the async part starts).
+        at: Instant,
+    },
+    /// A task cannot take checkpoint `id`.
+    Decline {
+        /// The task.
+        task: TaskKey,
+        /// The checkpoint.
+        id: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Trigger a checkpoint now (if none is pending).
+    Trigger,
+    /// A task reached a final state: no checkpoint can include it.
+    TaskEnded(TaskKey),
+    /// The job is over.
+    Stop,
+}
+
+/// One checkpoint, with Flink's metric names (durations in nanoseconds).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointStats {
+    /// The checkpoint.
+    pub id: u64,
+    /// Completed, or the reason it was aborted.
+    pub failure: Option<String>,
+    /// Trigger time, ns of the job's clock.
+    pub trigger_ns: u64,
+    /// From trigger to the last acknowledgement persisted
+    /// (`endToEndDuration`).
+    pub end_to_end_ns: u64,
+    /// Snapshot bytes over all tasks (`checkpointedSize`).
+    pub state_size: u64,
+    /// Bytes processed during alignment (`processedData`).
+    pub processed_in_flight_bytes: u64,
+    /// In-flight bytes persisted (`persistedData`).
+    pub persisted_in_flight_bytes: u64,
+    /// Whether any task took it unaligned.
+    pub unaligned: bool,
+    /// The slowest task's start delay (`checkpointStartDelayNanos`).
+    pub start_delay_ns: u64,
+    /// The longest alignment (`alignmentDuration`).
+    pub alignment_ns: u64,
+    /// The longest synchronous part (`syncDuration`).
+    pub sync_ns: u64,
+    /// The longest asynchronous part (`asyncDuration`).
+    pub async_ns: u64,
+}
+
+/// One task as the coordinator sees it.
+#[derive(Clone, Debug)]
+pub struct CoordinatedTask {
+    /// Which subtask.
+    pub task: TaskKey,
+    /// Its mailbox.
+    pub mailbox: Arc<TaskMailbox>,
+    /// Whether checkpoints are triggered here.
+    pub source: bool,
+}
+
+struct Pending {
+    id: u64,
+    triggered: Instant,
+    stats: CheckpointStats,
+    acks: BTreeMap<TaskKey, TaskSnapshot>,
+}
+
+/// The coordinator's thread.
+#[derive(Debug)]
+pub struct CheckpointCoordinator {
+    sender: Sender<CheckpointMessage>,
+    thread: Option<JoinHandle<Vec<CheckpointStats>>>,
+}
+
+/// The channel tasks acknowledge through; create it before the tasks, start
+/// the coordinator over its receiver after.
+pub fn channel() -> (Sender<CheckpointMessage>, Receiver<CheckpointMessage>) {
+    crossbeam_channel::unbounded()
+}
+
+impl CheckpointCoordinator {
+    /// Starts the coordinator over `tasks`; checkpoint ids start at
+    /// `first_id` (after a restore, the restored id plus one).
+    pub fn start(
+        config: CheckpointingConfig,
+        storage: Arc<CheckpointStorage>,
+        tasks: Vec<CoordinatedTask>,
+        epoch: Instant,
+        first_id: u64,
+        (sender, receiver): (Sender<CheckpointMessage>, Receiver<CheckpointMessage>),
+    ) -> Self {
+        let thread = std::thread::Builder::new()
+            .name("checkpoint-coordinator".into())
+            .spawn(move || {
+                Loop {
+                    config,
+                    storage,
+                    tasks,
+                    epoch,
+                    next_id: first_id,
+                    pending: None,
+                    ended: Vec::new(),
+                    last_trigger: None,
+                    last_end: None,
+                    stats: Vec::new(),
+                }
+                .run(receiver)
+            })
+            .expect("spawn the checkpoint coordinator");
+        Self {
+            sender,
+            thread: Some(thread),
+        }
+    }
+
+    /// Asks for a checkpoint now.
+    pub fn trigger(&self) {
+        let _ = self.sender.send(CheckpointMessage::Trigger);
+    }
+
+    /// Tells the coordinator a task ended.
+    pub fn task_ended(&self, task: TaskKey) {
+        let _ = self.sender.send(CheckpointMessage::TaskEnded(task));
+    }
+
+    /// Stops the thread; every checkpoint's statistics, in order.
+    pub fn stop(mut self) -> Vec<CheckpointStats> {
+        let _ = self.sender.send(CheckpointMessage::Stop);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for CheckpointCoordinator {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = self.sender.send(CheckpointMessage::Stop);
+            let _ = thread.join();
+        }
+    }
+}
+
+struct Loop {
+    config: CheckpointingConfig,
+    storage: Arc<CheckpointStorage>,
+    tasks: Vec<CoordinatedTask>,
+    epoch: Instant,
+    next_id: u64,
+    pending: Option<Pending>,
+    ended: Vec<TaskKey>,
+    last_trigger: Option<Instant>,
+    last_end: Option<Instant>,
+    stats: Vec<CheckpointStats>,
+}
+
+impl Loop {
+    fn run(mut self, receiver: Receiver<CheckpointMessage>) -> Vec<CheckpointStats> {
+        loop {
+            let now = Instant::now();
+            let wake = self.next_wake(now);
+            let message = match wake {
+                Some(at) => receiver.recv_timeout(at.saturating_duration_since(now)),
+                None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            match message {
+                Ok(CheckpointMessage::Acknowledge {
+                    snapshot,
+                    metrics,
+                    at,
+                }) => self.acknowledge(*snapshot, metrics, at),
+                Ok(CheckpointMessage::Decline { task, id, reason }) => {
+                    if self.pending.as_ref().is_some_and(|p| p.id == id) {
+                        self.abort(format!("{task} declined: {reason}"));
+                    }
+                }
+                Ok(CheckpointMessage::Trigger) => self.trigger(),
+                Ok(CheckpointMessage::TaskEnded(task)) => {
+                    self.ended.push(task);
+                    let waits_on_it = self
+                        .pending
+                        .as_ref()
+                        .is_some_and(|p| !p.acks.contains_key(&task));
+                    if waits_on_it {
+                        self.abort(format!("{task} ended before acknowledging"));
+                    }
+                }
+                Ok(CheckpointMessage::Stop) | Err(RecvTimeoutError::Disconnected) => {
+                    if self.pending.is_some() {
+                        self.abort("the job ended".into());
+                    }
+                    return self.stats;
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            if let Some(p) = &self.pending {
+                if now.duration_since(p.triggered) >= self.config.timeout {
+                    self.abort(format!("expired after {:?}", self.config.timeout));
+                }
+            }
+            if self.next_trigger(now).is_some_and(|at| at <= now) {
+                self.trigger();
+            }
+        }
+    }
+
+    /// When the next periodic trigger is due (none while one is pending).
+    fn next_trigger(&self, now: Instant) -> Option<Instant> {
+        let interval = self.config.interval?;
+        if self.pending.is_some() {
+            return None;
+        }
+        let _ = now;
+        Some(match (self.last_trigger, self.last_end) {
+            (Some(trigger), Some(end)) => (trigger + interval).max(end + self.config.min_pause),
+            _ => self.epoch + interval,
+        })
+    }
+
+    fn next_wake(&self, now: Instant) -> Option<Instant> {
+        let timeout = self
+            .pending
+            .as_ref()
+            .map(|p| p.triggered + self.config.timeout);
+        match (self.next_trigger(now), timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn trigger(&mut self) {
+        if self.pending.is_some() {
+            return;
+        }
+        // Flink (without checkpoints after tasks finish) cannot take a
+        // checkpoint once a task ended: none is triggered.
+        if !self.ended.is_empty() {
+            return;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let now = Instant::now();
+        self.last_trigger = Some(now);
+        let trigger_ns = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+        self.pending = Some(Pending {
+            id,
+            triggered: now,
+            stats: CheckpointStats {
+                id,
+                trigger_ns,
+                ..CheckpointStats::default()
+            },
+            acks: BTreeMap::new(),
+        });
+        for t in self.tasks.iter().filter(|t| t.source) {
+            let mail = Mail::TriggerCheckpoint {
+                id,
+                timestamp: trigger_ns,
+            };
+            if t.mailbox.put_first(mail).is_err() {
+                let task = t.task;
+                return self.abort(format!("{task} took no trigger"));
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, snapshot: TaskSnapshot, metrics: TaskCheckpointMetrics, at: Instant) {
+        let Some(pending) = self.pending.as_mut() else {
+            return; // a late acknowledgement of an aborted checkpoint
+        };
+        if snapshot.checkpoint_id != pending.id {
+            return;
+        }
+        let written = match self.storage.write_task(&snapshot) {
+            Ok(bytes) => bytes,
+            Err(e) => return self.abort(format!("storing {}: {e}", snapshot.task)),
+        };
+        let s = &mut pending.stats;
+        s.state_size += written;
+        s.processed_in_flight_bytes += metrics.processed_in_flight_bytes;
+        s.persisted_in_flight_bytes += metrics.persisted_in_flight_bytes;
+        s.unaligned |= metrics.unaligned;
+        s.start_delay_ns = s.start_delay_ns.max(metrics.start_delay_ns);
+        s.alignment_ns = s.alignment_ns.max(metrics.alignment_ns);
+        s.sync_ns = s.sync_ns.max(metrics.sync_ns);
+        s.async_ns = s.async_ns.max(at.elapsed().as_nanos() as u64);
+        pending.acks.insert(snapshot.task, snapshot);
+        if pending.acks.len() == self.tasks.len() {
+            self.complete();
+        }
+    }
+
+    fn complete(&mut self) {
+        let pending = self.pending.take().expect("a pending checkpoint");
+        let id = pending.id;
+        let mut stats = pending.stats;
+        let checkpoint = CompletedCheckpoint {
+            id,
+            tasks: pending.acks,
+        };
+        if let Err(e) = self.storage.complete(checkpoint) {
+            stats.failure = Some(format!("completing: {e}"));
+            self.storage.discard(id);
+            self.notify(Mail::NotifyCheckpointAborted { id });
+        } else {
+            self.notify(Mail::NotifyCheckpointComplete { id });
+        }
+        let end = Instant::now();
+        stats.end_to_end_ns = end.duration_since(pending.triggered).as_nanos() as u64;
+        self.stats.push(stats);
+        self.last_end = Some(end);
+    }
+
+    fn abort(&mut self, reason: String) {
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
+        self.storage.discard(pending.id);
+        self.notify(Mail::NotifyCheckpointAborted { id: pending.id });
+        let end = Instant::now();
+        self.stats.push(CheckpointStats {
+            failure: Some(reason),
+            end_to_end_ns: end.duration_since(pending.triggered).as_nanos() as u64,
+            ..pending.stats
+        });
+        self.last_end = Some(end);
+    }
+
+    fn notify(&self, mail: Mail) {
+        for t in self.tasks.iter().filter(|t| !self.ended.contains(&t.task)) {
+            // A task that ended meanwhile has a closed mailbox.
+            let _ = t.mailbox.put_first(mail);
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Where completed checkpoints live (Flink's `CheckpointStorage`): in memory
+//! (the default, as Flink's `JobManagerCheckpointStorage`) or in a
+//! directory, one file per task per checkpoint and a `_metadata` file
+//! written last (Flink's `FileSystemCheckpointStorage`): a checkpoint
+//! directory without `_metadata` is never restored.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use super::snapshot::{StateError, TaskKey, TaskSnapshot};
+
+/// A checkpoint every task acknowledged.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompletedCheckpoint {
+    /// Its id.
+    pub id: u64,
+    /// Every task's snapshot.
+    pub tasks: BTreeMap<TaskKey, TaskSnapshot>,
+}
+
+/// Why storing or loading a checkpoint failed; names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A task file is not a valid snapshot.
+    #[error("{path}: {source}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: StateError,
+    },
+    /// `_metadata` is not valid.
+    #[error("{path}: not a valid checkpoint metadata file: {reason}")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Metadata {
+    checkpoint_id: u64,
+    tasks: Vec<MetadataTask>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MetadataTask {
+    vertex: u32,
+    subtask: u32,
+    file: String,
+    bytes: u64,
+    crc32: u32,
+}
+
+/// Memory or a directory.
+#[derive(Debug)]
+pub enum CheckpointStorage {
+    /// The latest completed checkpoint, kept in memory.
+    Memory(Mutex<Option<CompletedCheckpoint>>),
+    /// `chk-N/` subdirectories of this directory.
+    Directory(PathBuf),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl CheckpointStorage {
+    /// In memory.
+    pub fn memory() -> Self {
+        CheckpointStorage::Memory(Mutex::new(None))
+    }
+
+    /// Under `dir` (created if missing).
+    pub fn directory(dir: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        Ok(CheckpointStorage::Directory(dir))
+    }
+
+    fn checkpoint_dir(root: &Path, id: u64) -> PathBuf {
+        root.join(format!("chk-{id}"))
+    }
+
+    /// The async part of one task's acknowledgement: writes its file and
+    /// fsyncs it (directory storage); returns the bytes written.
+    pub fn write_task(&self, snapshot: &TaskSnapshot) -> Result<u64, StorageError> {
+        match self {
+            CheckpointStorage::Memory(_) => Ok(snapshot.state_size()),
+            CheckpointStorage::Directory(root) => {
+                let dir = Self::checkpoint_dir(root, snapshot.checkpoint_id);
+                fs::create_dir_all(&dir).map_err(io(&dir))?;
+                let path = dir.join(format!("{}.bin", snapshot.task));
+                let bytes = snapshot.encode();
+                write_synced(&path, &bytes)?;
+                Ok(bytes.len() as u64)
+            }
+        }
+    }
+
+    /// Completes checkpoint `checkpoint.id`: in a directory, writes
+    /// `_metadata` last (through a temporary file, fsync'd and renamed),
+    /// then drops older checkpoints; in memory, keeps it.
+    pub fn complete(&self, checkpoint: CompletedCheckpoint) -> Result<(), StorageError> {
+        match self {
+            CheckpointStorage::Memory(slot) => {
+                *slot.lock().expect("storage lock") = Some(checkpoint);
+                Ok(())
+            }
+            CheckpointStorage::Directory(root) => {
+                let dir = Self::checkpoint_dir(root, checkpoint.id);
+                let metadata = Metadata {
+                    checkpoint_id: checkpoint.id,
+                    tasks: checkpoint
+                        .tasks
+                        .values()
+                        .map(|s| {
+                            let bytes = s.encode();
+                            MetadataTask {
+                                vertex: s.task.vertex,
+                                subtask: s.task.subtask,
+                                file: format!("{}.bin", s.task),
+                                bytes: bytes.len() as u64,
+                                crc32: crc32fast::hash(&bytes),
+                            }
+                        })
+                        .collect(),
+                };
+                let json = serde_json::to_vec_pretty(&metadata).expect("metadata serializes");
+                let tmp = dir.join("_metadata.inprogress");
+                write_synced(&tmp, &json)?;
+                let path = dir.join("_metadata");
+                fs::rename(&tmp, &path).map_err(io(&path))?;
+                fs::File::open(&dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(io(&dir))?;
+                self.discard_before(checkpoint.id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes what an aborted checkpoint left (directory storage).
+    pub fn discard(&self, id: u64) {
+        if let CheckpointStorage::Directory(root) = self {
+            let _ = fs::remove_dir_all(Self::checkpoint_dir(root, id));
+        }
+    }
+
+    /// Removes checkpoints older than `id` (Flink retains one by default).
+    fn discard_before(&self, id: u64) {
+        if let CheckpointStorage::Directory(root) = self {
+            for (old, path) in checkpoint_dirs(root) {
+                if old < id {
+                    let _ = fs::remove_dir_all(path);
+                }
+            }
+        }
+    }
+
+    /// The latest complete checkpoint: in a directory, the highest `chk-N`
+    /// with a `_metadata`, every task file checked against it.
+    pub fn latest(&self) -> Result<Option<CompletedCheckpoint>, StorageError> {
+        match self {
+            CheckpointStorage::Memory(slot) => Ok(slot.lock().expect("storage lock").clone()),
+            CheckpointStorage::Directory(root) => {
+                let mut dirs = checkpoint_dirs(root);
+                dirs.sort_by_key(|d| std::cmp::Reverse(d.0));
+                for (id, dir) in dirs {
+                    let path = dir.join("_metadata");
+                    if !path.is_file() {
+                        continue; // partial: never restored
+                    }
+                    return load(id, &dir, &path).map(Some);
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn checkpoint_dirs(root: &Path) -> Vec<(u64, PathBuf)> {
+    let Ok(entries) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let id = e.file_name().to_str()?.strip_prefix("chk-")?.parse().ok()?;
+            e.file_type().ok()?.is_dir().then(|| (id, e.path()))
+        })
+        .collect()
+}
+
+fn load(id: u64, dir: &Path, path: &Path) -> Result<CompletedCheckpoint, StorageError> {
+    let json = fs::read(path).map_err(io(path))?;
+    let bad = |reason: String| StorageError::Metadata {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let metadata: Metadata = serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))?;
+    if metadata.checkpoint_id != id {
+        return Err(bad(format!(
+            "names checkpoint {} in chk-{id}",
+            metadata.checkpoint_id
+        )));
+    }
+    let mut tasks = BTreeMap::new();
+    for t in &metadata.tasks {
+        if t.file.contains(['/', '\\']) || t.file.starts_with('.') {
+            return Err(bad(format!("task file name {:?} is not plain", t.file)));
+        }
+        let file = dir.join(&t.file);
+        let bytes = fs::read(&file).map_err(io(&file))?;
+        if bytes.len() as u64 != t.bytes || crc32fast::hash(&bytes) != t.crc32 {
+            return Err(StorageError::Corrupt {
+                path: file,
+                source: StateError::Checksum {
+                    stored: t.crc32,
+                    computed: crc32fast::hash(&bytes),
+                },
+            });
+        }
+        let snapshot = TaskSnapshot::decode(&bytes).map_err(|source| StorageError::Corrupt {
+            path: file.clone(),
+            source,
+        })?;
+        let key = TaskKey {
+            vertex: t.vertex,
+            subtask: t.subtask,
+        };
+        if snapshot.task != key || snapshot.checkpoint_id != id {
+            return Err(StorageError::Corrupt {
+                path: file,
+                source: StateError::Mismatch(format!(
+                    "holds {} of checkpoint {}, the metadata says {key} of {id}",
+                    snapshot.task, snapshot.checkpoint_id
+                )),
+            });
+        }
+        tasks.insert(key, snapshot);
+    }
+    Ok(CompletedCheckpoint { id, tasks })
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
+    let mut file = fs::File::create(path).map_err(io(path))?;
+    file.write_all(bytes).map_err(io(path))?;
+    file.sync_all().map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkpoint(id: u64) -> CompletedCheckpoint {
+        let mut tasks = BTreeMap::new();
+        for subtask in 0..2 {
+            let task = TaskKey { vertex: 0, subtask };
+            tasks.insert(
+                task,
+                TaskSnapshot {
+                    checkpoint_id: id,
+                    task,
+                    operator_state: vec![subtask as u8; 8],
+                    channel_state: Vec::new(),
+                },
+            );
+        }
+        CompletedCheckpoint { id, tasks }
+    }
+
+    fn store(storage: &CheckpointStorage, c: &CompletedCheckpoint) {
+        for s in c.tasks.values() {
+            storage.write_task(s).unwrap();
+        }
+        storage.complete(c.clone()).unwrap();
+    }
+
+    #[test]
+    fn a_partial_checkpoint_is_skipped_for_the_last_complete_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = CheckpointStorage::directory(dir.path()).unwrap();
+        assert!(storage.latest().unwrap().is_none());
+        store(&storage, &checkpoint(1));
+        // Checkpoint 2's task files are written, its `_metadata` never is.
+        for s in checkpoint(2).tasks.values() {
+            storage.write_task(s).unwrap();
+        }
+        assert_eq!(storage.latest().unwrap(), Some(checkpoint(1)));
+        // Completing 3 drops 1 (and the partial 2).
+        store(&storage, &checkpoint(3));
+        assert_eq!(storage.latest().unwrap(), Some(checkpoint(3)));
+        assert!(!dir.path().join("chk-1").exists());
+        assert!(!dir.path().join("chk-2").exists());
+    }
+
+    #[test]
+    fn corrupt_files_are_errors_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = CheckpointStorage::directory(dir.path()).unwrap();
+        store(&storage, &checkpoint(4));
+        let task = dir.path().join("chk-4/task-0-1.bin");
+        let mut bytes = fs::read(&task).unwrap();
+        bytes[10] ^= 1;
+        fs::write(&task, &bytes).unwrap();
+        let e = storage.latest().unwrap_err().to_string();
+        assert!(e.contains("chk-4/task-0-1.bin"), "{e}");
+        let metadata = dir.path().join("chk-4/_metadata");
+        fs::write(&metadata, b"{ not json").unwrap();
+        let e = storage.latest().unwrap_err().to_string();
+        assert!(
+            e.contains("chk-4/_metadata") && e.contains("not a valid"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn memory_storage_keeps_the_latest() {
+        let storage = CheckpointStorage::memory();
+        store(&storage, &checkpoint(1));
+        store(&storage, &checkpoint(2));
+        assert_eq!(storage.latest().unwrap().unwrap().id, 2);
+    }
+}

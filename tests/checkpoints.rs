@@ -1,0 +1,338 @@
+//! Checkpoints and recovery through `run_job`: every source subtask emits
+//! unique increasing values, an operator fails at a seeded point (while
+//! processing, in a snapshot, while restoring, at end of input), the job
+//! restarts from its last completed checkpoint, and a verifying sink counts
+//! lost, duplicated and out-of-order records: all 0 for exactly-once
+//! (aligned), no loss for at-least-once. Final counts and checksums equal a
+//! failure-free run's; every pool is full after every attempt.
+//!
+//! `TASKBENCH_EO_SCHEDULES=N` runs N seeded failure schedules instead of the
+//! fast set (`.ci/run` runs 50).
+#![cfg(not(loom))]
+
+use std::time::Duration;
+
+use taskbench::checkpoint::{Alignment, CheckpointOptions, CheckpointingConfig, RestartStrategy};
+use taskbench::job::{run_job, JobEdge, JobGraph, JobOptions, JobResult, JobVertex};
+use taskbench::memory::MemoryConfig;
+use taskbench::network::{NetworkConfig, Partitioner};
+use taskbench::streaming::{
+    AggregateKind, BufferTimeout, FailurePoint, MapFunction, OperatorSpec, SinkKind, SourceSpec,
+    VerifyCounts,
+};
+
+fn vertex(name: &str, parallelism: u32) -> JobVertex {
+    JobVertex {
+        name: name.into(),
+        parallelism,
+        source: None,
+        operators: vec![],
+        sink: None,
+    }
+}
+
+/// source(p, paced) → map(p, maybe failing) ⇒ sink(1, verifying). With a
+/// forward first edge each source subtask's records reach the sink over one
+/// path, in order; with rebalance they do not (order is then not checked).
+fn job(
+    p: u32,
+    per_source: u64,
+    first_edge: Partitioner,
+    failure: Option<OperatorSpec>,
+) -> JobGraph {
+    let mut map = vec![OperatorSpec::Map(MapFunction::Identity)];
+    map.extend(failure);
+    JobGraph {
+        name: "exactly-once".into(),
+        vertices: vec![
+            JobVertex {
+                source: Some(SourceSpec {
+                    records: Some(per_source),
+                    // ~40 ms of records per subtask: checkpoints every 2 ms
+                    // fall all through the stream.
+                    rate: Some(per_source as f64 * 25.0),
+                    ..SourceSpec::default()
+                }),
+                ..vertex("source", p)
+            },
+            JobVertex {
+                operators: map,
+                ..vertex("map", p)
+            },
+            JobVertex {
+                sink: Some(SinkKind::Verify {
+                    sources: p,
+                    per_source,
+                }),
+                ..vertex("sink", 1)
+            },
+        ],
+        edges: vec![
+            JobEdge::new(0, 1, first_edge),
+            JobEdge::new(1, 2, Partitioner::Rebalance),
+        ],
+        chaining: false,
+        buffer_timeout: BufferTimeout::Interval(Duration::from_millis(1)),
+    }
+}
+
+fn options(alignment: Alignment, restarts: u32) -> JobOptions {
+    JobOptions {
+        network: NetworkConfig {
+            memory: MemoryConfig {
+                segment_size: 4096,
+                total_segments: 1024,
+                huge_pages: false,
+            },
+            ..NetworkConfig::default()
+        },
+        checkpointing: Some(CheckpointingConfig {
+            interval: Some(Duration::from_millis(2)),
+            options: CheckpointOptions {
+                alignment,
+                ..CheckpointOptions::default()
+            },
+            restart: RestartStrategy::FixedDelay {
+                attempts: restarts,
+                delay: Duration::ZERO,
+            },
+            ..CheckpointingConfig::default()
+        }),
+        ..JobOptions::default()
+    }
+}
+
+fn verify(result: &JobResult) -> VerifyCounts {
+    result
+        .subtasks
+        .iter()
+        .find_map(|s| s.result.as_ref()?.sink.as_ref()?.verify)
+        .expect("a verifying sink")
+}
+
+fn expected(p: u32, per_source: u64) -> (u64, u64) {
+    let n = u64::from(p) * per_source;
+    (n, (0..n).fold(0u64, |s, v| s.wrapping_add(v)))
+}
+
+fn fail(point: FailurePoint, at: u64, attempt: u32) -> OperatorSpec {
+    OperatorSpec::FailOnce { point, at, attempt }
+}
+
+#[test]
+fn a_failure_while_processing_restores_exactly_once() {
+    const PER_SOURCE: u64 = 20_000;
+    for p in 1..=4u32 {
+        let failure = fail(FailurePoint::Processing, PER_SOURCE / 2, 0);
+        let graph = job(p, PER_SOURCE, Partitioner::Forward, Some(failure));
+        let result = run_job(&graph, &options(Alignment::Aligned, 1)).unwrap();
+        assert!(result.is_finished(), "p={p}: {:?}", result.failure);
+        assert_eq!(result.restarts, 1, "p={p}");
+        assert!(
+            result.recovered_failures[0].contains("FailOnce"),
+            "{:?}",
+            result.recovered_failures
+        );
+        let completed = result
+            .checkpoints
+            .iter()
+            .filter(|c| c.failure.is_none())
+            .count();
+        assert!(completed >= 1, "p={p}: no checkpoint completed");
+        assert!(result.restored_from[0].is_some(), "p={p}");
+        assert_eq!(
+            verify(&result),
+            VerifyCounts {
+                distinct: u64::from(p) * PER_SOURCE,
+                ..VerifyCounts::default()
+            },
+            "p={p}"
+        );
+        assert_eq!(result.sink_totals(), expected(p, PER_SOURCE), "p={p}");
+        assert!(result.pools_full, "p={p}");
+    }
+}
+
+#[test]
+fn failures_in_snapshot_restore_and_close_recover_too() {
+    const PER_SOURCE: u64 = 10_000;
+    // In the 2nd snapshot of attempt 0; then in attempt 1's restore.
+    let mut graph = job(2, PER_SOURCE, Partitioner::Rebalance, None);
+    graph.vertices[1].operators.extend([
+        fail(FailurePoint::Snapshot, 2, 0),
+        fail(FailurePoint::Restore, 0, 1),
+    ]);
+    let result = run_job(&graph, &options(Alignment::Aligned, 2)).unwrap();
+    assert!(result.is_finished(), "{:?}", result.failure);
+    assert_eq!(result.restarts, 2);
+    let v = verify(&result);
+    assert_eq!((v.lost, v.duplicated), (0, 0), "{v:?}");
+    assert_eq!(result.sink_totals(), expected(2, PER_SOURCE));
+    assert!(result.pools_full);
+
+    // At end of input, after every record went through.
+    let graph = job(
+        2,
+        PER_SOURCE,
+        Partitioner::Forward,
+        Some(fail(FailurePoint::Close, 0, 0)),
+    );
+    let result = run_job(&graph, &options(Alignment::Aligned, 1)).unwrap();
+    assert!(result.is_finished(), "{:?}", result.failure);
+    assert_eq!(result.restarts, 1);
+    assert_eq!(verify(&result).lost + verify(&result).duplicated, 0);
+    assert_eq!(result.sink_totals(), expected(2, PER_SOURCE));
+}
+
+#[test]
+fn without_restarts_a_failure_fails_the_job() {
+    let graph = job(
+        1,
+        10_000,
+        Partitioner::Forward,
+        Some(fail(FailurePoint::Processing, 100, 0)),
+    );
+    let result = run_job(&graph, &options(Alignment::Aligned, 0)).unwrap();
+    assert!(result.failure.is_some());
+    assert_eq!(result.restarts, 0);
+    assert!(result.pools_full);
+}
+
+#[test]
+fn at_least_once_loses_nothing() {
+    const PER_SOURCE: u64 = 20_000;
+    let graph = job(
+        3,
+        PER_SOURCE,
+        Partitioner::Rebalance,
+        Some(fail(FailurePoint::Processing, PER_SOURCE / 2, 0)),
+    );
+    let result = run_job(&graph, &options(Alignment::AtLeastOnce, 1)).unwrap();
+    assert!(result.is_finished(), "{:?}", result.failure);
+    assert_eq!(verify(&result).lost, 0);
+    assert!(result.pools_full);
+}
+
+#[test]
+fn keyed_state_is_restored_with_the_rest() {
+    // A keyed count ahead of the sink: after a failure, every key's final
+    // count is what a failure-free run gives (the sink checksums the
+    // emitted running counts, so a lost or doubled update shows).
+    const PER_SOURCE: u64 = 20_000;
+    let build = |failure: Option<OperatorSpec>| {
+        let mut graph = job(1, PER_SOURCE, Partitioner::Forward, failure);
+        graph.vertices[1].operators.insert(
+            1,
+            OperatorSpec::KeyedAggregate {
+                kind: AggregateKind::Count,
+                key_space: 16,
+            },
+        );
+        graph.vertices[2].sink = Some(SinkKind::Checksum);
+        graph
+    };
+    let clean = run_job(&build(None), &options(Alignment::Aligned, 0)).unwrap();
+    let failed = run_job(
+        &build(Some(fail(FailurePoint::Processing, PER_SOURCE / 3, 0))),
+        &options(Alignment::Aligned, 1),
+    )
+    .unwrap();
+    assert!(failed.is_finished(), "{:?}", failed.failure);
+    assert_eq!(failed.restarts, 1);
+    assert_eq!(failed.sink_totals(), clean.sink_totals());
+}
+
+#[test]
+fn directory_storage_writes_metadata_last_and_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = job(
+        2,
+        10_000,
+        Partitioner::Forward,
+        Some(fail(FailurePoint::Processing, 5_000, 0)),
+    );
+    let options = JobOptions {
+        checkpoint_dir: Some(dir.path().to_path_buf()),
+        ..options(Alignment::Aligned, 1)
+    };
+    let result = run_job(&graph, &options).unwrap();
+    assert!(result.is_finished(), "{:?}", result.failure);
+    assert_eq!(verify(&result).lost + verify(&result).duplicated, 0);
+    // One run directory holding the latest complete checkpoint: a task file
+    // per subtask and `_metadata`.
+    let runs: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(runs.len(), 1);
+    let run = runs[0].as_ref().unwrap().path();
+    let chk: Vec<_> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("_metadata").is_file())
+        .collect();
+    assert_eq!(chk.len(), 1, "{chk:?}");
+    let files = std::fs::read_dir(&chk[0]).unwrap().count();
+    assert_eq!(files, 2 + 2 + 1 + 1, "2 sources, 2 maps, 1 sink, _metadata");
+}
+
+/// A small deterministic generator for failure schedules.
+struct Seeds(u64);
+
+impl Seeds {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+#[test]
+fn seeded_failure_schedules_are_exactly_once() {
+    let schedules: u64 = std::env::var("TASKBENCH_EO_SCHEDULES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6);
+    const PER_SOURCE: u64 = 10_000;
+    for seed in 0..schedules {
+        let mut r = Seeds(seed + 1);
+        let p = 1 + r.next(4) as u32;
+        let first_edge = if r.next(2) == 0 {
+            Partitioner::Forward
+        } else {
+            Partitioner::Rebalance
+        };
+        let point = match r.next(4) {
+            0 => FailurePoint::Processing,
+            1 => FailurePoint::Snapshot,
+            2 => FailurePoint::Restore,
+            _ => FailurePoint::Close,
+        };
+        let at = match point {
+            FailurePoint::Processing => 1 + r.next(PER_SOURCE),
+            FailurePoint::Snapshot => 1 + r.next(4),
+            _ => 0,
+        };
+        // A restore failure needs a restore first: it fails in attempt 1,
+        // after a processing failure in attempt 0.
+        let mut failures = vec![fail(point, at, u32::from(point == FailurePoint::Restore))];
+        if point == FailurePoint::Restore {
+            failures.push(fail(FailurePoint::Processing, PER_SOURCE / 2, 0));
+        }
+        let mut graph = job(p, PER_SOURCE, first_edge, None);
+        graph.vertices[1].operators.extend(failures);
+        if r.next(2) == 0 {
+            // Every record readable at once: alignments then hold data back.
+            graph.buffer_timeout = BufferTimeout::EveryRecord;
+        }
+        let result = run_job(&graph, &options(Alignment::Aligned, 3)).unwrap();
+        let what = format!("seed {seed}: p={p} {first_edge:?} {point:?} at {at}");
+        assert!(result.is_finished(), "{what}: {:?}", result.failure);
+        let v = verify(&result);
+        assert_eq!((v.lost, v.duplicated), (0, 0), "{what}: {v:?}");
+        if first_edge == Partitioner::Forward {
+            assert_eq!(v.out_of_order, 0, "{what}");
+        }
+        assert_eq!(result.sink_totals(), expected(p, PER_SOURCE), "{what}");
+        assert!(result.pools_full, "{what}");
+    }
+}
