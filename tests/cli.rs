@@ -488,12 +488,16 @@ fn impossible_topologies_are_refused() {
         &["edges[0].to", "nowhere"],
     );
     let sink_out = format!("{MAP_SINK}\n[[edges]]\nfrom = \"sink\"\nto = \"map\"\n");
-    refused(Some(&sink_out), &[], &["sink 'sink' has an output edge"]);
+    refused(
+        Some(&sink_out),
+        &[],
+        &["edges", "sink vertex 'sink' cannot have outputs"],
+    );
     let source_in = format!("{MAP_SINK}\n[[edges]]\nfrom = \"map\"\nto = \"source\"\n");
     refused(
         Some(&source_in),
         &[],
-        &["source 'source' has an input edge"],
+        &["edges", "source vertex 'source' cannot have inputs"],
     );
     refused(
         Some(MAP_SINK),

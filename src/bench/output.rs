@@ -78,6 +78,11 @@ impl OutputFile {
                 .map_err(|e| unusable(format!("is a link that cannot be followed: {e}")))?,
             Ok(_) => path.to_path_buf(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => path.to_path_buf(),
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory => {
+                return Err(unusable(format!(
+                    "a part of the path is not a directory ({e})"
+                )))
+            }
             Err(e) => return Err(unusable(e.to_string())),
         };
         match std::fs::metadata(&target) {

@@ -7,11 +7,11 @@ use std::path::Path;
 use taskbench::bench::chart::Charts;
 use taskbench::bench::export::exporter;
 use taskbench::bench::output::OutputFile;
-use taskbench::bench::{report, run_sweep, Progress, Status};
+use taskbench::bench::{report, run_sweep, Profile, Progress, Status};
 
 use super::save::{Saver, Target};
 use super::term::{note, print_or_note, progress_bar};
-use super::{load, CliError, SweepArgs};
+use super::{load, CliError, MeasureArgs, SweepArgs};
 
 pub fn sweep(args: SweepArgs) -> Result<(), CliError> {
     let (run, dir) = (&args.run, &args.dir);
@@ -23,6 +23,7 @@ pub fn sweep(args: SweepArgs) -> Result<(), CliError> {
             loaded.origin
         )));
     }
+    refuse_swept_overrides(profile, &run.profile.set, &run.measure)?;
     let target = match Target::check(run.output.output.as_deref())? {
         Some(target) => target,
         None => Target::File(OutputFile::check(&dir.join(result_name(
@@ -82,6 +83,37 @@ pub fn sweep(args: SweepArgs) -> Result<(), CliError> {
         )));
     }
     CliError::all(outcomes)
+}
+
+/// An override of a swept field would run every point with the override
+/// while labelling it with the axis's value: refused, naming what the user
+/// typed.
+fn refuse_swept_overrides(
+    profile: &Profile,
+    sets: &[String],
+    measure: &MeasureArgs,
+) -> Result<(), CliError> {
+    let typed = sets.iter().map(|a| {
+        (
+            format!("--set {a}"),
+            a.split('=').next().unwrap_or("").to_string(),
+        )
+    });
+    let flags = [
+        ("--repetitions", "measure.repetitions", measure.repetitions),
+        ("--warmup", "measure.warmup", measure.warmup),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path, v)| Some((format!("{flag} {}", v?), path.to_string())));
+    for (given, path) in typed.chain(flags) {
+        if let Some(axis) = profile.axis_of(&path) {
+            return Err(CliError::Usage(format!(
+                "{given}: {} is a sweep axis, set at every point; drop one of the two",
+                axis.set
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The result's file name in the sweep directory: the profile's name (a

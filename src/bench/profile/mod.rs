@@ -490,7 +490,7 @@ impl Profile {
         profile
             .validate()
             .map_err(|e| source.locate(e, overrides))?;
-        profile.check_sweep(overrides)?;
+        profile.check_sweep()?;
         Ok(profile)
     }
 

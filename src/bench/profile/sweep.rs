@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use super::error::{invalid, ProfileError};
 use super::set::{path_of, value_text, MAX_PATH_PARTS};
-use super::Profile;
+use super::{Axis, Profile};
 
 /// The most points a sweep may have.
 pub const MAX_SWEEP_POINTS: u64 = 10_000;
@@ -69,31 +69,21 @@ impl Profile {
         Ok(())
     }
 
-    /// Refuses an override of a swept field (every point would run with
-    /// the override and be labelled with its axis value), then checks every
-    /// point as `sweep` will build it, so a bad axis is refused before the
-    /// first point runs.
-    pub(super) fn check_sweep(&self, overrides: &[String]) -> Result<(), ProfileError> {
+    /// The axis that sweeps `path` (as `--set` writes it), if any: a
+    /// `sweep` must not also be given that field, or every point would run
+    /// with the override and be labelled with its axis value.
+    pub fn axis_of(&self, path: &str) -> Option<&Axis> {
+        let path = path_of(&format!("{path}="))?;
+        self.sweep
+            .iter()
+            .find(|axis| path_of(&format!("{}=", axis.set)).as_deref() == Some(path.as_str()))
+    }
+
+    /// Checks every point as `sweep` will build it, so a bad axis is
+    /// refused before the first point runs.
+    pub(super) fn check_sweep(&self) -> Result<(), ProfileError> {
         if self.sweep.is_empty() {
             return Ok(());
-        }
-        for assignment in overrides {
-            let Some(path) = path_of(assignment) else {
-                continue;
-            };
-            if let Some(axis) = self
-                .sweep
-                .iter()
-                .find(|axis| path_of(&format!("{}=", axis.set)).as_deref() == Some(&path))
-            {
-                return Err(ProfileError::Override {
-                    assignment: assignment.clone(),
-                    message: format!(
-                        "{} is a sweep axis; the sweep sets it at every point: drop the --set, or the axis",
-                        axis.set
-                    ),
-                });
-            }
         }
         let base = self.without_sweep();
         for point in self.sweep_points() {
@@ -143,27 +133,12 @@ impl Profile {
     }
 
     /// Sets `measure.repetitions` and `measure.warmup` from flags (`-r`,
-    /// `-w`), range-checked, refusing a flag for a field the sweep sets.
+    /// `-w`), range-checked.
     pub fn with_measure(
         mut self,
         repetitions: Option<u32>,
         warmup: Option<u32>,
     ) -> Result<Profile, ProfileError> {
-        for (flag, path, value) in [
-            ("--repetitions", "measure.repetitions", repetitions),
-            ("--warmup", "measure.warmup", warmup),
-        ] {
-            let swept = self
-                .sweep
-                .iter()
-                .any(|a| path_of(&format!("{}=", a.set)).as_deref() == Some(path));
-            if value.is_some() && swept {
-                return Err(invalid(
-                    path,
-                    format!("is a sweep axis; drop {flag}, or the axis"),
-                ));
-            }
-        }
         if let Some(r) = repetitions {
             self.measure.repetitions = r;
         }

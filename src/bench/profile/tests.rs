@@ -38,6 +38,9 @@ fn a_job_may_have_a_million_channels_but_not_one_more() {
                 "vertices.sink.parallelism=1024".into(),
                 "edges.0.partitioner=rebalance".into(),
                 "records.count=1".into(),
+                // The smallest network memory such a job may have.
+                "network.segment_size=4KiB".into(),
+                "network.memory=4100MiB".into(),
             ],
         )
     };
