@@ -110,7 +110,11 @@ fn kind_1_what_would_panic_or_abort_is_refused() {
     );
     // A path 30 000 levels deep, and a value as deep.
     let deep = format!("{}x=1", "a.".repeat(30_000));
-    refused(&["validate", "map-sink", "--set", &deep], &["30001 parts"]);
+    let stderr = refused(&["validate", "map-sink", "--set", &deep], &["30001 parts"]);
+    assert!(
+        stderr.len() < 1000,
+        "the message repeats a bounded part: {stderr}"
+    );
     let nested = format!(
         "records.count={}1{}",
         "[".repeat(30_000),
@@ -141,7 +145,12 @@ fn kind_2_what_would_never_finish_is_refused() {
     profile_refused(
         MAP_SINK,
         &["records.count=18446744073709551615"],
-        &["records.count"],
+        &["records.count", "beyond every field's range"],
+    );
+    profile_refused(
+        &MAP_SINK.replace("count = 1000", "count = 18446744073709551615"),
+        &[],
+        &["records.count", "1 to 1000000000000"],
     );
     profile_refused(
         MAP_SINK,
@@ -216,6 +225,19 @@ fn kind_4_names_must_be_printable_and_present() {
         &MAP_SINK.replace("name = \"t\"", "name = \"\\u001b[2J\""),
     );
     let stderr = refused(&["validate", &path], &["name"]);
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+    // Nor does one repeat what was typed raw: a --set, a path.
+    for set in [
+        "name=\u{1b}[2J",
+        "records.count=\u{1b}[2J",
+        "vertices.source.parallelism=\u{1b}[2Jx\nerror: forged",
+        "a\u{1b}.b=1",
+    ] {
+        let stderr = refused(&["validate", "map-sink", "--set", set], &["\\u{1b}"]);
+        assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+        assert!(!stderr.contains("\nerror: forged"), "{stderr:?}");
+    }
+    let stderr = refused(&["validate", "/nonexistent/\u{1b}[2J.toml"], &["\\u{1b}"]);
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
     profile_refused(
         &MAP_SINK.replace("name = \"t\"", "name = \"t\"\ndescription = \"a\\u0007b\""),
@@ -317,6 +339,22 @@ fn kind_11_messages_say_what_is_accepted_and_blame_what_was_typed() {
             "vertices.source.parallelism=2",
         ],
         &["--set vertices=1", "vertices.source.parallelism=2"],
+    );
+    // Types are said as the numbers they take, not as Rust types.
+    let stderr = refused(
+        &[
+            "validate",
+            "map-sink",
+            "--set",
+            "vertices.source.parallelism=-3",
+        ],
+        &["expected a whole number from 0 to 4294967295"],
+    );
+    assert!(!stderr.contains("u32"), "{stderr}");
+    profile_refused(
+        &MAP_SINK.replace("count = 1000", "count = \"many\""),
+        &[],
+        &["line 19", "expected a whole number"],
     );
     // A record too large is not "too small".
     let stderr = refused(

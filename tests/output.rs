@@ -158,6 +158,13 @@ fn kind_7_unusable_output_paths_are_found_before_the_first_job() {
     let d = dir.path().to_str().unwrap();
     refused_before_running(&["run", "map-sink", "--output", d], &["is a directory"]);
     assert!(entries(dir.path()).is_empty(), "no .partial left behind");
+    // A path that can only name a directory, though none is there yet.
+    let slash = format!("{d}/new.json/");
+    refused_before_running(
+        &["run", "map-sink", "--output", &slash],
+        &["new.json/", "names a directory"],
+    );
+    assert!(entries(dir.path()).is_empty(), "nothing made");
     refused_before_running(
         &["run", "map-sink", "--output", "/proc/version"],
         &["/proc/version", "is read-only"],

@@ -7,6 +7,7 @@ use std::path::Path;
 use taskbench::bench::chart::Charts;
 use taskbench::bench::export::exporter;
 use taskbench::bench::output::OutputFile;
+use taskbench::bench::profile::shown;
 use taskbench::bench::{report, run_sweep, Profile, Progress, Status};
 
 use super::save::{Saver, Target};
@@ -95,7 +96,7 @@ fn refuse_swept_overrides(
 ) -> Result<(), CliError> {
     let typed = sets.iter().map(|a| {
         (
-            format!("--set {a}"),
+            format!("--set {}", shown(a)),
             a.split('=').next().unwrap_or("").to_string(),
         )
     });

@@ -29,9 +29,20 @@ pub fn print_or_note(text: &str, stdout_taken: bool) -> Result<(), CliError> {
     }
 }
 
-/// One line on stderr; a stderr that cannot take it is ignored.
+/// One line on stderr; a stderr that cannot take it is ignored. Control
+/// characters other than line breaks are escaped, whatever put them in the
+/// message (a path, a TOML parser's quote of the line): a message cannot
+/// clear the terminal or move the cursor.
 pub fn note(line: &str) {
-    let _ = writeln!(std::io::stderr(), "{line}");
+    let safe: String = line
+        .chars()
+        .flat_map(|c| match c {
+            '\n' => vec![c],
+            c if c.is_control() => c.escape_default().collect(),
+            c => vec![c],
+        })
+        .collect();
+    let _ = writeln!(std::io::stderr(), "{safe}");
 }
 
 /// A progress bar on stderr, drawn only on a terminal, outside CI, and

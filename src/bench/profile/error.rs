@@ -25,7 +25,7 @@ pub enum ProfileError {
         message: String,
     },
     /// A `--set` that cannot apply.
-    #[error("--set {assignment}: {message}")]
+    #[error("--set {}: {message}", shown(assignment))]
     Override {
         /// The assignment as given.
         assignment: String,
@@ -62,6 +62,59 @@ pub enum ProfileError {
     },
 }
 
+/// The most characters of a user's text a message repeats.
+const SHOWN_CHARS: usize = 120;
+
+/// `text` as a message repeats it: control characters escaped (a `--set`
+/// or a name must not clear the terminal or forge lines of output), and
+/// the middle of a long text elided (a 30 000-part path is not worth
+/// 60 KB of stderr).
+pub fn shown(text: &str) -> String {
+    let escaped: Vec<char> = text
+        .chars()
+        .flat_map(|c| {
+            let escape = c.is_control().then(|| c.escape_default());
+            let plain = (!c.is_control()).then_some(c);
+            escape.into_iter().flatten().chain(plain)
+        })
+        .collect();
+    if escaped.len() <= SHOWN_CHARS {
+        return escaped.into_iter().collect();
+    }
+    let head: String = escaped[..SHOWN_CHARS - 20].iter().collect();
+    let tail: String = escaped[escaped.len() - 20..].iter().collect();
+    format!("{head}…{tail} ({} characters)", text.chars().count())
+}
+
+/// A deserializer's message in the profile's words: serde names Rust
+/// types (`expected u32`), a user wants the numbers a field takes.
+pub(super) fn plain(message: &str) -> String {
+    const WORDS: [(&str, &str); 6] = [
+        ("u64", "a whole number from 0 to 18446744073709551615"),
+        ("usize", "a whole number from 0 to 18446744073709551615"),
+        ("u32", "a whole number from 0 to 4294967295"),
+        ("i64", "a whole number"),
+        ("f64", "a number"),
+        ("a boolean", "true or false"),
+    ];
+    let mut out = message.trim_end().to_string();
+    for (rust, words) in WORDS {
+        let from = format!("expected {rust}");
+        let mut at = 0;
+        while let Some(found) = out[at..].find(&from) {
+            let start = at + found;
+            let end = start + from.len();
+            if out[end..].starts_with(|c: char| c.is_alphanumeric()) {
+                at = end;
+                continue;
+            }
+            out.replace_range(start..end, &format!("expected {words}"));
+            at = start + "expected ".len() + words.len();
+        }
+    }
+    out
+}
+
 /// A field's value is not allowed: `field` as `--set` would write it
 /// (`vertices.map.parallelism`, `edges[1].to`).
 pub(super) fn invalid(field: impl Into<String>, message: impl Into<String>) -> ProfileError {
@@ -82,7 +135,7 @@ impl Source<'_> {
     pub fn parse_error(&self, e: toml::de::Error) -> ProfileError {
         ProfileError::Parse {
             origin: self.origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
+            message: plain(&e.to_string()),
         }
     }
 
@@ -182,6 +235,31 @@ to = "map"
 [network]
 segment_size = "3KiB"
 "#;
+
+    #[test]
+    fn user_text_is_shown_escaped_and_bounded() {
+        assert_eq!(shown("a=1"), "a=1");
+        assert_eq!(shown("name=\u{1b}[2J\nfake"), "name=\\u{1b}[2J\\nfake");
+        let long = shown(&format!("{}x=1", "a.".repeat(30_000)));
+        assert!(long.len() < 200, "{long}");
+        assert!(
+            long.starts_with("a.a.") && long.ends_with("a.x=1 (60003 characters)"),
+            "{long}"
+        );
+    }
+
+    #[test]
+    fn serde_types_are_said_as_numbers() {
+        assert_eq!(
+            plain("invalid value: integer `-1`, expected u32\n"),
+            "invalid value: integer `-1`, expected a whole number from 0 to 4294967295"
+        );
+        assert_eq!(
+            plain("invalid type: string \"yes\", expected a boolean"),
+            "invalid type: string \"yes\", expected true or false"
+        );
+        assert_eq!(plain("expected u64x"), "expected u64x");
+    }
 
     #[test]
     fn values_are_found_on_their_line() {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::units::{Size, Span, Timeout};
 use crate::network::NetworkConfig;
 
-pub use error::ProfileError;
+pub use error::{shown, ProfileError};
 pub use set::{apply_override, value_text, MAX_PATH_PARTS};
 pub use validate::{MAX_RATE, MAX_RECORDS, MAX_REPETITIONS, MAX_WARMUP};
 

@@ -76,11 +76,29 @@ fn parse(assignment: &str) -> Result<(Vec<&str>, toml::Value), String> {
             "the value nests arrays or tables more than {MAX_VALUE_DEPTH} deep"
         ));
     }
-    let value = toml::from_str::<toml::Table>(&format!("v = {text}"))
+    let value = match toml::from_str::<toml::Table>(&format!("v = {text}"))
         .ok()
         .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(text.to_string()));
+    {
+        Some(value) => value,
+        // A number TOML cannot hold would otherwise become the string
+        // "18446744073709551615" and be refused as a string.
+        None if is_integer(text) => {
+            return Err(format!(
+                "{text} is beyond every field's range (no field takes more than {})",
+                i64::MAX
+            ))
+        }
+        None => toml::Value::String(text.to_string()),
+    };
     Ok((path, value))
+}
+
+/// Whether `text` is written as a whole number (`-12`, `1_000`).
+fn is_integer(text: &str) -> bool {
+    let digits = text.strip_prefix(['+', '-']).unwrap_or(text);
+    digits.starts_with(|c: char| c.is_ascii_digit())
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '_')
 }
 
 /// How deep `[` and `{` nest in `text`, outside strings.
@@ -176,7 +194,8 @@ pub(super) fn apply_all(
                 Some(earlier) => ProfileError::Override {
                     assignment: earlier.clone(),
                     message: format!(
-                        "replaces what --set {assignment} sets a field of; set the fields one by one"
+                        "replaces what --set {} sets a field of; set the fields one by one",
+                        super::error::shown(assignment)
                     ),
                 },
                 None => e,
@@ -193,7 +212,7 @@ pub(super) fn apply_all(
             assignment: culprit
                 .cloned()
                 .unwrap_or_else(|| overrides.join(" --set ")),
-            message: e.to_string().trim_end().to_string(),
+            message: super::error::plain(&e.to_string()),
         }
     })
 }
@@ -224,6 +243,24 @@ mod tests {
         assert!(err.contains("more than 32 deep"), "{err}");
         // Brackets inside strings do not count.
         apply_override(&mut t, &format!("a.s=\"{}\"", "[".repeat(100))).unwrap();
+    }
+
+    #[test]
+    fn numbers_toml_cannot_hold_are_refused_as_numbers() {
+        let mut t = toml::Table::new();
+        for big in [
+            "18446744073709551615",
+            "-99999999999999999999",
+            "1_000_000_000_000_000_000_000",
+        ] {
+            let err = apply_override(&mut t, &format!("records.count={big}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("beyond every field's range"), "{err}");
+        }
+        // Not numbers: bare strings, as before.
+        apply_override(&mut t, "a.b=12abc").unwrap();
+        assert_eq!(t["a"]["b"].as_str(), Some("12abc"));
     }
 
     #[test]
