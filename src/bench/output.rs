@@ -206,10 +206,10 @@ impl OutputFile {
 /// When a growing result is rewritten: after a repetition only once the
 /// time measured since the last write is [`Throttle::RATIO`] times what
 /// that write took, so rewriting costs at most a fifth of the time spent
-/// measuring however many repetitions a run has (3000 repetitions of
-/// map-sink: 13 s rewriting the whole file after each, 1.1 s without a
-/// file), and a crash loses at most that much measuring; the last write is
-/// always made.
+/// measuring however many repetitions a run has, and a crash loses at
+/// most that much measuring; the last write is always made. (3000
+/// repetitions of map-sink at 1000 records: 13 s when the whole file was
+/// rewritten after each, 1.1 to 1.6 s now, 0.9 s with no file.)
 #[derive(Debug)]
 pub struct Throttle {
     last_cost: Duration,
