@@ -10,6 +10,15 @@
 //! `--set` language ([`set`]); field ranges ([`validate`]); the job it
 //! describes, checked by the engine's own constructors ([`job`]); sweep
 //! axes ([`sweep`]); and errors located on their line ([`error`]).
+//!
+//! The profile names the engine's choices with four small enums of its own
+//! (`PartitionerKind`, `WaitKind`, `Pin`, and `units::Timeout`) instead of
+//! deserializing the engine's types: those live in `network`, `sync`, `job`
+//! and `streaming`, which stay free of serde, and their shapes are not the
+//! profile's — a hash partitioner is built from the consumers and the key
+//! space, a wait strategy from `runtime.spins`, `yields`, `spin_for` and
+//! `park_after`, and a timeout is read from a duration or "none" with a
+//! message for Flink's bare numbers. [`job`] converts each in a few lines.
 
 mod error;
 mod job;
