@@ -400,5 +400,26 @@ fn profiles_that_are_not_regular_files_are_not_read() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.toml");
     std::fs::write(&big, format!("name = \"x\"\n#{}\n", "-".repeat(2 << 20))).unwrap();
-    refused(&["validate", big.to_str().unwrap()], &["larger than 1 MiB"]);
+    refused(&["validate", big.to_str().unwrap()], &["larger than 1MiB"]);
+    // A FIFO is refused at once, not waited on for a writer.
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let fifo = fifo.to_str().unwrap();
+    refused(&["validate", fifo], &["fifo", "not a regular file"]);
+    refused(&["compare", fifo, fifo], &["fifo", "not a regular file"]);
+    refused(
+        &["compare", "/dev/zero", "/dev/zero"],
+        &["/dev/zero", "not a regular file"],
+    );
+}
+
+#[test]
+fn compare_thresholds_are_percentages() {
+    for bad in ["nan", "inf", "1e308", "-5", "1001", "four"] {
+        refused(
+            &["compare", "a.json", "b.json", &format!("--threshold={bad}")],
+            &["--threshold", "a percentage from 0 to 1000"],
+        );
+    }
 }

@@ -16,6 +16,7 @@ pub mod compare;
 pub mod engine;
 pub mod export;
 pub mod flink;
+pub mod input;
 pub mod output;
 pub mod profile;
 pub mod report;

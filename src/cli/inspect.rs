@@ -1,9 +1,9 @@
 //! The commands that run no job: `list`, `validate`, `schema`, `compare`.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use taskbench::bench::builtin::{self, BUILTIN};
+use taskbench::bench::input::read_regular;
 use taskbench::bench::{compare as judge, json_schema, Profile};
 
 use super::term::print;
@@ -72,29 +72,11 @@ pub fn schema() -> Result<(), CliError> {
 
 /// A result file's text: a regular file only, of bounded size.
 fn read_result(path: &Path) -> Result<String, CliError> {
-    let fail =
-        |e: &dyn std::fmt::Display| CliError::Usage(format!("cannot read {}: {e}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| fail(&e))?;
-    if !file.metadata().map_err(|e| fail(&e))?.is_file() {
-        return Err(fail(&"not a regular file"));
-    }
-    let mut text = String::new();
-    file.take(MAX_RESULT_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| fail(&e))?;
-    if text.len() as u64 > MAX_RESULT_BYTES {
-        return Err(fail(&"larger than 1 GiB"));
-    }
-    Ok(text)
+    read_regular(path, MAX_RESULT_BYTES, "a result's .json file")
+        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
 }
 
 pub fn compare(args: &CompareArgs) -> Result<(), CliError> {
-    if !(args.threshold.is_finite() && (0.0..=1000.0).contains(&args.threshold)) {
-        return Err(CliError::Usage(format!(
-            "--threshold {} is not allowed: give a percentage from 0 to 1000",
-            args.threshold
-        )));
-    }
     let baseline = read_result(&args.baseline)?;
     let current = read_result(&args.current)?;
     let names = (

@@ -170,8 +170,16 @@ pub struct CompareArgs {
     pub current: PathBuf,
     /// Smallest change that counts, in percent; a change must also exceed
     /// twice either run's relative standard deviation (flink-benchmarks' rule).
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, value_parser = percentage)]
     pub threshold: f64,
+}
+
+/// A percentage from 0 to 1000, checked where the flag is parsed.
+fn percentage(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1000.0).contains(&p) => Ok(p),
+        _ => Err("give a percentage from 0 to 1000".into()),
+    }
 }
 
 /// `taskbench demo`.

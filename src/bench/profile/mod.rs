@@ -27,7 +27,6 @@ mod sweep;
 mod validate;
 
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
@@ -35,6 +34,7 @@ use schemars::JsonSchema;
 use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::input::read_regular;
 use super::units::{Size, Span, Timeout};
 use crate::network::NetworkConfig;
 
@@ -465,22 +465,15 @@ impl Profile {
     /// regular file of at most [`MAX_PROFILE_BYTES`] is read, so a FIFO or
     /// a device given by mistake is refused instead of read forever.
     pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self, ProfileError> {
-        let read_error = |source: std::io::Error| ProfileError::Read {
+        let text = read_regular(
+            path,
+            MAX_PROFILE_BYTES,
+            "a profile's .toml file (a page of TOML)",
+        )
+        .map_err(|source| ProfileError::Read {
             path: path.display().to_string(),
             source,
-        };
-        let refuse = |what: &str| read_error(std::io::Error::other(what.to_string()));
-        let file = std::fs::File::open(path).map_err(read_error)?;
-        if !file.metadata().map_err(read_error)?.is_file() {
-            return Err(refuse("not a regular file; give a profile's .toml file"));
-        }
-        let mut text = String::new();
-        file.take(MAX_PROFILE_BYTES + 1)
-            .read_to_string(&mut text)
-            .map_err(read_error)?;
-        if text.len() as u64 > MAX_PROFILE_BYTES {
-            return Err(refuse("larger than 1 MiB; a profile is a page of TOML"));
-        }
+        })?;
         Self::from_toml(&text, &path.display().to_string(), overrides)
     }
 
