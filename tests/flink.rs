@@ -152,6 +152,25 @@ fn flink_run_on_a_minicluster_matches_taskbench_record_for_record() {
     );
 }
 
+#[test]
+fn a_jvm_that_ends_at_once_is_reported_as_ended_not_as_slow() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    install();
+    let out = taskbench()
+        .args(["flink", "run", "map-sink", "--set", "records.count=1000"])
+        .args(["--forks", "1", "-w", "0", "-r", "1"])
+        .args(["--jvm-opts", "-XX:NoSuchOption"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("JVM ended") && stderr.contains("NoSuchOption"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("did not come up"), "{stderr}");
+}
+
 /// Profiles covering every operator, edge kind and record option, each run
 /// as one job on a shared MiniCluster and by taskbench.
 const SHAPES: &[(&str, &str)] = &[

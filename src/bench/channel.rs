@@ -87,9 +87,15 @@ pub enum ChannelRunError {
     /// Memory could not be set up.
     #[error(transparent)]
     Memory(#[from] crate::memory::MemoryError),
-    /// The record size is below the 8 bytes a sequence number needs.
-    #[error("record_size {0} is too small: records carry an 8-byte sequence number")]
-    RecordSize(usize),
+    /// The record size is below the 8 bytes a sequence number needs, or
+    /// above the largest record a channel carries.
+    #[error("record size {size} is not allowed: use 8 bytes (the sequence number) to {max} (network.max_record_size)")]
+    RecordSize {
+        /// The size asked for.
+        size: usize,
+        /// The largest allowed.
+        max: usize,
+    },
     /// A thread failed.
     #[error("{0}")]
     Failed(String),
@@ -99,7 +105,10 @@ pub enum ChannelRunError {
 pub fn run_channel(run: &ChannelRun) -> Result<ChannelReport, ChannelRunError> {
     run.network.validate()?;
     if run.record_size < 8 || run.record_size > run.network.max_record_size {
-        return Err(ChannelRunError::RecordSize(run.record_size));
+        return Err(ChannelRunError::RecordSize {
+            size: run.record_size,
+            max: run.network.max_record_size,
+        });
     }
     let segments = Arc::new(SegmentPool::new(&run.network.memory)?);
     let producer_parker = Arc::new(Parker::new());

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+use super::output::{OutputError, OutputFile};
 use super::result::SweepResult;
 
 /// One line of a chart: its label and its (x index, y) points.
@@ -63,17 +64,18 @@ fn layout(sweep: &SweepResult) -> (String, Vec<String>, Lines) {
     (axis, xs, series)
 }
 
+/// The chart as SVG text.
 fn draw(
-    path: &Path,
     title: &str,
     x_desc: &str,
     xs: &[String],
     y_desc: &str,
     series: &[Series],
     log_y: bool,
-) -> Result<(), String> {
-    let root = SVGBackend::new(path, (960, 600)).into_drawing_area();
-    let fail = |e: &dyn std::fmt::Display| format!("cannot draw {}: {e}", path.display());
+) -> Result<String, String> {
+    let mut svg = String::new();
+    let root = SVGBackend::with_string(&mut svg, (960, 600)).into_drawing_area();
+    let fail = |e: &dyn std::fmt::Display| format!("cannot draw {title}: {e}");
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let ys = series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y));
     let y_max = ys.clone().fold(0.0f64, f64::max).max(1.0);
@@ -137,13 +139,49 @@ fn draw(
             .build_cartesian_2d(x_range, 0.0..y_max * 1.15)
             .map_err(|e| fail(&e))?);
     }
-    root.present().map_err(|e| fail(&e))
+    root.present().map_err(|e| fail(&e))?;
+    drop(root);
+    Ok(svg)
 }
 
-/// Draws the sweep's charts into `dir` as `<profile>-throughput.svg` and,
-/// when latency was measured, `<profile>-latency.svg`. Returns the files.
-pub fn sweep_charts(sweep: &SweepResult, dir: &Path) -> Result<Vec<PathBuf>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+/// A sweep's chart files: `<profile>-throughput.svg` and
+/// `<profile>-latency.svg` in the chart directory.
+#[derive(Clone, Debug)]
+pub struct Charts {
+    throughput: OutputFile,
+    latency: OutputFile,
+}
+
+impl Charts {
+    /// The chart files of profile `name` in `dir`, checked before the
+    /// sweep runs (a profile's name holds no path separator).
+    pub fn check(dir: &Path, name: &str) -> Result<Self, OutputError> {
+        let file = |kind: &str| OutputFile::check(&dir.join(format!("{name}-{kind}.svg")));
+        Ok(Charts {
+            throughput: file("throughput")?,
+            latency: file("latency")?,
+        })
+    }
+
+    /// Draws the sweep's throughput chart and, when latency was measured,
+    /// its latency chart. Returns the files written and every error.
+    pub fn draw(&self, sweep: &SweepResult) -> (Vec<PathBuf>, Vec<String>) {
+        let (mut written, mut errors) = (Vec::new(), Vec::new());
+        for (file, svg) in [
+            (&self.throughput, Some(throughput_chart(sweep))),
+            (&self.latency, latency_chart(sweep)),
+        ] {
+            let Some(svg) = svg else { continue };
+            match svg.and_then(|svg| file.write(svg.as_bytes()).map_err(|e| e.to_string())) {
+                Ok(()) => written.push(file.path().to_path_buf()),
+                Err(e) => errors.push(e),
+            }
+        }
+        (written, errors)
+    }
+}
+
+fn throughput_chart(sweep: &SweepResult) -> Result<String, String> {
     let (axis, xs, layout) = layout(sweep);
     let name = &sweep.profile.name;
     let summary = |i: usize| sweep.points[i].result.summary.as_ref();
@@ -157,54 +195,54 @@ pub fn sweep_charts(sweep: &SweepResult, dir: &Path) -> Result<Vec<PathBuf>, Str
             (label.clone(), values)
         })
         .collect();
-    let mut files = Vec::new();
-    let path = dir.join(format!("{name}-throughput.svg"));
     draw(
-        &path,
         &format!("{name}: throughput (median of repetitions)"),
         &axis,
         &xs,
         "records/ms",
         &throughput,
         false,
-    )?;
-    files.push(path);
+    )
+}
+
+/// The latency chart, when any point measured latency.
+fn latency_chart(sweep: &SweepResult) -> Option<Result<String, String>> {
+    let (axis, xs, layout) = layout(sweep);
+    let name = &sweep.profile.name;
+    let summary = |i: usize| sweep.points[i].result.summary.as_ref();
     let measured =
         (0..sweep.points.len()).any(|i| summary(i).is_some_and(|s| s.latency_ns.is_some()));
-    if measured {
-        let mut latency: Vec<Series> = Vec::new();
-        for (label, points) in &layout {
-            type Pick = fn(&super::result::Latency) -> u64;
-            let percentiles: [(&str, Pick); 4] = [
-                ("p50", |l| l.p50),
-                ("p90", |l| l.p90),
-                ("p99", |l| l.p99),
-                ("p99.9", |l| l.p999),
-            ];
-            for (pname, pick) in percentiles {
-                let values = points
-                    .iter()
-                    .filter_map(|&(x, i)| Some((x, pick(&summary(i)?.latency_ns?) as f64)))
-                    .collect();
-                let series_label = if layout.len() == 1 {
-                    pname.to_string()
-                } else {
-                    format!("{pname} {label}")
-                };
-                latency.push((series_label, values));
-            }
-        }
-        let path = dir.join(format!("{name}-latency.svg"));
-        draw(
-            &path,
-            &format!("{name}: latency percentiles (coordinated-omission corrected)"),
-            &axis,
-            &xs,
-            "latency (ns, log scale)",
-            &latency,
-            true,
-        )?;
-        files.push(path);
+    if !measured {
+        return None;
     }
-    Ok(files)
+    let mut latency: Vec<Series> = Vec::new();
+    for (label, points) in &layout {
+        type Pick = fn(&super::result::Latency) -> u64;
+        let percentiles: [(&str, Pick); 4] = [
+            ("p50", |l| l.p50),
+            ("p90", |l| l.p90),
+            ("p99", |l| l.p99),
+            ("p99.9", |l| l.p999),
+        ];
+        for (pname, pick) in percentiles {
+            let values = points
+                .iter()
+                .filter_map(|&(x, i)| Some((x, pick(&summary(i)?.latency_ns?) as f64)))
+                .collect();
+            let series_label = if layout.len() == 1 {
+                pname.to_string()
+            } else {
+                format!("{pname} {label}")
+            };
+            latency.push((series_label, values));
+        }
+    }
+    Some(draw(
+        &format!("{name}: latency percentiles (coordinated-omission corrected)"),
+        &axis,
+        &xs,
+        "latency (ns, log scale)",
+        &latency,
+        true,
+    ))
 }

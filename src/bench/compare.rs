@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use super::report::thousands;
-use super::result::{Repetition, RunResult, Stats, Status, SweepResult, SCHEMA_VERSION};
+use super::result::{Repetition, ResultFile, RunResult, Stats, Status, SCHEMA_VERSION};
 use super::testbed::Testbed;
 
 /// How one figure moved.
@@ -61,13 +61,7 @@ impl Comparison {
     }
 }
 
-/// A result file's contents: one run, or a sweep's runs by point.
-enum Loaded {
-    Run(Box<RunResult>),
-    Sweep(Box<SweepResult>),
-}
-
-fn load(name: &str, text: &str) -> Result<Loaded, String> {
+fn load(name: &str, text: &str) -> Result<ResultFile, String> {
     let value: Value =
         serde_json::from_str(text).map_err(|e| format!("{name} is not a JSON result: {e}"))?;
     let version = value.get("schema_version").and_then(Value::as_u64);
@@ -77,19 +71,9 @@ fn load(name: &str, text: &str) -> Result<Loaded, String> {
             version.map_or("(none)".into(), |v| v.to_string())
         ));
     }
-    let parse_error =
-        |e: serde_json::Error| format!("{name} does not match the result schema: {e}");
-    match value.get("kind").and_then(Value::as_str) {
-        Some("run") => Ok(Loaded::Run(Box::new(
-            serde_json::from_value(value).map_err(parse_error)?,
-        ))),
-        Some("sweep") => Ok(Loaded::Sweep(Box::new(
-            serde_json::from_value(value).map_err(parse_error)?,
-        ))),
-        other => Err(format!(
-            "{name} has kind {other:?}; expected \"run\" or \"sweep\""
-        )),
-    }
+    serde_json::from_value(value).map_err(|e| {
+        format!("{name} does not match the result schema (a run or a sweep, told by its kind): {e}")
+    })
 }
 
 fn judge(
@@ -241,7 +225,7 @@ pub fn compare(
         }
     };
     match (base, cur) {
-        (Loaded::Run(b), Loaded::Run(c)) => {
+        (ResultFile::Run(b), ResultFile::Run(c)) => {
             profiles(&b.profile.name, &c.profile.name)?;
             comparison.warnings = testbed_warnings(&b.testbed, &c.testbed);
             comparison.warnings.extend(engine_warning(&b, &c));
@@ -249,7 +233,7 @@ pub fn compare(
             comparison.warnings.extend(unfinished(names.1, c.status));
             comparison.changes = compare_runs(&c.profile.name, &b, &c, threshold_pct)?;
         }
-        (Loaded::Sweep(b), Loaded::Sweep(c)) => {
+        (ResultFile::Sweep(b), ResultFile::Sweep(c)) => {
             profiles(&b.profile.name, &c.profile.name)?;
             comparison.warnings = testbed_warnings(&b.testbed, &c.testbed);
             comparison.warnings.extend(unfinished(names.0, b.status));

@@ -311,7 +311,7 @@ fn repetition(
         .data_window()
         .map_or(job.elapsed.as_secs_f64(), |d| d.as_secs_f64())
         .max(1e-9);
-    let bytes = records * profile.records.size.bytes();
+    let bytes = records.saturating_mul(profile.records.size.bytes());
     let data_start = job.data_start();
     Repetition {
         index,

@@ -1,13 +1,23 @@
 //! The benchmark engine: profiles, runs, results and reports, and the
 //! two-thread channel run behind `taskbench demo`; the same profiles on
 //! real Apache Flink ([`flink`]).
+//!
+//! A run's stages, one module each: [`builtin`] and [`profile`] read the
+//! profile, [`output`] checks where results go, [`engine`] measures,
+//! [`report`] prints the table, [`export`] renders JSON, CSV or Markdown
+//! and [`chart`] draws a sweep; [`compare`] judges two results.
+
+#![forbid(unsafe_code)]
 
 pub mod builtin;
 pub mod channel;
 pub mod chart;
 pub mod compare;
 pub mod engine;
+pub mod export;
 pub mod flink;
+pub mod input;
+pub mod output;
 pub mod profile;
 pub mod report;
 pub mod result;
@@ -20,4 +30,4 @@ pub use engine::{
     RunOptions, RunOutput,
 };
 pub use profile::{Profile, ProfileError};
-pub use result::{Engine, RunResult, Status, SweepResult, SCHEMA_VERSION};
+pub use result::{json_schema, Engine, ResultFile, RunResult, Status, SweepResult, SCHEMA_VERSION};

@@ -1,20 +1,9 @@
-//! Results as people read them (a table on the terminal) and as other
-//! tools read them (JSON, CSV, Markdown).
+//! Results as people read them: the terminal tables of a run and a sweep.
+//! Formats other tools read are [`super::export`]'s.
 
 use std::fmt::Write as _;
 
-use super::result::{Engine, Latency, Repetition, RunResult, Stats, Status, SweepResult};
-
-/// Output formats of `--format`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// The full result, schema-versioned.
-    Json,
-    /// One row per repetition.
-    Csv,
-    /// A summary table.
-    Markdown,
-}
+use super::result::{Engine, Latency, RunResult, Stats, Status, SweepResult};
 
 /// `1234567.8` → `"1,234,568"`.
 pub fn thousands(value: f64) -> String {
@@ -366,106 +355,6 @@ pub fn sweep_table(sweep: &SweepResult) -> String {
     out
 }
 
-const CSV_HEADER: &str = "profile,point,repetition,records,seconds,records_per_sec,records_per_ms,bytes_per_sec,overhead_ms,latency_p50_ns,latency_p90_ns,latency_p99_ns,latency_p999_ns,latency_max_ns,allocations,pools_full";
-
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
-}
-
-fn csv_row(out: &mut String, profile: &str, point: &str, r: &Repetition) {
-    let l = r.latency_ns.as_ref();
-    let opt = |f: fn(&Latency) -> u64| l.map_or(String::new(), |l| f(l).to_string());
-    let _ = writeln!(
-        out,
-        "{},{},{},{},{:.9},{:.1},{:.3},{:.1},{:.3},{},{},{},{},{},{},{}",
-        csv_field(profile),
-        csv_field(point),
-        r.index,
-        r.records,
-        r.seconds,
-        r.records_per_sec,
-        r.records_per_ms,
-        r.bytes_per_sec,
-        r.overhead_ms,
-        opt(|l| l.p50),
-        opt(|l| l.p90),
-        opt(|l| l.p99),
-        opt(|l| l.p999),
-        opt(|l| l.max),
-        r.allocations,
-        r.pools_full
-    );
-}
-
-/// A run as CSV: one row per repetition.
-pub fn csv(result: &RunResult) -> String {
-    let mut out = format!("{CSV_HEADER}\n");
-    let point = result.overrides.join(" ");
-    for r in &result.repetitions {
-        csv_row(&mut out, &result.profile.name, &point, r);
-    }
-    out
-}
-
-/// A sweep as CSV: one row per repetition of every point.
-pub fn sweep_csv(sweep: &SweepResult) -> String {
-    let mut out = format!("{CSV_HEADER}\n");
-    for point in &sweep.points {
-        for r in &point.result.repetitions {
-            csv_row(&mut out, &sweep.profile.name, &point.overrides.join(" "), r);
-        }
-    }
-    out
-}
-
-const MARKDOWN_HEADER: &str = "| profile | point | records/ms (median) | ± % | MiB/s | p99 latency | allocations | Flink records/ms | ratio |\n|---|---|---:|---:|---:|---:|---:|---:|---:|\n";
-
-fn markdown_row(out: &mut String, result: &RunResult, point: &str) {
-    let Some(s) = &result.summary else {
-        let _ = writeln!(
-            out,
-            "| {} | {point} | failed: {} | | | | | | |",
-            result.profile.name,
-            result.failure.as_deref().unwrap_or("no measurement")
-        );
-        return;
-    };
-    let flink = result.profile.flink.as_ref();
-    let _ = writeln!(
-        out,
-        "| {} | {} | {} | {:.1} | {:.0} | {} | {} | {} | {} |",
-        result.profile.name,
-        point,
-        thousands(s.records_per_ms.median),
-        s.records_per_ms.rsd_pct,
-        s.bytes_per_sec.median / (1u64 << 20) as f64,
-        s.latency_ns.map_or("–".into(), |l| nanos(l.p99 as f64)),
-        s.allocations_during_measurement,
-        flink.map_or("–".into(), |f| thousands(f.ops_per_ms)),
-        s.flink_ratio.map_or("–".into(), |r| format!("{r:.2}×"))
-    );
-}
-
-/// A run as a Markdown summary table.
-pub fn markdown(result: &RunResult) -> String {
-    let mut out = MARKDOWN_HEADER.to_string();
-    markdown_row(&mut out, result, &result.overrides.join(" "));
-    out
-}
-
-/// A sweep as a Markdown table, one row per point.
-pub fn sweep_markdown(sweep: &SweepResult) -> String {
-    let mut out = MARKDOWN_HEADER.to_string();
-    for point in &sweep.points {
-        markdown_row(&mut out, &point.result, &point.overrides.join(" "));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -480,6 +369,5 @@ mod tests {
         assert_eq!(nanos(12_345.0), "12.3 µs");
         assert_eq!(nanos(2_500_000.0), "2.50 ms");
         assert_eq!(byte_rate(3.0 * (1u64 << 30) as f64), "3.00 GiB/s");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
     }
 }

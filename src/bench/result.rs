@@ -2,6 +2,7 @@
 //! (schema documented in `profiles/README.md`, versioned by
 //! [`SCHEMA_VERSION`], which always comes first).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::flink::FlinkInfo;
@@ -11,8 +12,33 @@ use super::testbed::Testbed;
 /// Version of the result schema; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
+// `kind` is the tag results are told apart by; read through the tagged
+// `Loaded` enum of `compare` it is consumed, and these fill it back in.
+fn run_kind() -> String {
+    "run".into()
+}
+
+fn sweep_kind() -> String {
+    "sweep".into()
+}
+
+/// Any result file: a run or a sweep, told apart by `kind`.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum ResultFile {
+    /// `taskbench run` (and `flink run`).
+    Run(Box<RunResult>),
+    /// `taskbench sweep`.
+    Sweep(Box<SweepResult>),
+}
+
+/// The JSON Schema of a result file (`taskbench schema` prints it).
+pub fn json_schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ResultFile)).expect("a schema is JSON")
+}
+
 /// Whether a run is still going, done, or ended by a failure.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Written after each repetition while the run goes on.
@@ -21,14 +47,17 @@ pub enum Status {
     Complete,
     /// A task failed; `failure` says which and why.
     Failed,
+    /// SIGINT or SIGTERM stopped the run; what was measured before is kept.
+    Interrupted,
 }
 
 /// One `taskbench run`: the profile as run, where, and every figure.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct RunResult {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
     /// `"run"`.
+    #[serde(default = "run_kind")]
     pub kind: String,
     /// The taskbench version that measured.
     pub taskbench_version: String,
@@ -91,7 +120,7 @@ impl RunResult {
 }
 
 /// What ran a result's jobs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     /// taskbench's own runtime.
@@ -103,7 +132,7 @@ pub enum Engine {
 }
 
 /// One measured run of the job.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Repetition {
     /// 0-based.
     pub index: u32,
@@ -146,7 +175,7 @@ pub struct Repetition {
 }
 
 /// Latency percentiles in nanoseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Latency {
     /// Records measured.
     pub samples: u64,
@@ -180,7 +209,7 @@ impl Latency {
 }
 
 /// One subtask's figures.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct TaskMetrics {
     /// Task name ("a -> b" for a chain).
     pub name: String,
@@ -237,7 +266,7 @@ pub struct TaskMetrics {
 }
 
 /// Median, spread and extremes of one figure over the repetitions.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Stats {
     /// Median.
     pub median: f64,
@@ -281,7 +310,7 @@ impl Stats {
 }
 
 /// Statistics over every measured repetition.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     /// Repetitions summarised.
     pub repetitions: u32,
@@ -327,7 +356,7 @@ pub struct Summary {
 /// downstream, so the bottleneck is the first task that is busy and not
 /// back-pressured while a task upstream of it is back-pressured; with
 /// nothing back-pressured, a busy source).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Bottleneck {
     /// Task name.
     pub task: String,
@@ -341,7 +370,7 @@ pub struct Bottleneck {
 }
 
 /// A job that more task threads than cores keep every core busy on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CoresBound {
     /// Task threads.
     pub tasks: u32,
@@ -352,7 +381,7 @@ pub struct CoresBound {
 }
 
 /// One point of a sweep: its assignments and its run.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct SweepPoint {
     /// The `--set` assignments of this point, one per axis.
     pub overrides: Vec<String>,
@@ -361,11 +390,12 @@ pub struct SweepPoint {
 }
 
 /// One `taskbench sweep`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct SweepResult {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
     /// `"sweep"`.
+    #[serde(default = "sweep_kind")]
     pub kind: String,
     /// The taskbench version that measured.
     pub taskbench_version: String,

@@ -3,10 +3,11 @@
 
 use std::process::Command;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Where and with what a result was measured.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Testbed {
     /// CPU model name.
     pub cpu_model: String,
@@ -35,39 +36,35 @@ pub struct Testbed {
 impl Testbed {
     /// Reads the testbed of this process.
     pub fn detect(task_threads: usize, pinning: String) -> Self {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let field = |name: &str| {
-            cpuinfo
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        };
+        use sysinfo::{CpuRefreshKind, RefreshKind, System};
+        let system =
+            System::new_with_specifics(RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()));
+        let cpu_model = system
+            .cpus()
+            .first()
+            .map(|c| c.brand().trim().to_string())
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| std::env::consts::ARCH.to_string());
         let cores_available = core_affinity::get_core_ids()
             .unwrap_or_default()
             .into_iter()
             .map(|c| c.id)
             .collect();
-        let read = |path: &str| {
-            std::fs::read_to_string(path)
-                .map(|s| s.trim().to_string())
-                .ok()
-        };
         Testbed {
-            cpu_model: field("model name").unwrap_or_else(|| std::env::consts::ARCH.to_string()),
+            cpu_model,
             logical_cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cores_available,
             task_threads,
             pinning,
-            virtualized: field("flags").is_some_and(|f| f.split(' ').any(|x| x == "hypervisor")),
+            virtualized: hypervisor(),
             kernel: format!(
                 "{} {}",
                 std::env::consts::OS,
-                read("/proc/sys/kernel/osrelease").unwrap_or_default()
+                System::kernel_version().unwrap_or_default()
             )
             .trim()
             .to_string(),
-            hostname: read("/proc/sys/kernel/hostname").unwrap_or_default(),
+            hostname: System::host_name().unwrap_or_default(),
             build_profile: if cfg!(debug_assertions) {
                 "debug"
             } else {
@@ -78,6 +75,16 @@ impl Testbed {
             date: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         }
     }
+}
+
+/// Whether the CPU says it runs under a hypervisor (its `hypervisor`
+/// flag; sysinfo does not tell).
+fn hypervisor() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| {
+        info.lines()
+            .find(|l| l.starts_with("flags"))
+            .is_some_and(|l| l.split_whitespace().any(|f| f == "hypervisor"))
+    })
 }
 
 /// The revision of the tree this binary was built from, when the tree is

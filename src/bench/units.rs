@@ -1,12 +1,18 @@
 //! Human-friendly sizes ("32KiB") and durations ("100ms", "none") as
-//! profiles write them.
+//! profiles write them, range-checked as they are parsed.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The longest duration a profile may give: a day. Deadlines are instants
+/// plus durations, and a day keeps that sum far from overflowing.
+pub const MAX_SPAN: Duration = Duration::from_secs(24 * 3600);
 
 /// A size in bytes, written as an integer or with a binary unit: `4096`,
 /// `"32KiB"`, `"1 MiB"`, `"2GiB"` (`K`, `M`, `G`, `KB`… mean the same).
@@ -66,6 +72,20 @@ impl Serialize for Size {
     }
 }
 
+impl JsonSchema for Size {
+    fn schema_name() -> Cow<'static, str> {
+        "Size".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "Bytes as an integer, or text with a binary unit (\"32KiB\").",
+            "type": ["integer", "string"],
+            "minimum": 0
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Size {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct SizeVisitor;
@@ -98,11 +118,15 @@ impl FromStr for Span {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        humantime::parse_duration(text.trim())
-            .map(Span)
-            .map_err(|e| {
-                format!("'{text}' is not a duration ({e}): write e.g. \"100ms\" or \"2s\"")
-            })
+        let span = humantime::parse_duration(text.trim()).map_err(|e| {
+            format!("'{text}' is not a duration ({e}): write e.g. \"100ms\" or \"2s\"")
+        })?;
+        if span > MAX_SPAN {
+            return Err(format!(
+                "'{text}' is more than a day (\"24h\"), the longest allowed"
+            ));
+        }
+        Ok(Span(span))
     }
 }
 
@@ -121,10 +145,61 @@ impl Serialize for Span {
     }
 }
 
+impl JsonSchema for Span {
+    fn schema_name() -> Cow<'static, str> {
+        "Span".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration as text with a unit (\"100ms\", \"2s\"), at most a day.",
+            "type": "string"
+        })
+    }
+}
+
+/// Reads a duration-like field: text is parsed by `parse`; a bare number
+/// (as Flink's millisecond options are written) is refused with `hint`.
+fn text_field<'de, D, T>(
+    d: D,
+    parse: fn(&str) -> Result<T, String>,
+    hint: fn(i128) -> String,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct TextVisitor<T> {
+        parse: fn(&str) -> Result<T, String>,
+        hint: fn(i128) -> String,
+    }
+    impl<T> Visitor<'_> for TextVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a duration as text, e.g. \"100ms\"")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.parse)(v).map_err(E::custom)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            Err(E::custom((self.hint)(i128::from(v))))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            Err(E::custom((self.hint)(i128::from(v))))
+        }
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+            Err(E::custom(format!(
+                "{v} has no unit: write a duration as text, e.g. \"100ms\""
+            )))
+        }
+    }
+    d.deserialize_any(TextVisitor { parse, hint })
+}
+
 impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(de::Error::custom)
+        text_field(d, str::parse, |n| {
+            format!("{n} has no unit: write a duration as text, e.g. \"{n}ms\"")
+        })
     }
 }
 
@@ -166,10 +241,32 @@ impl Serialize for Timeout {
     }
 }
 
+impl JsonSchema for Timeout {
+    fn schema_name() -> Cow<'static, str> {
+        "Timeout".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "description": "A duration as text (\"0ms\" flushes every record), or \"none\".",
+            "type": "string"
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for Timeout {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(de::Error::custom)
+        // Flink writes its buffer timeout in milliseconds: 0 flushes every
+        // record, -1 never; say how taskbench writes either.
+        text_field(d, str::parse, |n| match n {
+            0 => "a bare 0: write \"0ms\" (flush every record) or \"none\" (only full buffers)"
+                .into(),
+            -1 => "-1 is Flink's \"no timeout\": write \"none\" (or \"0ms\" to flush every record)"
+                .into(),
+            n => format!(
+                "{n} has no unit: write a duration as text, e.g. \"{n}ms\", or \"0ms\" or \"none\""
+            ),
+        })
     }
 }
 
@@ -214,5 +311,28 @@ mod tests {
         assert_eq!(Timeout::After(Duration::ZERO).to_string(), "0ms");
         assert_eq!(Timeout::After(Duration::from_millis(1)).to_string(), "1ms");
         assert!("soon".parse::<Timeout>().unwrap_err().contains("none"));
+        assert!("500000000000y".parse::<Timeout>().is_err());
+        assert!("25h"
+            .parse::<Span>()
+            .unwrap_err()
+            .contains("more than a day"));
+    }
+
+    #[test]
+    fn bare_numbers_are_refused_with_the_way_to_write_them() {
+        #[derive(Debug, Deserialize)]
+        struct T {
+            #[allow(dead_code)]
+            t: Timeout,
+        }
+        let err = |text: &str| toml::from_str::<T>(text).unwrap_err().to_string();
+        assert!(err("t = 0").contains("write \"0ms\""), "{}", err("t = 0"));
+        assert!(
+            err("t = -1").contains("write \"none\""),
+            "{}",
+            err("t = -1")
+        );
+        assert!(err("t = 100").contains("\"100ms\""), "{}", err("t = 100"));
+        assert!(err("t = 1.5").contains("no unit"), "{}", err("t = 1.5"));
     }
 }

@@ -14,6 +14,7 @@
 mod buffer;
 mod buffer_pool;
 mod config;
+pub mod counting_alloc;
 mod region;
 mod segment_pool;
 

@@ -7,20 +7,9 @@ use std::time::Duration;
 /// CPU time the calling thread has used so far (user and system), or
 /// `None` where the platform does not say.
 pub fn thread_cpu_time() -> Option<Duration> {
-    #[cfg(unix)]
-    {
-        let mut now = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `now` is a valid, writable `timespec`; the call writes only it and has no other effect.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-        (rc == 0).then(|| Duration::new(now.tv_sec as u64, now.tv_nsec as u32))
-    }
-    #[cfg(not(unix))]
-    {
-        None
-    }
+    cpu_time::ThreadTime::try_now()
+        .ok()
+        .map(|t| t.as_duration())
 }
 
 #[cfg(all(test, unix, not(loom)))]

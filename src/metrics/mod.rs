@@ -1,9 +1,11 @@
 //! Measurements a run reports beyond the runtime's own counters: heap
-//! allocations, thread CPU time and the per-thread timeline trace.
+//! allocations (the counting allocator, kept in `memory` for its unsafe
+//! `GlobalAlloc` impl), thread CPU time and the per-thread timeline trace.
 
-pub mod alloc;
+#![forbid(unsafe_code)]
+
 pub mod cpu;
 pub mod trace;
 
-pub use alloc::{AllocationCount, CountingAllocator};
+pub use crate::memory::counting_alloc::{AllocationCount, CountingAllocator};
 pub use cpu::thread_cpu_time;

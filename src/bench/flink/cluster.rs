@@ -140,7 +140,26 @@ impl Cluster {
                         )));
                     }
                 }
-                Err(_) => {
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    // Its stdout closed with no address printed: the JVM
+                    // ended (a bad --jvm-opts option ends it at once).
+                    cluster.keep_dir = true;
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    let status = loop {
+                        match cluster.exited() {
+                            Some(status) => break status,
+                            None if Instant::now() < deadline => {
+                                std::thread::sleep(Duration::from_millis(20))
+                            }
+                            None => break "its output closed".to_string(),
+                        }
+                    };
+                    return Err(FlinkError::Cluster(format!(
+                        "the MiniCluster JVM ended ({status}) before it ran; {}",
+                        tail(&log)
+                    )));
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
                     cluster.keep_dir = true;
                     return Err(FlinkError::Cluster(format!(
                         "the MiniCluster did not come up within {}s; {}",

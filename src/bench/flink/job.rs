@@ -27,7 +27,7 @@ type Samples = BTreeMap<(String, u32), (u32, BTreeMap<String, f64>)>;
 const POLL: Duration = Duration::from_millis(100);
 
 /// One running subtask's sampled metrics, averaged over the samples.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SampledMetrics {
     /// The Flink task (job vertex) name.
     pub task: String,

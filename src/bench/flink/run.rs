@@ -51,7 +51,7 @@ impl Default for FlinkOptions {
 }
 
 /// Where a `flink` result ran: the result's `flink` field.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FlinkInfo {
     /// Flink's version.
     pub flink_version: String,
@@ -66,7 +66,7 @@ pub struct FlinkInfo {
 }
 
 /// One Flink job of a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FlinkJob {
     /// 0-based fork (JVM).
     pub fork: u32,

@@ -1,22 +1,21 @@
 //! `taskbench flink spec|run` and `taskbench run --vs-flink`.
 
-use std::process::ExitCode;
-
 use clap::{Args, Subcommand};
 use indicatif::ProgressBar;
 use taskbench::bench::builtin;
+use taskbench::bench::export::Format;
 use taskbench::bench::flink::rest::parse_cluster_url;
 use taskbench::bench::flink::vs::{ratio_table, run_side_by_side, Side};
 use taskbench::bench::flink::{run_flink, FlinkOptions, JobSpec};
-use taskbench::bench::{report, Profile, Progress};
+use taskbench::bench::{report, Progress};
 
-use super::{
-    finish_run, overrides, progress_bar, show_progress, to_stdout, usage_error, ProfileArgs,
-    RunArgs, RunCommand, Saver,
-};
+use super::run::ended;
+use super::save::{Saver, Target};
+use super::term::{print, print_or_note, progress_bar, show_progress};
+use super::{load, CliError, Loaded, ProfileArgs, RunArgs, RunCommand};
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum FlinkCommand {
+pub enum FlinkCommand {
     /// Prints the profile as the JSON job spec Flink's job is built from
     /// (refused, naming the field, when Flink's API cannot express it).
     Spec(ProfileArgs),
@@ -27,7 +26,7 @@ pub(crate) enum FlinkCommand {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct FlinkRunArgs {
+pub struct FlinkRunArgs {
     #[command(flatten)]
     run: RunArgs,
     #[command(flatten)]
@@ -37,7 +36,7 @@ pub(crate) struct FlinkRunArgs {
 /// How to run Flink.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Flink")]
-pub(crate) struct FlinkArgs {
+pub struct FlinkArgs {
     /// MiniCluster JVMs the jobs run in, one after the other, each with the
     /// profile's warm-up jobs and repetitions (JIT state differs between
     /// JVMs); with --vs-flink, the rounds. Default 3, or 1 with --cluster.
@@ -103,137 +102,130 @@ impl FlinkArgs {
     }
 }
 
-pub(crate) fn flink(command: FlinkCommand) -> ExitCode {
+pub fn flink(command: FlinkCommand) -> Result<(), CliError> {
     match command {
         FlinkCommand::Spec(args) => spec(&args),
         FlinkCommand::Run(args) => run(args),
     }
 }
 
-fn spec(args: &ProfileArgs) -> ExitCode {
-    let (profile, origin) = match builtin::load(args.profile.as_deref(), &args.set) {
-        Ok(p) => p,
-        Err(e) => return usage_error(e),
-    };
-    match JobSpec::from_profile(&profile) {
-        Ok(spec) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&spec).expect("a spec serializes")
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => usage_error(format!("{origin}: Flink cannot run this profile: {e}")),
-    }
+fn spec(args: &ProfileArgs) -> Result<(), CliError> {
+    let (profile, origin) = builtin::load(args.profile.as_deref(), &args.set)?;
+    let spec = JobSpec::from_profile(&profile)
+        .map_err(|e| CliError::Usage(format!("{origin}: Flink cannot run this profile: {e}")))?;
+    print(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(&spec).expect("a spec serializes")
+    ))
 }
 
-/// A profile and its Flink options, or the exit code of bad input.
-fn load(
-    run: &RunArgs,
-    flink: &FlinkArgs,
-) -> Result<(Profile, String, Vec<String>, FlinkOptions), ExitCode> {
-    let set = overrides(&run.profile, &run.measure.fields());
-    let (profile, origin) =
-        builtin::load(run.profile.profile.as_deref(), &set).map_err(usage_error)?;
-    let options = flink.options().map_err(usage_error)?;
-    Ok((profile, origin, set, options))
+/// A profile and its Flink options.
+fn load_with(run: &RunArgs, flink: &FlinkArgs) -> Result<(Loaded, FlinkOptions), CliError> {
+    let loaded = load(&run.profile, &run.measure)?;
+    let options = flink.options().map_err(CliError::Usage)?;
+    Ok((loaded, options))
 }
 
 /// Prints a status line above the progress bar (unless --quiet).
 fn status_printer(bar: &ProgressBar, quiet: bool) -> impl FnMut(&str) + '_ {
     move |message: &str| {
         if !quiet {
-            bar.suspend(|| eprintln!("{message}"));
+            bar.suspend(|| super::term::note(message));
         }
     }
 }
 
-fn run(args: FlinkRunArgs) -> ExitCode {
-    let (profile, origin, set, options) = match load(&args.run, &args.flink) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
-    let bar = progress_bar(args.run.output.quiet);
-    bar.set_prefix(format!("{} on Flink", profile.name));
-    bar.set_length(
-        u64::from(profile.measure.warmup + profile.measure.repetitions) * u64::from(options.forks),
+fn run(args: FlinkRunArgs) -> Result<(), CliError> {
+    let (loaded, options) = load_with(&args.run, &args.flink)?;
+    let output = &args.run.output;
+    let target = Target::check(output.output.as_deref())?;
+    let to_stdout = matches!(target, Some(Target::Stdout));
+    let saver = Saver::new(target, output.format);
+    let profile = &loaded.profile;
+    let bar = progress_bar(
+        output.quiet,
+        format!("{} on Flink", profile.name),
+        profile.jobs() * u64::from(options.forks),
     );
-    let mut saver = Saver::new(&args.run.output);
     let outcome = run_flink(
-        &profile,
-        &set,
+        profile,
+        &loaded.overrides,
         options,
-        &mut status_printer(&bar, args.run.output.quiet),
+        &mut status_printer(&bar, output.quiet),
         &mut |p| {
-            show_progress(&bar, &profile, &p);
+            show_progress(&bar, profile, &p);
             if let Progress::Measured(result) = p {
-                saver.save(result);
+                saver.measured(result);
             }
         },
     );
     bar.finish_and_clear();
-    match outcome {
-        Ok(result) => finish_run(&result, &args.run.output, saver),
+    let result = match outcome {
+        Ok(result) => result,
         Err(e) => {
-            eprintln!("error: {origin}: {e}");
-            ExitCode::from(e.exit_code())
+            saver.failed(&e.to_string());
+            return CliError::all(vec![
+                Err(CliError::flink(&loaded.origin, e)),
+                saver.finish(),
+            ]);
         }
-    }
+    };
+    saver.measured(&result);
+    CliError::all(vec![
+        print_or_note(&report::table(&result), to_stdout),
+        saver.finish(),
+        ended(&result, "the job"),
+    ])
 }
 
-pub(crate) fn run_vs_flink(args: RunCommand) -> ExitCode {
-    let (profile, origin, set, options) = match load(&args.run, &args.flink) {
-        Ok(loaded) => loaded,
-        Err(code) => return code,
-    };
+pub fn run_vs_flink(args: RunCommand) -> Result<(), CliError> {
+    let (loaded, options) = load_with(&args.run, &args.flink)?;
     let output = &args.run.output;
-    let bar = progress_bar(output.quiet);
-    bar.set_prefix(format!("{} vs Flink", profile.name));
-    bar.set_length(
-        2 * u64::from(profile.measure.warmup + profile.measure.repetitions)
-            * u64::from(options.forks),
+    let target = Target::check(output.output.as_deref())?;
+    let to_stdout = matches!(target, Some(Target::Stdout));
+    let flink_target = match args.flink_output.as_deref() {
+        Some(p) if p == std::path::Path::new("-") => {
+            return Err(CliError::Usage(
+                "--flink-output -: give a file (stdout carries taskbench's result)".into(),
+            ))
+        }
+        other => Target::check(other)?,
+    };
+    let saver = Saver::new(target, output.format);
+    let flink_saver = Saver::new(flink_target, Format::Json);
+    let profile = &loaded.profile;
+    let bar = progress_bar(
+        output.quiet,
+        format!("{} vs Flink", profile.name),
+        2 * profile.jobs() * u64::from(options.forks),
     );
-    let saver = Saver::new(output);
-    let mut flink_saver = Saver::new(&super::OutputArgs {
-        output: args.flink_output.clone(),
-        format: report::Format::Json,
-        quiet: true,
-    });
     let outcome = run_side_by_side(
-        &profile,
-        &set,
+        profile,
+        &loaded.overrides,
         options,
         &mut status_printer(&bar, output.quiet),
         &mut |side, p| {
-            show_progress(&bar, &profile, &p);
+            show_progress(&bar, profile, &p);
             if let (Side::Flink, Progress::Measured(result)) = (side, &p) {
-                flink_saver.save(result);
+                flink_saver.measured(result);
             }
         },
     );
     bar.finish_and_clear();
-    let (ours, flink) = match outcome {
-        Ok(results) => results,
-        Err(e) => {
-            eprintln!("error: {origin}: {e}");
-            return ExitCode::from(e.exit_code());
-        }
-    };
-    let code = finish_run(&ours, output, saver);
-    flink_saver.save(&flink);
-    let text = format!("\n{}{}", report::table(&flink), ratio_table(&ours, &flink));
-    if to_stdout(output) {
-        eprint!("{text}");
-    } else {
-        print!("{text}");
-    }
-    if let Some(e) = flink_saver.error() {
-        eprintln!("error: {e}");
-        return ExitCode::from(1);
-    }
-    if let Some(failure) = &flink.failure {
-        eprintln!("error: the Flink job failed: {failure}");
-        return ExitCode::from(1);
-    }
-    code
+    let (ours, flink) = outcome.map_err(|e| CliError::flink(&loaded.origin, e))?;
+    saver.measured(&ours);
+    flink_saver.measured(&flink);
+    let text = format!(
+        "{}\n{}{}",
+        report::table(&ours),
+        report::table(&flink),
+        ratio_table(&ours, &flink)
+    );
+    CliError::all(vec![
+        print_or_note(&text, to_stdout),
+        saver.finish(),
+        flink_saver.finish(),
+        ended(&ours, "the job"),
+        ended(&flink, "the Flink job"),
+    ])
 }

@@ -1,4 +1,8 @@
 //! A counting global allocator: proves "no allocation on the data path".
+//!
+//! It lives with the memory code because implementing `GlobalAlloc` is
+//! unsafe, and DESIGN allows unsafe code only in `sync`, `memory` and the
+//! ring; `metrics` re-exports it.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
