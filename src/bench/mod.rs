@@ -7,13 +7,17 @@ pub mod channel;
 pub mod chart;
 pub mod compare;
 pub mod engine;
+pub mod figures;
 pub mod flink;
 pub mod profile;
+pub mod ranks;
 pub mod report;
 pub mod result;
 pub mod testbed;
 pub mod trace_file;
 pub mod units;
+pub mod validate;
+pub mod verdict;
 
 pub use engine::{
     run_profile, run_profile_with, run_profile_with_latency, run_sweep, Progress, RunError,
