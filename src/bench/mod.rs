@@ -3,6 +3,7 @@
 //! real Apache Flink ([`flink`]).
 
 pub mod builtin;
+pub mod changepoint;
 pub mod channel;
 pub mod chart;
 pub mod compare;
