@@ -10,6 +10,7 @@ pub mod compare;
 pub mod engine;
 pub mod figures;
 pub mod flink;
+pub mod history;
 pub mod profile;
 pub mod ranks;
 pub mod report;
