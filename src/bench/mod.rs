@@ -2,6 +2,7 @@
 //! two-thread channel run behind `taskbench demo`; the same profiles on
 //! real Apache Flink ([`flink`]).
 
+pub mod ab;
 pub mod builtin;
 pub mod changepoint;
 pub mod channel;
