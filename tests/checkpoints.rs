@@ -119,13 +119,22 @@ fn fail(point: FailurePoint, at: u64, attempt: u32) -> OperatorSpec {
     OperatorSpec::FailOnce { point, at, attempt }
 }
 
+/// The exactly-once modes: aligned, unaligned, and aligned turning
+/// unaligned after 100 µs.
+const EXACTLY_ONCE: [Alignment; 3] = [
+    Alignment::Aligned,
+    Alignment::Unaligned,
+    Alignment::AlignedWithTimeout { timeout_us: 100 },
+];
+
 #[test]
 fn a_failure_while_processing_restores_exactly_once() {
     const PER_SOURCE: u64 = 20_000;
-    for p in 1..=4u32 {
+    for (p, mode) in (1..=4u32).flat_map(|p| EXACTLY_ONCE.map(|m| (p, m))) {
         let failure = fail(FailurePoint::Processing, PER_SOURCE / 2, 0);
         let graph = job(p, PER_SOURCE, Partitioner::Forward, Some(failure));
-        let result = run_job(&graph, &options(Alignment::Aligned, 1)).unwrap();
+        let result = run_job(&graph, &options(mode, 1)).unwrap();
+        let p = format!("{p} {mode:?}");
         assert!(result.is_finished(), "p={p}: {:?}", result.failure);
         assert_eq!(result.restarts, 1, "p={p}");
         assert!(
@@ -140,16 +149,20 @@ fn a_failure_while_processing_restores_exactly_once() {
             .count();
         assert!(completed >= 1, "p={p}: no checkpoint completed");
         assert!(result.restored_from[0].is_some(), "p={p}");
+        let n: u32 = p.split(' ').next().unwrap().parse().unwrap();
         assert_eq!(
             verify(&result),
             VerifyCounts {
-                distinct: u64::from(p) * PER_SOURCE,
+                distinct: u64::from(n) * PER_SOURCE,
                 ..VerifyCounts::default()
             },
             "p={p}"
         );
-        assert_eq!(result.sink_totals(), expected(p, PER_SOURCE), "p={p}");
+        assert_eq!(result.sink_totals(), expected(n, PER_SOURCE), "p={p}");
         assert!(result.pools_full, "p={p}");
+        if mode == Alignment::Unaligned {
+            assert!(result.checkpoints.iter().any(|c| c.unaligned), "p={p}");
+        }
     }
 }
 
@@ -324,8 +337,9 @@ fn seeded_failure_schedules_are_exactly_once() {
             // Every record readable at once: alignments then hold data back.
             graph.buffer_timeout = BufferTimeout::EveryRecord;
         }
-        let result = run_job(&graph, &options(Alignment::Aligned, 3)).unwrap();
-        let what = format!("seed {seed}: p={p} {first_edge:?} {point:?} at {at}");
+        let mode = EXACTLY_ONCE[r.next(3) as usize];
+        let result = run_job(&graph, &options(mode, 3)).unwrap();
+        let what = format!("seed {seed}: p={p} {first_edge:?} {mode:?} {point:?} at {at}");
         assert!(result.is_finished(), "{what}: {:?}", result.failure);
         let v = verify(&result);
         assert_eq!((v.lost, v.duplicated), (0, 0), "{what}: {v:?}");

@@ -186,7 +186,7 @@ fn run_flushing(
                         counts[channel] += records as u64;
                         waiter = wait.waiter();
                     }
-                    Poll::Event { .. } => {}
+                    Poll::Event { .. } | Poll::Priority => {}
                     Poll::Empty => {
                         let parker = gate.parker().clone();
                         waiter.wait(&parker, || gate.has_input(), None);

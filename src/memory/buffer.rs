@@ -369,6 +369,27 @@ impl BufferConsumer {
         (Some(buffer), finished)
     }
 
+    /// The bytes published and not sliced yet, left unsliced (an unaligned
+    /// checkpoint copies in-flight bytes without consuming them).
+    pub fn unread(&self) -> &[u8] {
+        let end = self.load() & !FINISHED;
+        // SAFETY: `read <= end <= capacity`: the bytes lie in the segment, were published before the Acquire load above, and are not written again while this consumer is held (as for `build`'s slices).
+        unsafe {
+            std::slice::from_raw_parts(
+                self.ptr.as_ptr().add(self.read as usize),
+                (end - self.read) as usize,
+            )
+        }
+    }
+
+    /// Every byte published in the segment, from its start (a segment
+    /// queued behind the one being read).
+    pub fn whole_published(&self) -> &[u8] {
+        let end = self.load() & !FINISHED;
+        // SAFETY: as in `unread`, from the segment's start.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), end as usize) }
+    }
+
     /// Whether the writer finished the segment and every byte was sliced:
     /// the segment can go back to its pool.
     #[inline]

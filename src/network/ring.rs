@@ -328,6 +328,19 @@ impl<T> Consumer<T> {
         Some(slot.with(|slot| unsafe { (*slot).assume_init_ref() }))
     }
 
+    /// The `n`-th oldest item (0 is [`peek`](Self::peek)'s), left in the
+    /// ring: an unaligned checkpoint reads what is queued without taking it.
+    pub fn peek_at(&self, n: usize) -> Option<&T> {
+        // Acquire: pairs with `Producer::publish`.
+        let tail = self.shared.tail.load(Ordering::Acquire);
+        if self.closed || tail.wrapping_sub(self.head) <= n {
+            return None;
+        }
+        let slot = self.shared.slot(self.head.wrapping_add(n));
+        // SAFETY: `head + n < tail` as published by the producer, so the slot holds an initialised item the producer does not touch until `head` passes it; only shared access is handed out, and the consumer's `&mut` methods cannot run while it lives.
+        Some(slot.with(|slot| unsafe { (*slot).assume_init_ref() }))
+    }
+
     /// Pops up to `max` items into `sink`, freeing their slots with a single
     /// store; returns how many were popped.
     #[inline]

@@ -252,6 +252,20 @@ impl RecordDeserializer {
         self.current.take()
     }
 
+    /// Appends the bytes of the record only partly received, as they came
+    /// (header first), to `out`: an unaligned checkpoint keeps them as the
+    /// start of the channel's in-flight state.
+    pub fn partial_bytes(&self, out: &mut Vec<u8>) {
+        match self.spanning {
+            Spanning::None => {}
+            Spanning::Header { have } => out.extend_from_slice(&self.header[..have]),
+            Spanning::Payload { len } => {
+                out.extend_from_slice(&(len as u32).to_le_bytes());
+                out.extend_from_slice(&self.spill);
+            }
+        }
+    }
+
     /// Whether a record is only partly received.
     pub fn has_partial_record(&self) -> bool {
         self.spanning != Spanning::None

@@ -91,6 +91,44 @@ impl CheckpointBarrierHandler {
         self.current.as_ref().map(|a| a.barrier.id)
     }
 
+    /// When the current alignment started.
+    pub fn pending_since(&self) -> Option<Instant> {
+        self.current.as_ref().map(|a| a.started)
+    }
+
+    /// Whether global channel `k` delivered the current barrier.
+    pub fn arrived(&self, k: usize) -> bool {
+        self.arrived[k]
+    }
+
+    /// Ends the current alignment so it continues unaligned (its timeout
+    /// expired): the barrier and the metrics so far. Later barriers of it
+    /// are stale.
+    pub fn take_over(
+        &mut self,
+        bytes_in: u64,
+    ) -> Option<(CheckpointBarrier, TaskCheckpointMetrics)> {
+        let current = self.current.take()?;
+        self.arrived.iter_mut().for_each(|a| *a = false);
+        Some((
+            current.barrier,
+            TaskCheckpointMetrics {
+                checkpoint_id: current.barrier.id,
+                start_delay_ns: current.start_delay_ns,
+                alignment_ns: current.started.elapsed().as_nanos() as u64,
+                processed_in_flight_bytes: bytes_in - current.bytes_at_start,
+                unaligned: true,
+                ..TaskCheckpointMetrics::default()
+            },
+        ))
+    }
+
+    /// Checkpoint `id` is taken unaligned from an announcement: barriers of
+    /// it that arrive in-band later are stale.
+    pub fn skip(&mut self, id: u64) {
+        self.latest = self.latest.max(id);
+    }
+
     /// Barrier `barrier` arrived on `gate`'s `channel`; `now_ns` is the job
     /// clock (start delay), `bytes_in` the task's bytes read so far.
     pub fn on_barrier(

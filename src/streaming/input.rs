@@ -1,11 +1,14 @@
 //! Flink's `StreamOneInputProcessor` / `StreamMultipleInputProcessor`: reads
 //! a task's input gates into its operator chain, one buffer per call.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::barrier_handler::{BarrierAction, CheckpointBarrierHandler};
+use super::unaligned::{Announcement, UnalignedCheckpoint};
 use super::{ChainError, OperatorChain};
-use crate::checkpoint::{CheckpointBarrier, TaskCheckpointMetrics};
+use crate::checkpoint::{
+    Alignment, ChannelState, CheckpointBarrier, CheckpointOptions, TaskCheckpointMetrics,
+};
 use crate::network::gate::GateError;
 use crate::network::serde::RecordConsumer;
 use crate::network::Event;
@@ -20,6 +23,12 @@ pub enum InputError {
     /// The operator chain failed.
     #[error(transparent)]
     Chain(#[from] ChainError),
+    /// Restored in-flight bytes end inside a record.
+    #[error("restored channel state is cut inside a record at byte {at}")]
+    ChannelState {
+        /// Where the cut record starts.
+        at: usize,
+    },
 }
 
 /// What one call found.
@@ -36,6 +45,10 @@ pub enum InputStatus {
     Checkpoint(CheckpointBarrier, TaskCheckpointMetrics),
     /// A cancel marker of checkpoint `.0` arrived: forward it.
     CheckpointCanceled(u64),
+    /// Unaligned checkpoint `.0` has every channel's in-flight state:
+    /// [`take_channel_state`](InputProcessor::take_channel_state) and
+    /// acknowledge.
+    ChannelStateComplete(u64),
 }
 
 /// Reads one or more gates (one-input, two-input, N-input tasks) into a
@@ -49,6 +62,15 @@ pub struct InputProcessor {
     next: usize,
     epoch: Instant,
     barriers: Option<CheckpointBarrierHandler>,
+    /// How this job's barriers align.
+    mode: Alignment,
+    /// First global channel index of each gate.
+    offsets: Vec<usize>,
+    /// Per global channel: its latest announcement.
+    announced: Vec<Announcement>,
+    /// Announcements taken from a gate, to handle (capacity: its channels).
+    fresh: Vec<(usize, Announcement)>,
+    unaligned: Option<UnalignedCheckpoint>,
 }
 
 impl InputProcessor {
@@ -62,14 +84,149 @@ impl InputProcessor {
             next: 0,
             epoch,
             barriers: None,
+            mode: Alignment::Aligned,
+            offsets: Vec::new(),
+            announced: Vec::new(),
+            fresh: Vec::new(),
+            unaligned: None,
         }
     }
 
-    /// Aligns checkpoint barriers over every channel from now on.
-    pub fn enable_checkpoints(&mut self) {
+    /// Takes part in checkpoints whose barriers align as `mode`, from now
+    /// on.
+    pub fn enable_checkpoints(&mut self, mode: Alignment) {
         self.barriers = Some(CheckpointBarrierHandler::new(
             self.gates.iter().map(|g| g.num_channels()),
         ));
+        self.mode = mode;
+        let mut total = 0;
+        for gate in &self.gates {
+            self.offsets.push(total);
+            total += gate.num_channels();
+        }
+        self.announced = vec![(0, 0, 0); total];
+        let widest = self.gates.iter().map(|g| g.num_channels()).max();
+        self.fresh = Vec::with_capacity(widest.unwrap_or(0));
+    }
+
+    /// The in-flight state of unaligned checkpoint `id`, once complete.
+    pub fn take_channel_state(
+        &mut self,
+        id: u64,
+    ) -> Option<(Vec<ChannelState>, TaskCheckpointMetrics)> {
+        match &self.unaligned {
+            Some(u) if u.id == id && u.is_complete() => {
+                self.unaligned.take().map(UnalignedCheckpoint::into_parts)
+            }
+            _ => None,
+        }
+    }
+
+    /// When an alignment turns unaligned, if one is under way with a
+    /// timeout.
+    pub fn alignment_deadline(&self) -> Option<Instant> {
+        let Alignment::AlignedWithTimeout { timeout_us } = self.mode else {
+            return None;
+        };
+        let since = self.barriers.as_ref()?.pending_since()?;
+        Some(since + Duration::from_micros(u64::from(timeout_us)))
+    }
+
+    /// Turns an alignment whose timeout expired unaligned.
+    pub fn check_alignment_timeout(&mut self) -> Option<InputStatus> {
+        if Instant::now() < self.alignment_deadline()? {
+            return None;
+        }
+        let bytes_in = self.bytes_in();
+        let handler = self.barriers.as_mut()?;
+        let arrived: Vec<bool> = (0..self.announced.len())
+            .map(|k| handler.arrived(k))
+            .collect();
+        let (barrier, metrics) = handler.take_over(bytes_in)?;
+        self.resume();
+        Some(self.start_unaligned(barrier, metrics, |k| arrived[k]))
+    }
+
+    fn start_unaligned(
+        &mut self,
+        barrier: CheckpointBarrier,
+        metrics: TaskCheckpointMetrics,
+        arrived: impl Fn(usize) -> bool,
+    ) -> InputStatus {
+        if let Some(old) = self.unaligned.take() {
+            old.abandon(&mut self.gates, &self.offsets);
+        }
+        let u = UnalignedCheckpoint::start(
+            barrier.id,
+            metrics,
+            &mut self.gates,
+            &self.offsets,
+            &self.announced,
+            arrived,
+        );
+        self.unaligned = Some(u);
+        InputStatus::Checkpoint(barrier, metrics)
+    }
+
+    /// Takes gate `gate`'s announcements: the first of a checkpoint starts
+    /// it (unaligned), later ones end their channel's capture.
+    #[cold]
+    fn take_announcements(&mut self, gate: usize) -> Option<InputStatus> {
+        let mut fresh = std::mem::take(&mut self.fresh);
+        let offset = self.offsets[gate];
+        let announced = &self.announced;
+        self.gates[gate].announcements(|c, a| {
+            if a.0 > announced[offset + c].0 {
+                fresh.push((c, a));
+            }
+        });
+        let mut status = None;
+        for &(c, a) in &fresh {
+            let k = offset + c;
+            self.announced[k] = a;
+            let (id, timestamp, position) = a;
+            let starts = self.mode == Alignment::Unaligned
+                && self.unaligned.as_ref().is_none_or(|u| u.id < id);
+            if starts {
+                if let Some(h) = &mut self.barriers {
+                    h.skip(id);
+                }
+                let now_ns = self.epoch.elapsed().as_nanos() as u64;
+                let barrier = CheckpointBarrier {
+                    id,
+                    timestamp,
+                    options: CheckpointOptions {
+                        alignment: self.mode,
+                        ..CheckpointOptions::default()
+                    },
+                };
+                let metrics = TaskCheckpointMetrics {
+                    checkpoint_id: id,
+                    start_delay_ns: now_ns.saturating_sub(timestamp),
+                    unaligned: true,
+                    ..TaskCheckpointMetrics::default()
+                };
+                status = Some(self.start_unaligned(barrier, metrics, |_| false));
+            } else if let Some(u) = self.unaligned.as_mut().filter(|u| u.id == id) {
+                u.finish_channel(&mut self.gates[gate], gate, c, k, position);
+                if u.is_complete() && status.is_none() {
+                    status = Some(InputStatus::ChannelStateComplete(id));
+                }
+            }
+        }
+        fresh.clear();
+        self.fresh = fresh;
+        status
+    }
+
+    /// A channel ended: an unaligned capture waiting for it ends too.
+    fn end_capture(&mut self, gate: usize, channel: usize) -> Option<InputStatus> {
+        let u = self.unaligned.as_mut()?;
+        let k = self.offsets[gate] + channel;
+        let position = self.gates[gate].position(channel);
+        u.finish_channel(&mut self.gates[gate], gate, channel, k, position);
+        u.is_complete()
+            .then_some(InputStatus::ChannelStateComplete(u.id))
     }
 
     /// Ends a checkpoint's alignment after its snapshot: every channel is
@@ -78,11 +235,17 @@ impl InputProcessor {
         self.gates.iter_mut().for_each(|g| g.unblock_all());
     }
 
-    /// The coordinator aborted checkpoint `id`: an alignment of it ends.
+    /// The coordinator aborted checkpoint `id`: an alignment of it ends,
+    /// and so does an unaligned capture of it.
     pub fn abort_checkpoint(&mut self, id: u64) {
         if let Some(h) = &mut self.barriers {
             if let BarrierAction::Abort(_) = h.on_abort(id) {
                 self.resume();
+            }
+        }
+        if self.unaligned.as_ref().is_some_and(|u| u.id <= id) {
+            if let Some(u) = self.unaligned.take() {
+                u.abandon(&mut self.gates, &self.offsets);
             }
         }
     }
@@ -96,6 +259,22 @@ impl InputProcessor {
     fn on_event(&mut self, gate: usize, channel: usize, event: Event) -> InputStatus {
         if self.barriers.is_none() {
             return InputStatus::MoreAvailable;
+        }
+        if let Event::EndOfPartition = event {
+            if let Some(status) = self.end_capture(gate, channel) {
+                // The snapshot is whole; alignment bookkeeping follows on
+                // the next event.
+                if let Some(h) = &mut self.barriers {
+                    let _ = h.on_channel_ended(gate, channel, self.gates[gate].bytes_in());
+                }
+                return status;
+            }
+        }
+        if self.unaligned.is_some() {
+            // An in-band barrier follows its announcement: take it first.
+            if let Some(status) = self.take_announcements(gate) {
+                return status;
+            }
         }
         let bytes_in = self.bytes_in();
         let handler = self.barriers.as_mut().expect("checked");
@@ -137,6 +316,11 @@ impl InputProcessor {
             chain.set_clock(self.epoch.elapsed().as_nanos() as u64);
         }
         let n = self.gates.len();
+        if self.barriers.is_some() {
+            if let Some(status) = self.poll_checkpoints() {
+                return Ok(status);
+            }
+        }
         for _ in 0..n {
             let index = self.next;
             self.next = if index + 1 == n { 0 } else { index + 1 };
@@ -162,9 +346,45 @@ impl InputProcessor {
                     }
                 }
                 Poll::Empty => {}
+                Poll::Priority => {
+                    let status = self.take_announcements(index);
+                    return Ok(status.unwrap_or(InputStatus::MoreAvailable));
+                }
             }
         }
         Ok(InputStatus::NothingAvailable)
+    }
+
+    /// Announcements waiting on any gate, and an alignment timeout.
+    #[inline]
+    fn poll_checkpoints(&mut self) -> Option<InputStatus> {
+        for g in 0..self.gates.len() {
+            if self.gates[g].has_priority() {
+                if let Some(status) = self.take_announcements(g) {
+                    return Some(status);
+                }
+            }
+        }
+        self.check_alignment_timeout()
+    }
+
+    /// Replays a restored channel's in-flight bytes (whole serialized
+    /// records) into `chain`, before any new input (Flink's recovered
+    /// channel state).
+    pub fn replay(chain: &mut OperatorChain, bytes: &[u8]) -> Result<(), InputError> {
+        let mut at = 0;
+        while at < bytes.len() {
+            let header = bytes
+                .get(at..at + 4)
+                .ok_or(InputError::ChannelState { at })?;
+            let len = u32::from_le_bytes(header.try_into().expect("4 bytes")) as usize;
+            let record = bytes
+                .get(at + 4..at + 4 + len)
+                .ok_or(InputError::ChannelState { at })?;
+            chain.process(record)?;
+            at += 4 + len;
+        }
+        Ok(())
     }
 
     /// Whether some unfinished gate has input (the park re-check).
@@ -324,7 +544,7 @@ mod tests {
     #[test]
     fn aligned_barriers_hold_back_what_follows_them_until_all_arrived() {
         let (mut a, mut b, mut input, env) = two_inputs();
-        input.enable_checkpoints();
+        input.enable_checkpoints(Alignment::Aligned);
         let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
         for v in [1u64, 2] {
             a.emit(v, &v.to_le_bytes()).unwrap();
@@ -359,7 +579,7 @@ mod tests {
     #[test]
     fn at_least_once_barriers_hold_nothing_back() {
         let (mut a, mut b, mut input, _env) = two_inputs();
-        input.enable_checkpoints();
+        input.enable_checkpoints(Alignment::Aligned);
         let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
         a.broadcast_event(barrier(1, Alignment::AtLeastOnce))
             .unwrap();
@@ -379,9 +599,60 @@ mod tests {
     }
 
     #[test]
+    fn an_unaligned_barrier_overtakes_what_is_queued() {
+        let (mut a, mut b, mut input, env) = two_inputs();
+        input.enable_checkpoints(Alignment::Unaligned);
+        let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+        // a: 1 read before the barrier, 2 and 3 queued before it, 4 after.
+        a.emit(1, &1u64.to_le_bytes()).unwrap();
+        a.flush_all();
+        while chain.sink_result().unwrap().records < 1 {
+            input.process(&mut chain).unwrap();
+        }
+        for v in [2u64, 3] {
+            a.emit(v, &v.to_le_bytes()).unwrap();
+        }
+        a.partition_mut().announce_barrier(1, 0);
+        a.emit(4, &4u64.to_le_bytes()).unwrap();
+        a.flush_all();
+        // The announcement is seen before anything queued is processed.
+        let status = input.process(&mut chain).unwrap();
+        let InputStatus::Checkpoint(barrier, metrics) = status else {
+            panic!("{status:?}");
+        };
+        assert_eq!((barrier.id, chain.sink_result().unwrap().checksum), (1, 1));
+        assert!(metrics.unaligned);
+        // b has not announced: what it delivers until it does is captured.
+        assert!(input.take_channel_state(1).is_none());
+        b.emit(10, &10u64.to_le_bytes()).unwrap();
+        b.flush_all();
+        let mut complete = false;
+        for _ in 0..20 {
+            if let InputStatus::ChannelStateComplete(1) = input.process(&mut chain).unwrap() {
+                complete = true;
+            }
+            if chain.sink_result().unwrap().checksum == 20 && !complete {
+                b.partition_mut().announce_barrier(1, 0);
+            }
+        }
+        assert!(complete);
+        assert_eq!(chain.sink_result().unwrap().checksum, 1 + 2 + 3 + 4 + 10);
+        let (state, _) = input.take_channel_state(1).unwrap();
+        // Channel state: a's 2 and 3 (queued before its barrier), b's 10.
+        let mut replayed =
+            OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+        for s in &state {
+            InputProcessor::replay(&mut replayed, &s.bytes).unwrap();
+        }
+        assert_eq!(replayed.sink_result().unwrap().checksum, 2 + 3 + 10);
+        drop((a, b, input));
+        assert!(env.segments().is_full());
+    }
+
+    #[test]
     fn an_aborted_alignment_unblocks() {
         let (mut a, _b, mut input, _env) = two_inputs();
-        input.enable_checkpoints();
+        input.enable_checkpoints(Alignment::Aligned);
         let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
         a.broadcast_event(barrier(1, Alignment::Aligned)).unwrap();
         a.emit(5, &5u64.to_le_bytes()).unwrap();

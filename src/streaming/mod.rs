@@ -7,6 +7,7 @@ mod operator;
 pub mod record;
 mod source;
 mod stream_task;
+mod unaligned;
 
 pub use barrier_handler::{BarrierAction, CheckpointBarrierHandler};
 pub use chain::{ChainEnd, ChainError, OperatorChain, SinkKind, SinkResult, VerifyCounts};

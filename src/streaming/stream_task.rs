@@ -14,8 +14,8 @@ use super::{
 };
 use super::{ChainError, RestoreError};
 use crate::checkpoint::{
-    CancelCheckpointMarker, CheckpointBarrier, StateReader, StateWriter, TaskCheckpointMetrics,
-    TaskSnapshot, TaskStateManager,
+    Alignment, CancelCheckpointMarker, ChannelState, CheckpointBarrier, StateReader, StateWriter,
+    TaskCheckpointMetrics, TaskSnapshot, TaskStateManager,
 };
 use crate::mailbox::{ActionStatus, LoopExit, Mail, MailboxDefaultAction, MailboxProcessor};
 use crate::metrics::AllocationCount;
@@ -92,6 +92,9 @@ pub enum StreamTaskError {
     Restore(#[from] RestoreError),
 }
 
+// One per task, matched every turn: boxing the input processor would add a
+// pointer chase to every turn to save a few hundred bytes once.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Head {
     Source {
@@ -152,6 +155,8 @@ pub struct StreamTask {
     loop_started: Option<Instant>,
     finished: Option<Instant>,
     state: Option<TaskStateManager>,
+    /// A snapshot taken, waiting for its in-flight state (unaligned).
+    pending_ack: Option<(TaskSnapshot, TaskCheckpointMetrics)>,
     epoch: Instant,
     checkpoints: u64,
     snapshot_allocations: u64,
@@ -219,6 +224,7 @@ impl StreamTask {
             loop_started: None,
             finished: None,
             state: None,
+            pending_ack: None,
             epoch,
             checkpoints: 0,
             snapshot_allocations: 0,
@@ -235,7 +241,7 @@ impl StreamTask {
     /// on trigger mails, an input task aligns the barriers it reads.
     pub fn enable_checkpoints(&mut self, state: TaskStateManager) {
         if let Head::Input(input) = &mut self.head {
-            input.enable_checkpoints();
+            input.enable_checkpoints(state.options.alignment);
         }
         self.state = Some(state);
     }
@@ -253,6 +259,10 @@ impl StreamTask {
         }
         self.chain.restore(&mut r)?;
         r.finish("the task's state").map_err(RestoreError::from)?;
+        // Recovered in-flight data goes through the chain before new input.
+        for state in &snapshot.channel_state {
+            InputProcessor::replay(&mut self.chain, &state.bytes)?;
+        }
         Ok(())
     }
 
@@ -271,8 +281,20 @@ impl StreamTask {
         };
         let started = Instant::now();
         let allocations = AllocationCount::thread_now();
+        let (announce, in_band) = match barrier.options.alignment {
+            Alignment::Unaligned => (true, false),
+            Alignment::AlignedWithTimeout { .. } => (true, true),
+            Alignment::Aligned | Alignment::AtLeastOnce => (false, true),
+        };
         for writer in self.chain.writers() {
-            writer.broadcast_event(Event::CheckpointBarrier(barrier))?;
+            if announce {
+                writer
+                    .partition_mut()
+                    .announce_barrier(barrier.id, barrier.timestamp);
+            }
+            if in_band {
+                writer.broadcast_event(Event::CheckpointBarrier(barrier))?;
+            }
         }
         let mut w = StateWriter::default();
         if let Head::Source { function, .. } = &self.head {
@@ -280,19 +302,81 @@ impl StreamTask {
         }
         self.chain.snapshot(&mut w).map_err(ChainError::from)?;
         metrics.sync_ns = started.elapsed().as_nanos() as u64;
-        let task = state.task;
-        state.acknowledge(
-            TaskSnapshot {
-                checkpoint_id: barrier.id,
-                task,
-                operator_state: w.0,
-                channel_state: Vec::new(),
-            },
-            metrics,
-        );
+        let snapshot = TaskSnapshot {
+            checkpoint_id: barrier.id,
+            task: state.task,
+            operator_state: w.0,
+            channel_state: Vec::new(),
+        };
         self.checkpoints += 1;
+        self.pending_ack = Some((snapshot, metrics));
+        if !metrics.unaligned || matches!(self.head, Head::Source { .. }) {
+            self.acknowledge(None);
+        } else {
+            self.try_acknowledge(barrier.id);
+        }
         self.snapshot_allocations += AllocationCount::thread_now().since(allocations).allocations;
         Ok(())
+    }
+
+    /// Acknowledges an unaligned checkpoint once its in-flight state is in.
+    #[cold]
+    fn try_acknowledge(&mut self, id: u64) {
+        let Head::Input(input) = &mut self.head else {
+            return;
+        };
+        if self
+            .pending_ack
+            .as_ref()
+            .is_some_and(|(s, _)| s.checkpoint_id == id)
+        {
+            if let Some(channel_state) = input.take_channel_state(id) {
+                self.acknowledge(Some(channel_state));
+            }
+        }
+    }
+
+    fn acknowledge(&mut self, channel_state: Option<(Vec<ChannelState>, TaskCheckpointMetrics)>) {
+        let (Some(state), Some((mut snapshot, mut metrics))) =
+            (&self.state, self.pending_ack.take())
+        else {
+            return;
+        };
+        if let Some((channels, captured)) = channel_state {
+            snapshot.channel_state = channels;
+            metrics.persisted_in_flight_bytes = captured.persisted_in_flight_bytes;
+        }
+        state.acknowledge(snapshot, metrics);
+    }
+
+    /// What an input status asks of the task.
+    fn on_input_status(&mut self, status: InputStatus) -> Result<ActionStatus, StreamTaskError> {
+        Ok(match status {
+            InputStatus::MoreAvailable => ActionStatus::MoreAvailable,
+            InputStatus::NothingAvailable => ActionStatus::NothingAvailable,
+            InputStatus::EndOfInput => ActionStatus::Finished,
+            InputStatus::Checkpoint(barrier, metrics) => {
+                self.checkpoint(barrier, metrics)?;
+                if let Head::Input(input) = &mut self.head {
+                    input.resume();
+                }
+                ActionStatus::MoreAvailable
+            }
+            InputStatus::ChannelStateComplete(id) => {
+                let allocations = AllocationCount::thread_now();
+                self.try_acknowledge(id);
+                self.snapshot_allocations +=
+                    AllocationCount::thread_now().since(allocations).allocations;
+                ActionStatus::MoreAvailable
+            }
+            InputStatus::CheckpointCanceled(id) => {
+                let marker = Event::CancelCheckpointMarker(CancelCheckpointMarker { id });
+                for writer in self.chain.writers() {
+                    writer.broadcast_event(marker)?;
+                }
+                ActionStatus::MoreAvailable
+            }
+        })
     }
 
     /// A trigger mail at a source (Flink's `triggerCheckpointAsync`).
@@ -310,6 +394,7 @@ impl StreamTask {
         let metrics = TaskCheckpointMetrics {
             checkpoint_id: id,
             start_delay_ns: now_ns.saturating_sub(timestamp),
+            unaligned: state.options.alignment == Alignment::Unaligned,
             ..TaskCheckpointMetrics::default()
         };
         self.checkpoint(barrier, metrics)
@@ -427,20 +512,7 @@ impl MailboxDefaultAction for StreamTask {
                 InputStatus::MoreAvailable => ActionStatus::MoreAvailable,
                 InputStatus::NothingAvailable => ActionStatus::NothingAvailable,
                 InputStatus::EndOfInput => ActionStatus::Finished,
-                InputStatus::Checkpoint(barrier, metrics) => {
-                    self.checkpoint(barrier, metrics)?;
-                    if let Head::Input(input) = &mut self.head {
-                        input.resume();
-                    }
-                    ActionStatus::MoreAvailable
-                }
-                InputStatus::CheckpointCanceled(id) => {
-                    let marker = Event::CancelCheckpointMarker(CancelCheckpointMarker { id });
-                    for writer in self.chain.writers() {
-                        writer.broadcast_event(marker)?;
-                    }
-                    ActionStatus::MoreAvailable
-                }
+                other => self.on_input_status(other)?,
             },
         };
         if status == ActionStatus::MoreAvailable {
@@ -487,7 +559,7 @@ impl MailboxDefaultAction for StreamTask {
     fn next_deadline(&self) -> Option<Instant> {
         let paced = match &self.head {
             Head::Source { wait_until, .. } => *wait_until,
-            Head::Input(_) => None,
+            Head::Input(input) => input.alignment_deadline(),
         };
         let flush = self.next_flush.filter(|_| self.has_unflushed_data());
         match (paced, flush) {
@@ -498,6 +570,11 @@ impl MailboxDefaultAction for StreamTask {
 
     fn on_deadline(&mut self) -> Result<(), StreamTaskError> {
         self.flush_if_due();
+        if let Head::Input(input) = &mut self.head {
+            if let Some(status) = input.check_alignment_timeout() {
+                self.on_input_status(status)?;
+            }
+        }
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 //! producers fill and the consumer drains, plus the consumer's parker.
 
 use crate::metrics::trace;
-use crate::sync::atomic::{fence, AtomicBool, Ordering};
+use crate::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use crate::sync::{Arc, CachePadded, IndexQueue, Parker};
 
 /// The gate-side signal producers use to say "channel `i` has data"
@@ -28,6 +28,11 @@ pub struct ChannelAvailability {
     queue: IndexQueue,
     queued: Box<[CachePadded<AtomicBool>]>,
     consumer: Arc<Parker>,
+    /// Per channel: the latest checkpoint its producer announced (0: none)
+    /// and the stream position (bytes written) the barrier cuts at.
+    announced: Box<[(AtomicU64, AtomicU64, AtomicU64)]>,
+    /// Some channel announced a barrier the consumer has not looked at.
+    priority: CachePadded<AtomicBool>,
 }
 
 impl ChannelAvailability {
@@ -40,6 +45,59 @@ impl ChannelAvailability {
                 .map(|_| CachePadded::new(AtomicBool::new(false)))
                 .collect(),
             consumer,
+            announced: (0..channels)
+                .map(|_| (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)))
+                .collect(),
+            priority: CachePadded::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Producer side: checkpoint `id`'s barrier cuts channel `channel` after
+    /// `position` bytes (Flink's priority event, which overtakes queued
+    /// buffers: here the consumer learns of it at once, and what it has not
+    /// read up to `position` is the checkpoint's in-flight data). Call after
+    /// publishing every byte up to `position`.
+    pub fn announce(&self, channel: u32, id: u64, timestamp: u64, position: u64) {
+        let (slot_id, slot_position, slot_timestamp) = &self.announced[channel as usize];
+        slot_position.store(position, Ordering::Relaxed);
+        slot_timestamp.store(timestamp, Ordering::Relaxed);
+        // Release: pairs with the Acquire load in `announcement`: the
+        // position is visible with the id.
+        slot_id.store(id, Ordering::Release);
+        // Release: pairs with the Acquire swap in `take_priority`. Bytes
+        // published after this store carry it along: a consumer that
+        // acquired them sees the flag (see `has_priority`).
+        self.priority.store(true, Ordering::Release);
+        self.notify(channel);
+    }
+
+    /// Consumer side: whether an announcement waits (one relaxed load; read
+    /// after acquiring a producer's published bytes, it is true if the
+    /// producer announced before publishing them).
+    #[inline]
+    pub fn has_priority(&self) -> bool {
+        self.priority.load(Ordering::Relaxed)
+    }
+
+    /// Consumer side: clears the flag before looking at the channels'
+    /// announcements.
+    pub fn take_priority(&self) -> bool {
+        // Acquire: pairs with the Release store in `announce`.
+        self.priority.swap(false, Ordering::Acquire)
+    }
+
+    /// Consumer side: channel `channel`'s latest announcement: `(id,
+    /// trigger timestamp, position)`.
+    pub fn announcement(&self, channel: usize) -> Option<(u64, u64, u64)> {
+        let (id, position, timestamp) = &self.announced[channel];
+        // Acquire: pairs with the Release store in `announce`.
+        match id.load(Ordering::Acquire) {
+            0 => None,
+            id => Some((
+                id,
+                timestamp.load(Ordering::Relaxed),
+                position.load(Ordering::Relaxed),
+            )),
         }
     }
 

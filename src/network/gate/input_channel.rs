@@ -1,5 +1,6 @@
 //! The consuming end of one channel.
 
+use super::ChannelAvailability;
 use crate::memory::{BufferConsumer, BufferPool};
 use crate::metrics::trace;
 use crate::network::event::{ChannelItem, Event};
@@ -74,7 +75,15 @@ pub(super) enum Read {
     Event(Event),
     /// Nothing published since the last read.
     Nothing,
+    /// A checkpoint barrier was announced: the slice just built waits
+    /// until the announcement is handled (nothing after the barrier is
+    /// processed before the snapshot).
+    Priority,
 }
+
+/// A slice built but not processed yet: the bytes, whether its segment was
+/// finished, and where in the segment it starts.
+type Stashed = (crate::memory::Buffer, bool, usize);
 
 /// Flink's `LocalInputChannel`: reads the segments its producer's
 /// subpartition queues, slice by slice as the producer publishes (the head
@@ -89,6 +98,11 @@ pub struct InputChannel {
     pub(super) deserializer: RecordDeserializer,
     pub(super) finished: bool,
     pub(super) metrics: ChannelMetrics,
+    /// A slice held back by an announcement (see [`Read::Priority`]).
+    stashed: Option<Stashed>,
+    /// While an unaligned checkpoint waits for this channel's barrier:
+    /// every byte read, as the channel's in-flight state.
+    capture: Option<Vec<u8>>,
 }
 
 impl InputChannel {
@@ -103,6 +117,63 @@ impl InputChannel {
             deserializer: RecordDeserializer::new(max_record_size),
             finished: false,
             metrics: ChannelMetrics::default(),
+            stashed: None,
+            capture: None,
+        }
+    }
+
+    /// Bytes read so far: the channel's position in its stream (a barrier
+    /// announced at position `p` cuts it there).
+    pub(super) fn position(&self) -> u64 {
+        self.metrics.bytes_in
+    }
+
+    /// Starts keeping every byte read (an unaligned checkpoint waiting for
+    /// this channel's barrier), beginning with the partial record the
+    /// deserializer holds.
+    pub(super) fn start_capture(&mut self) {
+        let mut bytes = Vec::new();
+        self.deserializer.partial_bytes(&mut bytes);
+        self.capture = Some(bytes);
+    }
+
+    /// Ends a capture: the bytes kept, then those queued up to stream
+    /// position `barrier` (read without consuming them). `None` if no
+    /// capture ran.
+    pub(super) fn finish_capture(&mut self, barrier: u64) -> Option<Vec<u8>> {
+        let mut bytes = self.capture.take()?;
+        self.copy_in_flight(barrier, &mut bytes);
+        Some(bytes)
+    }
+
+    /// Appends what is queued between the channel's position and stream
+    /// position `barrier` to `out`, leaving it queued: the held-back slice
+    /// first, then the head segment's unread bytes, then later segments.
+    pub(super) fn copy_in_flight(&self, barrier: u64, out: &mut Vec<u8>) {
+        fn take(bytes: &[u8], left: &mut usize, out: &mut Vec<u8>) {
+            let n = bytes.len().min(*left);
+            out.extend_from_slice(&bytes[..n]);
+            *left -= n;
+        }
+        let mut left = barrier.saturating_sub(self.position()) as usize;
+        if let Some((buffer, _, _)) = &self.stashed {
+            take(buffer.as_slice(), &mut left, out);
+        }
+        let mut n = 0;
+        while left > 0 {
+            match self.ring.peek_at(n) {
+                Some(ChannelItem::Data(consumer)) => {
+                    let bytes = if n == 0 {
+                        consumer.unread()
+                    } else {
+                        consumer.whole_published()
+                    };
+                    take(bytes, &mut left, out);
+                }
+                Some(ChannelItem::Event(_)) => {}
+                None => break,
+            }
+            n += 1;
         }
     }
 
@@ -121,6 +192,9 @@ impl InputChannel {
     /// forgets the channel; loads the producer's published state).
     #[inline]
     pub(super) fn has_news(&self) -> bool {
+        if self.stashed.is_some() {
+            return true;
+        }
         match self.ring.peek() {
             None => false,
             Some(ChannelItem::Event(_)) => true,
@@ -143,25 +217,51 @@ impl InputChannel {
         &mut self,
         records: &mut impl RecordConsumer,
         values: &mut [u64; VALUE_RUN],
+        priority: &ChannelAvailability,
     ) -> Result<Read, SerdeError> {
         loop {
-            let consumer = match self.ring.peek_mut() {
-                None => return Ok(Read::Nothing),
-                Some(ChannelItem::Event(event)) => {
-                    let event = *event;
-                    let _ = self.ring.pop();
-                    return self.on_event(event).map(|()| Read::Event(event));
+            let (buffer, finished, from) = match self.stashed.take() {
+                Some(stashed) => {
+                    let (buffer, finished, from) = stashed;
+                    (Some(buffer), finished, from)
                 }
-                Some(ChannelItem::Data(consumer)) => consumer,
+                None => {
+                    let consumer = match self.ring.peek_mut() {
+                        None => return Ok(Read::Nothing),
+                        Some(ChannelItem::Event(event)) => {
+                            let event = *event;
+                            let _ = self.ring.pop();
+                            return self.on_event(event).map(|()| Read::Event(event));
+                        }
+                        Some(ChannelItem::Data(consumer)) => consumer,
+                    };
+                    let from = consumer.read_position();
+                    let (buffer, finished) = consumer.build();
+                    // After the Acquire load of the slice's bytes: a barrier
+                    // announced before they were published is seen here.
+                    if let Some(buffer) = buffer {
+                        if priority.has_priority() {
+                            self.stashed = Some((buffer, finished, from));
+                            return Ok(Read::Priority);
+                        }
+                        (Some(buffer), finished, from)
+                    } else {
+                        (None, finished, from)
+                    }
+                }
             };
-            let from = consumer.read_position();
-            let (buffer, finished) = consumer.build();
             let read = match buffer {
                 Some(buffer) => {
                     self.metrics.buffers_in += 1;
                     self.metrics.bytes_in += buffer.len() as u64;
-                    let to = from + buffer.len();
-                    trace::consume(consumer.segment(), consumer.generation(), from, to);
+                    if let Some(capture) = &mut self.capture {
+                        capture.extend_from_slice(buffer.as_slice());
+                    }
+                    if trace::enabled() {
+                        if let Some(ChannelItem::Data(c)) = self.ring.peek() {
+                            trace::consume(c.segment(), c.generation(), from, from + buffer.len());
+                        }
+                    }
                     self.deserializer.set_next_buffer(buffer);
                     let result = self.deserializer.read_records_into(records, values);
                     self.deserializer.take_buffer();

@@ -28,6 +28,9 @@ pub enum Poll {
     Empty,
     /// Every channel delivered `EndOfPartition`.
     Finished,
+    /// A checkpoint barrier was announced on some channel (see
+    /// [`InputGate::announcements`]); nothing was read.
+    Priority,
 }
 
 /// Why reading a gate failed.
@@ -116,6 +119,56 @@ impl InputGate {
             // Its flag stayed set while it was deferred.
             self.availability.requeue(index);
         }
+    }
+
+    /// Clears the gate's announcement flag and calls `f(channel, (id,
+    /// timestamp, position))` for every channel's latest announcement
+    /// (Flink's priority events, polled first).
+    pub fn announcements(&self, mut f: impl FnMut(usize, (u64, u64, u64))) {
+        if !self.availability.take_priority() {
+            return;
+        }
+        for channel in 0..self.channels.len() {
+            if let Some(announcement) = self.availability.announcement(channel) {
+                f(channel, announcement);
+            }
+        }
+    }
+
+    /// Whether a barrier was announced and not looked at (one relaxed load).
+    #[inline]
+    pub fn has_priority(&self) -> bool {
+        self.availability.has_priority()
+    }
+
+    /// Channel `channel`'s stream position (bytes read).
+    pub fn position(&self, channel: usize) -> u64 {
+        self.channels[channel].position()
+    }
+
+    /// Starts capturing channel `channel`'s in-flight bytes.
+    pub fn start_capture(&mut self, channel: usize) {
+        self.channels[channel].start_capture();
+    }
+
+    /// Ends channel `channel`'s capture at stream position `barrier`.
+    pub fn finish_capture(&mut self, channel: usize, barrier: u64) -> Option<Vec<u8>> {
+        self.channels[channel].finish_capture(barrier)
+    }
+
+    /// What is queued on channel `channel` up to stream position `barrier`,
+    /// after the deserializer's partial record.
+    pub fn in_flight(&self, channel: usize, barrier: u64) -> Vec<u8> {
+        let c = &self.channels[channel];
+        let mut bytes = Vec::new();
+        c.deserializer.partial_bytes(&mut bytes);
+        c.copy_in_flight(barrier, &mut bytes);
+        bytes
+    }
+
+    /// Whether channel `channel` delivered `EndOfPartition`.
+    pub fn is_channel_finished(&self, channel: usize) -> bool {
+        self.channels[channel].is_finished()
     }
 
     /// Bytes read so far over all channels.
@@ -209,7 +262,7 @@ impl InputGate {
                 continue;
             }
             let channel = &mut self.channels[index as usize];
-            let read = channel.read(consumer, &mut self.values);
+            let read = channel.read(consumer, &mut self.values, &self.availability);
             if channel.has_news() {
                 self.availability.requeue(index);
             } else if channel.reads_open_segment() && self.watched.len() < WATCHED {
@@ -226,6 +279,7 @@ impl InputGate {
                 source,
             })? {
                 Read::Nothing => continue,
+                Read::Priority => return Ok(Poll::Priority),
                 Read::Records(records) => {
                     return Ok(Poll::Records {
                         channel: channel_index,

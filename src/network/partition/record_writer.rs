@@ -301,7 +301,7 @@ mod tests {
                 .unwrap();
             match poll {
                 Poll::Records { channel, .. } => channels[channel].extend_from_slice(&seen),
-                Poll::Event { .. } => {}
+                Poll::Event { .. } | Poll::Priority => {}
                 Poll::Empty | Poll::Finished => return channels,
             }
         }

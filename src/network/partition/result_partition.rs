@@ -150,6 +150,9 @@ pub struct ResultPartition {
     /// blocks, so a blocked writer never holds back bytes it wrote.
     flush_before_wait: bool,
     metrics: PartitionMetrics,
+    /// Per subpartition: bytes in segments finished so far (with the open
+    /// builders' lengths, the stream position a barrier cuts at).
+    finished_bytes: Vec<u64>,
 }
 
 impl ResultPartition {
@@ -166,6 +169,7 @@ impl ResultPartition {
             !subpartitions.is_empty(),
             "a partition has at least one subpartition"
         );
+        let n = subpartitions.len();
         Self {
             builders: subpartitions.iter().map(|_| None).collect(),
             subpartitions,
@@ -176,7 +180,30 @@ impl ResultPartition {
             wait,
             flush_before_wait: true,
             metrics: PartitionMetrics::default(),
+            finished_bytes: vec![0; n],
         }
+    }
+
+    /// Subpartition `index`'s stream position: bytes written to it so far.
+    fn position(&self, index: usize) -> u64 {
+        self.finished_bytes[index]
+            + self.builders[index].as_ref().map_or(0, |b| b.len() as u64)
+            + self.broadcast.as_ref().map_or(0, |b| b.len() as u64)
+    }
+
+    /// Announces checkpoint `id`'s barrier to every consumer at once,
+    /// ahead of the buffers they have not read (Flink's unaligned barrier,
+    /// a priority event): publishes everything written, then tells each
+    /// channel the position the barrier cuts it at. Never waits for credit.
+    pub fn announce_barrier(&mut self, id: u64, timestamp: u64) {
+        self.flush_all();
+        for index in 0..self.subpartitions.len() {
+            let position = self.position(index);
+            let sp = &self.subpartitions[index];
+            sp.availability
+                .announce(sp.channel, id, timestamp, position);
+        }
+        self.metrics.events_out += self.subpartitions.len() as u64;
     }
 
     /// Whether to publish what was written before blocking for capacity:
@@ -432,6 +459,7 @@ impl ResultPartition {
             return;
         };
         let (from, to) = (builder.published(), builder.len());
+        self.finished_bytes[index] += to as u64;
         let (segment, generation) = (builder.segment(), builder.generation());
         if builder.finish() {
             self.metrics.buffers_out += 1;
@@ -446,6 +474,8 @@ impl ResultPartition {
             return;
         };
         let bytes = builder.unpublished() as u64;
+        let len = builder.len() as u64;
+        self.finished_bytes.iter_mut().for_each(|b| *b += len);
         if builder.finish() {
             let channels = self.subpartitions.len() as u64;
             self.metrics.buffers_out += channels;
