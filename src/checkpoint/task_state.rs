@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::barrier::CheckpointOptions;
 use super::coordinator::CheckpointMessage;
 use super::snapshot::{TaskKey, TaskSnapshot};
-use crate::sync::Arc;
+use std::sync::Arc;
 
 /// What one task measured for one checkpoint (Flink's `CheckpointMetrics`).
 /// Durations in nanoseconds.

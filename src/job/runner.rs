@@ -377,7 +377,7 @@ fn run_attempt(
         };
         Some(JobManagerTaskRestore {
             restore_checkpoint_id: checkpoint.id,
-            state: Arc::new(checkpoint.tasks.get(&key)?.clone()),
+            state: std::sync::Arc::new(checkpoint.tasks.get(&key)?.clone()),
         })
     };
 

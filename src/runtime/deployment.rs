@@ -5,7 +5,7 @@ use super::ids::{AllocationId, ExecutionAttemptId, JobId};
 use crate::checkpoint::{CheckpointOptions, TaskKey, TaskSnapshot};
 use crate::network::{GateKey, PartitionKey, Partitioner};
 use crate::streaming::StreamTaskConfig;
-use crate::sync::Arc;
+use std::sync::Arc;
 
 /// Job-wide information (Flink's `JobInformation`).
 #[derive(Clone, Debug, PartialEq)]
