@@ -15,11 +15,15 @@ use std::time::Duration;
 use taskbench::checkpoint::{Alignment, CheckpointOptions, CheckpointingConfig, RestartStrategy};
 use taskbench::job::{run_job, JobEdge, JobGraph, JobOptions, JobResult, JobVertex};
 use taskbench::memory::MemoryConfig;
+use taskbench::metrics::CountingAllocator;
 use taskbench::network::{NetworkConfig, Partitioner};
 use taskbench::streaming::{
     AggregateKind, BufferTimeout, FailurePoint, MapFunction, OperatorSpec, SinkKind, SourceSpec,
     VerifyCounts,
 };
+
+#[global_allocator]
+static ALLOC: CountingAllocator<std::alloc::System> = CountingAllocator(std::alloc::System);
 
 fn vertex(name: &str, parallelism: u32) -> JobVertex {
     JobVertex {
@@ -162,6 +166,13 @@ fn a_failure_while_processing_restores_exactly_once() {
         assert!(result.pools_full, "p={p}");
         if mode == Alignment::Unaligned {
             assert!(result.checkpoints.iter().any(|c| c.unaligned), "p={p}");
+        }
+        for s in &result.subtasks {
+            assert_eq!(
+                s.loop_allocations, 0,
+                "p={p}: {} allocated outside snapshots",
+                s.name
+            );
         }
     }
 }
@@ -349,4 +360,41 @@ fn seeded_failure_schedules_are_exactly_once() {
         assert_eq!(result.sink_totals(), expected(p, PER_SOURCE), "{what}");
         assert!(result.pools_full, "{what}");
     }
+}
+
+/// The bundled unaligned checkpointing profile, shortened: checkpoints
+/// complete under back-pressure, every one unaligned, with in-flight data
+/// persisted, and the data path allocates nothing outside snapshot I/O.
+#[test]
+fn a_checkpointing_profile_reports_its_checkpoints_and_allocates_only_for_snapshots() {
+    use taskbench::bench::engine::run_profile;
+    use taskbench::bench::profile::Profile;
+    let text = include_str!("../profiles/checkpoint-single-input-unaligned.toml");
+    let overrides: Vec<String> = [
+        "records.duration=\"300ms\"",
+        "vertices.source.parallelism=2",
+        "vertices.map.parallelism=2",
+        "vertices.sink.parallelism=2",
+        "measure.repetitions=1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let profile = Profile::from_toml(text, "test", &overrides).unwrap();
+    let result = run_profile(&profile, &overrides, &mut |_| {}).unwrap();
+    let summary = result.summary.expect("a summary");
+    let c = summary.checkpoints.expect("checkpoint figures");
+    assert!(c.completed >= 1, "{c:?}");
+    assert_eq!(c.unaligned, c.completed);
+    assert!(
+        c.persisted_in_flight.max > 0.0,
+        "back-pressured: data in flight"
+    );
+    assert!(c.checkpoints_per_sec > 0.0);
+    assert_eq!(summary.allocations_during_measurement, 0);
+    assert!(result.repetitions[0].snapshot_allocations > 0);
+    assert!(summary.pools_full);
+    assert!(
+        summary.flink_ratio.is_some(),
+        "held against Flink's checkpoints/s"
+    );
 }

@@ -9,6 +9,22 @@ use super::profile::{Profile, ProfileError};
 pub const BUILTIN: &[(&str, &str)] = &[
     ("quickstart", include_str!("../../profiles/quickstart.toml")),
     (
+        "checkpoint-multi-input",
+        include_str!("../../profiles/checkpoint-multi-input.toml"),
+    ),
+    (
+        "checkpoint-single-input-aligned",
+        include_str!("../../profiles/checkpoint-single-input-aligned.toml"),
+    ),
+    (
+        "checkpoint-single-input-unaligned",
+        include_str!("../../profiles/checkpoint-single-input-unaligned.toml"),
+    ),
+    (
+        "checkpoint-single-input-unaligned-1ms",
+        include_str!("../../profiles/checkpoint-single-input-unaligned-1ms.toml"),
+    ),
+    (
         "keyed-count-zipf",
         include_str!("../../profiles/keyed-count-zipf.toml"),
     ),
@@ -23,6 +39,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "map-rebalance-map-sink",
         include_str!("../../profiles/map-rebalance-map-sink.toml"),
+    ),
+    (
+        "map-rebalance-map-sink-checkpoint-100ms",
+        include_str!("../../profiles/map-rebalance-map-sink-checkpoint-100ms.toml"),
     ),
     ("map-sink", include_str!("../../profiles/map-sink.toml")),
     (

@@ -6,6 +6,8 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 
+use super::checkpoint_figures::CheckpointFigures;
+use super::profile::FlinkFigure;
 use super::profile::{Pin, PinPolicy, Profile, ProfileError};
 use super::result::{
     Bottleneck, CoresBound, Engine, Latency, Repetition, RunResult, Stats, Status, Summary,
@@ -158,6 +160,7 @@ pub fn run_profile_with(
     let shuffle = Arc::new(ShuffleEnvironment::new(options.network).map_err(JobError::from)?);
     result.network_setup_ms = mapped.elapsed().as_secs_f64() * 1e3;
     let mut floor: Option<Histogram<u64>> = None;
+    let (mut checkpoints, mut checkpoints_skipped) = (Vec::new(), 0);
     let warmup = profile.measure.warmup;
     let repetitions = profile.measure.repetitions;
     for run in 0..warmup + repetitions {
@@ -209,10 +212,27 @@ pub fn run_profile_with(
             repetition.stall_floor_ns = Latency::of(&delays);
             merge_latency(&mut floor, Some(&delays));
         }
+        if let Some(c) = &profile.checkpoint {
+            let (kept, skipped) = CheckpointFigures::counted(&job.checkpoints, c.skip_first);
+            repetition.checkpoints = Some(CheckpointFigures::of(&kept, skipped));
+            checkpoints.extend(kept);
+            checkpoints_skipped += skipped;
+        }
         merge_latency(&mut out.latency, job_latency.as_ref());
         result.repetitions.push(repetition);
         let mut summary = summarize(profile, &result.repetitions, out.latency.as_ref());
         summary.stall_floor_ns = floor.as_ref().and_then(Latency::of);
+        if profile.checkpoint.is_some() {
+            let figures = CheckpointFigures::of(&checkpoints, checkpoints_skipped);
+            if let Some(flink) = profile
+                .flink
+                .as_ref()
+                .filter(|f| f.figure == FlinkFigure::Checkpoints)
+            {
+                summary.flink_ratio = Some(figures.checkpoints_per_sec / 1e3 / flink.ops_per_ms);
+            }
+            summary.checkpoints = Some(figures);
+        }
         result.summary = Some(summary);
         if run + 1 == warmup + repetitions {
             result.status = Status::Complete;
@@ -333,7 +353,10 @@ fn repetition(
             .map(|(cpu, span)| cpu.as_secs_f64() / span.as_secs_f64()),
         latency_ns: latency.as_ref().and_then(Latency::of),
         stall_floor_ns: None,
+        checkpoints: None,
+        restarts: job.restarts,
         allocations: job.subtasks.iter().map(|s| s.loop_allocations).sum(),
+        snapshot_allocations: job.subtasks.iter().map(|s| s.snapshot_allocations).sum(),
         pools_full: job.pools_full,
         tasks: job
             .subtasks
@@ -424,8 +447,9 @@ pub(crate) fn summarize(
         flink_ratio: profile
             .flink
             .as_ref()
-            .filter(|f| f.ops_per_ms > 0.0)
+            .filter(|f| f.ops_per_ms > 0.0 && f.figure == FlinkFigure::Records)
             .map(|f| records_per_ms.median / f.ops_per_ms),
+        checkpoints: None,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod builtin;
 pub mod changepoint;
 pub mod channel;
 pub mod chart;
+pub mod checkpoint_figures;
 pub mod compare;
 pub mod engine;
 pub mod export;

@@ -3,6 +3,9 @@
 
 use std::fmt::Write as _;
 
+use super::checkpoint_figures::CheckpointFigures;
+use super::profile::FlinkFigure;
+
 use super::result::{Engine, Latency, RunResult, Stats, Status, SweepResult};
 
 /// `1234567.8` → `"1,234,568"`.
@@ -111,14 +114,18 @@ pub fn table(result: &RunResult) -> String {
         byte_rate(s.bytes_per_sec.median)
     );
     if let (Some(flink), Some(ratio)) = (&p.flink, s.flink_ratio) {
+        let published = match flink.figure {
+            FlinkFigure::Records => format!("{} records/ms", thousands(flink.ops_per_ms)),
+            FlinkFigure::Checkpoints => format!("{:.1} checkpoints/s", flink.ops_per_ms * 1e3),
+        };
         let _ = writeln!(
             out,
-            "  vs Flink      {:.2}× {} ({} records/ms on {})",
-            ratio,
-            flink.benchmark,
-            thousands(flink.ops_per_ms),
-            flink.machine
+            "  vs Flink      {:.2}× {} ({} on {})",
+            ratio, flink.benchmark, published, flink.machine
         );
+    }
+    if let Some(c) = &s.checkpoints {
+        checkpoint_lines(&mut out, c);
     }
     if let Some(l) = &s.latency_ns {
         let _ = writeln!(out, "  latency       {}", latency_line(l));
@@ -353,6 +360,34 @@ pub fn sweep_table(sweep: &SweepResult) -> String {
         }
     }
     out
+}
+
+/// The checkpoints of a run, two lines.
+fn checkpoint_lines(out: &mut String, c: &CheckpointFigures) {
+    let ms = |v: f64| format!("{v:.3} ms");
+    let _ = writeln!(
+        out,
+        "  checkpoints   {:.1}/s: end-to-end {} (p90 {}, max {}) · {} completed, {} aborted, {} skipped",
+        c.checkpoints_per_sec,
+        ms(c.end_to_end_ms.median),
+        ms(c.end_to_end_ms.p90),
+        ms(c.end_to_end_ms.max),
+        c.completed,
+        c.aborted,
+        c.skipped
+    );
+    let _ = writeln!(
+        out,
+        "                start delay {} · alignment {} · sync {} · async {} · state {} · in-flight persisted {} · unaligned {} of {}",
+        ms(c.start_delay_ms.median),
+        ms(c.alignment_ms.median),
+        ms(c.sync_ms.median),
+        ms(c.async_ms.median),
+        bytesize::ByteSize(c.state_size.median as u64),
+        bytesize::ByteSize(c.persisted_in_flight.median as u64),
+        c.unaligned,
+        c.completed
+    );
 }
 
 #[cfg(test)]

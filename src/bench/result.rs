@@ -5,6 +5,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint_figures::CheckpointFigures;
 use super::flink::FlinkInfo;
 use super::profile::Profile;
 use super::testbed::Testbed;
@@ -166,12 +167,31 @@ pub struct Repetition {
     /// [`Summary::stall_floor_ns`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall_floor_ns: Option<Latency>,
-    /// Allocations made by task threads while their loops ran.
+    /// Allocations made by task threads while their loops ran, outside
+    /// snapshot I/O.
     pub allocations: u64,
+    /// Allocations checkpoints made (snapshots, copies of in-flight data).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub snapshot_allocations: u64,
     /// Whether every network segment was back in its pool afterwards.
     pub pools_full: bool,
     /// Every subtask.
     pub tasks: Vec<TaskMetrics>,
+    /// The job's checkpoints, when it checkpoints (an additive field:
+    /// readers of schema 1 without it see a run without checkpoints).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<CheckpointFigures>,
+    /// Restarts after failures (with a restart strategy).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restarts: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Latency percentiles in nanoseconds.
@@ -347,9 +367,13 @@ pub struct Summary {
     pub pools_full: bool,
     /// The median repetition's per-task figures.
     pub tasks: Vec<TaskMetrics>,
-    /// Median records/ms over the Flink figure the profile mirrors.
+    /// Median records/ms over the Flink figure the profile mirrors
+    /// (checkpoints/ms for a checkpointing benchmark's figure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flink_ratio: Option<f64>,
+    /// Every repetition's counted checkpoints together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<CheckpointFigures>,
 }
 
 /// The task that limits a job (Flink's rule: back-pressure points

@@ -128,8 +128,11 @@ pub struct SubtaskReport {
     pub result: Option<StreamTaskResult>,
     /// Where its time went.
     pub mailbox: MailboxMetrics,
-    /// Allocations its thread made while records flowed.
+    /// Allocations its thread made while records flowed, outside snapshot
+    /// I/O.
     pub loop_allocations: u64,
+    /// Allocations its checkpoints made (snapshots, in-flight copies).
+    pub snapshot_allocations: u64,
     /// CPU time its thread used while records flowed.
     pub loop_cpu: Option<Duration>,
     /// Its thread's timeline, when traced.
@@ -511,17 +514,23 @@ fn run_attempt(
     let subtasks = tasks
         .iter()
         .zip(outcomes)
-        .map(|(task, outcome)| SubtaskReport {
-            name: task.descriptor().task_information.task_name.clone(),
-            subtask: task.descriptor().subtask_index,
-            state: outcome.state,
-            cause: outcome.cause,
-            result: outcome.result,
-            mailbox: outcome.mailbox,
-            loop_allocations: outcome.loop_allocations,
-            loop_cpu: outcome.loop_cpu,
-            trace: outcome.trace,
-            stalls: outcome.stalls,
+        .map(|(task, outcome)| {
+            let snapshot_allocations = snapshot_allocations(&outcome);
+            SubtaskReport {
+                name: task.descriptor().task_information.task_name.clone(),
+                subtask: task.descriptor().subtask_index,
+                state: outcome.state,
+                cause: outcome.cause,
+                result: outcome.result,
+                mailbox: outcome.mailbox,
+                loop_allocations: outcome
+                    .loop_allocations
+                    .saturating_sub(snapshot_allocations),
+                snapshot_allocations,
+                loop_cpu: outcome.loop_cpu,
+                trace: outcome.trace,
+                stalls: outcome.stalls,
+            }
         })
         .collect();
     drop(tasks);
@@ -570,4 +579,12 @@ fn await_all(
     timeout: Duration,
 ) -> Result<Vec<crate::runtime::TaskOutcome>, TaskNotTerminated> {
     tasks.iter().map(|task| task.await_final(timeout)).collect()
+}
+
+/// What a task's checkpoints allocated (snapshot I/O).
+fn snapshot_allocations(outcome: &crate::runtime::TaskOutcome) -> u64 {
+    outcome
+        .result
+        .as_ref()
+        .map_or(0, |r| r.snapshot_allocations)
 }

@@ -28,6 +28,13 @@ pub enum SinkKind {
     /// As `Checksum`, and records each timestamped record's latency in an
     /// HDR histogram.
     Latency,
+    /// As `Checksum`, after waiting `wait_ns` per record, yielding the core
+    /// meanwhile (the slow sink of Flink's checkpointing benchmarks, which
+    /// builds back-pressure).
+    Slow {
+        /// Nanoseconds per record.
+        wait_ns: u32,
+    },
     /// As `Checksum`, and checks exactly-once delivery of what `sources`
     /// source subtasks emitted, `per_source` records each (values `s +
     /// i × sources`): counts lost, duplicated and out-of-order records
@@ -158,6 +165,8 @@ struct Sink {
     checksum: u64,
     latency: Option<Histogram<u64>>,
     verify: Option<Box<Verifier>>,
+    /// A slow sink's wait per record.
+    wait_ns: u32,
     /// The clock, read once per input buffer by the task (never per record).
     now_ns: u64,
 }
@@ -180,12 +189,19 @@ impl Sink {
             checksum: 0,
             latency,
             verify,
+            wait_ns: match kind {
+                SinkKind::Slow { wait_ns } => wait_ns,
+                _ => 0,
+            },
             now_ns: 0,
         }
     }
 
     #[inline(always)]
     fn accept(&mut self, input: &[u8]) {
+        if self.wait_ns != 0 {
+            slow(self.wait_ns, 1);
+        }
         self.records += 1;
         self.checksum = self.checksum.wrapping_add(record::value(input));
         if let Some(verify) = &mut self.verify {
@@ -201,6 +217,9 @@ impl Sink {
     /// `accept` for a batch of 8-byte records (which carry no timestamp).
     #[inline(always)]
     fn accept_values(&mut self, values: &[u64]) {
+        if self.wait_ns != 0 {
+            slow(self.wait_ns, values.len());
+        }
         self.records += values.len() as u64;
         self.checksum = values
             .iter()
@@ -208,6 +227,16 @@ impl Sink {
         if let Some(verify) = &mut self.verify {
             values.iter().for_each(|&v| verify.record(v));
         }
+    }
+}
+
+/// Waits `wait_ns` for each of `records` records, yielding the core.
+#[cold]
+fn slow(wait_ns: u32, records: usize) {
+    let wait = std::time::Duration::from_nanos(u64::from(wait_ns) * records as u64);
+    let start = std::time::Instant::now();
+    while start.elapsed() < wait {
+        std::thread::yield_now();
     }
 }
 

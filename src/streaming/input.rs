@@ -9,6 +9,7 @@ use super::{ChainError, OperatorChain};
 use crate::checkpoint::{
     Alignment, ChannelState, CheckpointBarrier, CheckpointOptions, TaskCheckpointMetrics,
 };
+use crate::metrics::AllocationCount;
 use crate::network::gate::GateError;
 use crate::network::serde::RecordConsumer;
 use crate::network::Event;
@@ -71,6 +72,9 @@ pub struct InputProcessor {
     /// Announcements taken from a gate, to handle (capacity: its channels).
     fresh: Vec<(usize, Announcement)>,
     unaligned: Option<UnalignedCheckpoint>,
+    /// Allocations made for checkpoints (captures, copies of in-flight
+    /// data): snapshot I/O, counted apart from the data path's.
+    snapshot_allocations: u64,
 }
 
 impl InputProcessor {
@@ -89,7 +93,22 @@ impl InputProcessor {
             announced: Vec::new(),
             fresh: Vec::new(),
             unaligned: None,
+            snapshot_allocations: 0,
         }
+    }
+
+    /// Allocations made for checkpoints so far.
+    pub fn snapshot_allocations(&self) -> u64 {
+        self.snapshot_allocations
+    }
+
+    /// Runs `f`, counting its allocations as snapshot I/O.
+    #[cold]
+    fn snapshot_io<T>(&mut self, f: impl FnOnce(&mut Self) -> T) -> T {
+        let before = AllocationCount::thread_now();
+        let out = f(self);
+        self.snapshot_allocations += AllocationCount::thread_now().since(before).allocations;
+        out
     }
 
     /// Takes part in checkpoints whose barriers align as `mode`, from now
@@ -132,8 +151,14 @@ impl InputProcessor {
         Some(since + Duration::from_micros(u64::from(timeout_us)))
     }
 
-    /// Turns an alignment whose timeout expired unaligned.
-    pub fn check_alignment_timeout(&mut self) -> Option<InputStatus> {
+    /// Turns an alignment whose timeout expired unaligned (its allocations
+    /// counted as snapshot I/O).
+    pub fn alignment_timeout(&mut self) -> Option<InputStatus> {
+        self.alignment_deadline()?;
+        self.snapshot_io(Self::check_alignment_timeout)
+    }
+
+    fn check_alignment_timeout(&mut self) -> Option<InputStatus> {
         if Instant::now() < self.alignment_deadline()? {
             return None;
         }
@@ -315,12 +340,22 @@ impl InputProcessor {
         if chain.measures_latency() {
             chain.set_clock(self.epoch.elapsed().as_nanos() as u64);
         }
-        let n = self.gates.len();
         if self.barriers.is_some() {
             if let Some(status) = self.poll_checkpoints() {
                 return Ok(status);
             }
+            if self.unaligned.is_some() {
+                // Reads capture in-flight bytes meanwhile.
+                return self.snapshot_io(|this| this.process_gates(chain));
+            }
         }
+        self.process_gates(chain)
+    }
+
+    /// [`process`](Self::process) after the checkpoint checks.
+    #[inline(always)]
+    fn process_gates(&mut self, chain: &mut OperatorChain) -> Result<InputStatus, InputError> {
+        let n = self.gates.len();
         for _ in 0..n {
             let index = self.next;
             self.next = if index + 1 == n { 0 } else { index + 1 };
@@ -337,7 +372,9 @@ impl InputProcessor {
             }
             match poll {
                 Poll::Records { .. } => return Ok(InputStatus::MoreAvailable),
-                Poll::Event { channel, event } => return Ok(self.on_event(index, channel, event)),
+                Poll::Event { channel, event } => {
+                    return Ok(self.snapshot_io(|this| this.on_event(index, channel, event)))
+                }
                 Poll::Finished => {
                     self.finished[index] = true;
                     self.remaining -= 1;
@@ -347,7 +384,7 @@ impl InputProcessor {
                 }
                 Poll::Empty => {}
                 Poll::Priority => {
-                    let status = self.take_announcements(index);
+                    let status = self.snapshot_io(|this| this.take_announcements(index));
                     return Ok(status.unwrap_or(InputStatus::MoreAvailable));
                 }
             }
@@ -355,17 +392,24 @@ impl InputProcessor {
         Ok(InputStatus::NothingAvailable)
     }
 
+    /// Whether a barrier was announced on some gate and not taken yet
+    /// (false without checkpoints).
+    #[inline]
+    pub fn has_priority(&self) -> bool {
+        self.barriers.is_some() && self.gates.iter().any(|g| g.has_priority())
+    }
+
     /// Announcements waiting on any gate, and an alignment timeout.
     #[inline]
-    fn poll_checkpoints(&mut self) -> Option<InputStatus> {
+    pub fn poll_checkpoints(&mut self) -> Option<InputStatus> {
         for g in 0..self.gates.len() {
             if self.gates[g].has_priority() {
-                if let Some(status) = self.take_announcements(g) {
+                if let Some(status) = self.snapshot_io(|this| this.take_announcements(g)) {
                     return Some(status);
                 }
             }
         }
-        self.check_alignment_timeout()
+        self.alignment_timeout()
     }
 
     /// Replays a restored channel's in-flight bytes (whole serialized

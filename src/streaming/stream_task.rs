@@ -443,7 +443,11 @@ impl StreamTask {
             loop_started: self.loop_started,
             finished: self.finished,
             checkpoints: self.checkpoints,
-            snapshot_allocations: self.snapshot_allocations,
+            snapshot_allocations: self.snapshot_allocations
+                + match &self.head {
+                    Head::Input(input) => input.snapshot_allocations(),
+                    Head::Source { .. } => 0,
+                },
         }
     }
 
@@ -487,6 +491,15 @@ impl MailboxDefaultAction for StreamTask {
         // Soft back-pressure: do not start a turn the outputs cannot take
         // (Flink's `recordWriter.isAvailable()` check before processing).
         if !self.outputs_available() {
+            // A barrier announced upstream is taken at once, back-pressure
+            // or not: that is what makes an unaligned checkpoint fast.
+            if let Head::Input(input) = &mut self.head {
+                if input.has_priority() {
+                    if let Some(status) = input.poll_checkpoints() {
+                        return self.on_input_status(status);
+                    }
+                }
+            }
             return Ok(ActionStatus::BackPressured);
         }
         let status = match &mut self.head {
@@ -553,7 +566,8 @@ impl MailboxDefaultAction for StreamTask {
     }
 
     fn is_output_available(&self) -> bool {
-        self.outputs_available()
+        // A back-pressured task also wakes for an announced barrier.
+        self.outputs_available() || matches!(&self.head, Head::Input(input) if input.has_priority())
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -571,7 +585,7 @@ impl MailboxDefaultAction for StreamTask {
     fn on_deadline(&mut self) -> Result<(), StreamTaskError> {
         self.flush_if_due();
         if let Head::Input(input) = &mut self.head {
-            if let Some(status) = input.check_alignment_timeout() {
+            if let Some(status) = input.alignment_timeout() {
                 self.on_input_status(status)?;
             }
         }

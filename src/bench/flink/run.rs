@@ -363,6 +363,9 @@ fn repetition(
         allocations: 0,
         pools_full: true,
         tasks,
+        checkpoints: None,
+        restarts: 0,
+        snapshot_allocations: 0,
     };
     (repetition, latency)
 }

@@ -196,6 +196,23 @@ impl JobSpec {
         let order = graph
             .topological_order()
             .map_err(|e| unsupported("topology", e.to_string()))?;
+        if profile.checkpoint.is_some() {
+            return Err(unsupported(
+                "checkpoint",
+                "the generic Flink job does not configure checkpointing yet",
+            ));
+        }
+        if let Some(v) = profile.vertices.iter().find(|v| {
+            v.kind == VertexKind::Sink
+                && v.function
+                    .as_deref()
+                    .is_some_and(|f| f.starts_with("slow-"))
+        }) {
+            return Err(unsupported(
+                format!("vertices.{}.function", v.name),
+                "the generic Flink job has no slow sink",
+            ));
+        }
         let r = &profile.records;
         fits_long(Some(r.key_space), "records.key_space")?;
         fits_long(r.count, "records.count")?;

@@ -89,6 +89,23 @@ impl Profile {
         match v.function.as_deref() {
             None if latency => Ok(SinkKind::Latency),
             None | Some("checksum") => Ok(SinkKind::Checksum),
+            Some(f) if f.starts_with("slow-") => {
+                let us = f
+                    .strip_prefix("slow-")
+                    .and_then(|n| n.strip_suffix("us"))
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .filter(|&us| (1..=1_000_000).contains(&us))
+                    .ok_or_else(|| {
+                        invalid(
+                            format!("vertices.{}.function", v.name),
+                            format!(
+                                "'{}': write slow-Nus with N from 1 to 1000000 (µs per record)",
+                                f.escape_debug()
+                            ),
+                        )
+                    })?;
+                Ok(SinkKind::Slow { wait_ns: us * 1000 })
+            }
             Some("latency") if self.records.size.bytes() >= 16 => Ok(SinkKind::Latency),
             Some("latency") => Err(invalid(
                 format!("vertices.{}.function", v.name),
@@ -97,7 +114,7 @@ impl Profile {
             Some(other) => Err(invalid(
                 format!("vertices.{}.function", v.name),
                 format!(
-                    "'{}' is not a sink function: use checksum or latency",
+                    "'{}' is not a sink function: use checksum, latency or slow-Nus",
                     other.escape_debug()
                 ),
             )),
@@ -328,8 +345,8 @@ impl Profile {
             cancel_timeout: r.cancel_timeout.0,
             trace_events: 0,
             stall_probe: self.measures_latency(),
-            checkpointing: None,
-            checkpoint_dir: None,
+            checkpointing: self.checkpoint.as_ref().map(|c| c.config()),
+            checkpoint_dir: self.checkpoint.as_ref().and_then(|c| c.dir.clone()),
         })
     }
 

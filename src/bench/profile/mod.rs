@@ -20,6 +20,7 @@
 //! `park_after`, and a timeout is read from a duration or "none" with a
 //! message for Flink's bare numbers. [`job`] converts each in a few lines.
 
+mod checkpoint;
 mod error;
 mod job;
 mod set;
@@ -38,6 +39,7 @@ use super::input::read_regular;
 use super::units::{Size, Span, Timeout};
 use crate::network::NetworkConfig;
 
+pub use checkpoint::{CheckpointMode, CheckpointSection, MAX_RESTARTS};
 pub use error::{shown, ProfileError};
 pub use set::{apply_override, value_text, MAX_PATH_PARTS};
 pub use validate::{MAX_RATE, MAX_RECORDS, MAX_REPETITIONS, MAX_WARMUP};
@@ -74,6 +76,9 @@ pub struct Profile {
     /// Warm-up, repetitions, latency.
     #[serde(default)]
     pub measure: Measure,
+    /// Checkpoints and restarts; unset: the job does not checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointSection>,
     /// Axes `taskbench sweep` runs over (first axis on the x axis).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sweep: Vec<Axis>,
@@ -94,6 +99,27 @@ pub struct FlinkReference {
     /// The machine that figure came from.
     #[serde(default = "flink_machine")]
     pub machine: String,
+    /// What one operation is: a record (default) or a checkpoint from
+    /// trigger to completion (the checkpointing benchmarks).
+    #[serde(default, skip_serializing_if = "FlinkFigure::is_records")]
+    pub figure: FlinkFigure,
+}
+
+/// What a flink-benchmarks operation counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlinkFigure {
+    /// Records: `ops_per_ms` is records/ms.
+    #[default]
+    Records,
+    /// Checkpoints: `ops_per_ms` is checkpoints/ms.
+    Checkpoints,
+}
+
+impl FlinkFigure {
+    fn is_records(&self) -> bool {
+        *self == FlinkFigure::Records
+    }
 }
 
 fn flink_machine() -> String {

@@ -107,6 +107,7 @@ impl Profile {
         self.check_network()?;
         self.check_runtime()?;
         self.check_measure()?;
+        self.check_checkpoint()?;
         self.check_vertices()?;
         let plan = self.plan()?;
         self.check_resources(&plan)?;
