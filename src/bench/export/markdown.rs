@@ -58,7 +58,7 @@ impl Exporter for Markdown {
 
     /// The pairs' ratios and the verdict.
     fn ab(&self, result: &AbResult) -> String {
-        let mut out = format!("| pair | A | B | B / A |\n|---:|---:|---:|---:|\n");
+        let mut out = "| pair | A | B | B / A |\n|---:|---:|---:|---:|\n".to_string();
         for (i, p) in result.pairs.iter().enumerate() {
             let _ = writeln!(
                 out,
