@@ -414,10 +414,11 @@ fn the_result_matches_its_documented_schema() {
     for f in &fields {
         assert!(documented.contains(f), "result field {f} is not documented");
     }
-    // `failure` only when failed, `flink` only in a Flink result.
+    // `failure` only when failed, `flink` only in a Flink result,
+    // `instructions` only from `run --instructions`.
     for f in documented
         .iter()
-        .filter(|f| !["failure", "tasks", "flink"].contains(&f.as_str()))
+        .filter(|f| !["failure", "tasks", "flink", "instructions"].contains(&f.as_str()))
     {
         assert!(fields.contains(f), "documented field {f} is missing");
     }
