@@ -1,7 +1,8 @@
 //! The `taskbench` command line: parse the arguments, run one command, exit
 //! with its code — 0 ok, 1 the run failed (a task failed or did not end, a
-//! result could not be written) or `compare` found a regression, 2 bad
-//! usage or input (found before the first job runs), 130 or 143 when
+//! result could not be written), 2 bad usage or input (found before the
+//! first job runs), 3 a regression (`compare`, `ab`, `history check`),
+//! 130 or 143 when
 //! SIGINT or SIGTERM stopped a run (its result is written, marked
 //! `interrupted`). A closed stdout ends the program quietly.
 
@@ -24,7 +25,9 @@ fn main() -> ExitCode {
     let done = match cli.command {
         Command::Run(args) => cli::run::run(args),
         Command::Sweep(args) => cli::sweep::sweep(args),
-        Command::Compare(args) => cli::inspect::compare(&args),
+        Command::Compare(args) => cli::compare::compare(&args),
+        Command::Ab(args) => cli::ab::ab(args),
+        Command::History(args) => cli::history::history(args),
         Command::List => cli::inspect::list(),
         Command::Validate(args) => cli::inspect::validate(&args),
         Command::Schema => cli::inspect::schema(),

@@ -84,6 +84,12 @@ pub struct Settings {
     pub direction: Direction,
     /// Minimum effect and confidence.
     pub verdict: verdict::Settings,
+    /// For a deterministic figure (instruction counts): how far two runs
+    /// of one side may differ; the verdict is then
+    /// [`verdict::judge_exact`]'s over both sides' runs, and one pair can
+    /// decide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact_tolerance: Option<f64>,
 }
 
 impl Default for Settings {
@@ -93,6 +99,7 @@ impl Default for Settings {
             budget: Budget::default(),
             direction: Direction::BiggerIsBetter,
             verdict: verdict::Settings::default(),
+            exact_tolerance: None,
         }
     }
 }
@@ -121,6 +128,15 @@ pub struct Pair {
     pub ratio: f64,
 }
 
+/// What one side runs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SideInfo {
+    /// Which side.
+    pub side: Side,
+    /// The command line of one run.
+    pub command: Vec<String>,
+}
+
 /// Why the session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -138,8 +154,14 @@ pub enum Stop {
 pub struct AbResult {
     /// `"ab"`.
     pub kind: String,
+    /// The profile run (filled in by the caller).
+    #[serde(default)]
+    pub profile: String,
     /// The figure compared.
     pub figure: String,
+    /// What each side ran (filled in by the caller: binaries, settings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sides: Vec<SideInfo>,
     /// How the session was driven.
     pub settings: Settings,
     /// Every run of both sides, in order.
@@ -261,7 +283,13 @@ pub fn run_with_clock<R: Runner>(
             .iter()
             .map(|p| (runs[p.a].figure, runs[p.b].figure))
             .collect();
-        let j = verdict::judge_paired(&sides, settings.direction, settings.verdict)?;
+        let j = match settings.exact_tolerance {
+            Some(tolerance) => {
+                let (a, b): (Vec<f64>, Vec<f64>) = sides.into_iter().unzip();
+                verdict::judge_exact(&a, &b, settings.direction, settings.verdict, tolerance)?
+            }
+            None => verdict::judge_paired(&sides, settings.direction, settings.verdict)?,
+        };
         let decided = j.verdict != Verdict::Inconclusive;
         judgement = Some(j);
         if decided {
@@ -270,7 +298,9 @@ pub fn run_with_clock<R: Runner>(
     };
     Ok(AbResult {
         kind: "ab".into(),
+        profile: String::new(),
         figure: figure.into(),
+        sides: Vec::new(),
         settings,
         runs,
         pairs,
@@ -470,6 +500,35 @@ mod tests {
             }
             other => panic!("{other}"),
         }
+    }
+
+    #[test]
+    fn a_deterministic_figure_is_decided_by_one_pair() {
+        struct Counts(f64);
+        impl Runner for Counts {
+            type Error = String;
+            fn run(&mut self, side: Side) -> Result<f64, String> {
+                Ok(if side == Side::B { 20.0 * self.0 } else { 20.0 })
+            }
+        }
+        let settings = Settings {
+            exact_tolerance: Some(verdict::EXACT_TOLERANCE),
+            verdict: verdict::Settings {
+                min_effect: verdict::DEFAULT_EXACT_MIN_EFFECT,
+                ..verdict::Settings::default()
+            },
+            direction: Direction::SmallerIsBetter,
+            ..untimed()
+        };
+        let run =
+            |factor| run_with_clock(&mut Counts(factor), "ipr", settings, &mut ticking()).unwrap();
+        let worse = run(1.01);
+        assert_eq!(
+            (worse.verdict(), worse.pairs.len()),
+            (Verdict::Regression, 1)
+        );
+        let same = run(1.0);
+        assert_eq!((same.verdict(), same.pairs.len()), (Verdict::Unchanged, 1));
     }
 
     #[test]

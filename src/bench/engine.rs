@@ -351,6 +351,7 @@ fn repetition(
             .zip(job.loops_span())
             .filter(|(_, span)| !span.is_zero())
             .map(|(cpu, span)| cpu.as_secs_f64() / span.as_secs_f64()),
+        core_ns_per_record: core_ns_per_record(job, records),
         latency_ns: latency.as_ref().and_then(Latency::of),
         stall_floor_ns: None,
         checkpoints: None,
@@ -364,6 +365,22 @@ fn repetition(
             .map(|s| task_metrics(s, data_start))
             .collect(),
     }
+}
+
+/// Every task's busy CPU time over the records that reached the sinks.
+/// A task's busy CPU time is the smaller of two upper bounds: its thread's
+/// CPU time (which also counts spinning while idle) and its busy wall time
+/// (which also counts time descheduled mid-turn).
+fn core_ns_per_record(job: &JobResult, records: u64) -> Option<f64> {
+    let busy: Option<f64> = job
+        .subtasks
+        .iter()
+        .map(|s| {
+            s.loop_cpu
+                .map(|cpu| (cpu.as_nanos() as f64).min(s.mailbox.busy_ns as f64))
+        })
+        .sum();
+    busy.filter(|_| records > 0).map(|ns| ns / records as f64)
 }
 
 fn task_metrics(s: &crate::job::SubtaskReport, data_start: Option<Instant>) -> TaskMetrics {
@@ -411,7 +428,7 @@ fn task_metrics(s: &crate::job::SubtaskReport, data_start: Option<Instant>) -> T
 }
 
 /// The summary of `reps`; `latency` holds every measured record's latency.
-pub(crate) fn summarize(
+pub fn summarize(
     profile: &Profile,
     reps: &[Repetition],
     latency: Option<&Histogram<u64>>,
@@ -437,6 +454,11 @@ pub(crate) fn summarize(
             .map(|r| r.cores_busy)
             .collect::<Option<Vec<_>>>()
             .map(|cores| Stats::of(&cores)),
+        core_ns_per_record: reps
+            .iter()
+            .map(|r| r.core_ns_per_record)
+            .collect::<Option<Vec<_>>>()
+            .map(|ns| Stats::of(&ns)),
         latency_ns: latency.and_then(Latency::of),
         stall_floor_ns: None,
         bottleneck: bottleneck(profile, &median.tasks),

@@ -13,19 +13,34 @@ pub struct Figure {
     pub direction: Direction,
     /// One value per measured repetition, in order.
     pub values: Vec<f64>,
+    /// Whether the figure is deterministic (instruction counts): judged
+    /// by [`super::verdict::judge_exact`], not by rank intervals.
+    pub exact: bool,
 }
 
 /// The figures of `result` that every repetition measured: throughput in
-/// records and bytes per second, and the sink's p99 latency when measured.
+/// records and bytes per second, core time per record, and the sink's p99
+/// latency when measured. A `run --instructions` result has one figure,
+/// instructions per record: its times were measured under valgrind.
 pub fn of_run(result: &RunResult) -> Vec<Figure> {
     let reps = &result.repetitions;
     let mut out = Vec::new();
+    if let Some(i) = &result.instructions {
+        out.push(Figure {
+            name: "instructions_per_record",
+            direction: Direction::SmallerIsBetter,
+            values: i.per_record.clone(),
+            exact: true,
+        });
+        return out;
+    }
     let mut push = |name: &'static str, values: Option<Vec<f64>>| {
         if let Some(values) = values.filter(|v| !v.is_empty()) {
             out.push(Figure {
                 name,
                 direction: Direction::of_figure(name),
                 values,
+                exact: false,
             });
         }
     };
@@ -36,6 +51,10 @@ pub fn of_run(result: &RunResult) -> Vec<Figure> {
     push(
         "bytes_per_sec",
         Some(reps.iter().map(|r| r.bytes_per_sec).collect()),
+    );
+    push(
+        "core_ns_per_record",
+        reps.iter().map(|r| r.core_ns_per_record).collect(),
     );
     push(
         "latency_p99_ns",

@@ -176,6 +176,34 @@ pub fn table(result: &RunResult) -> String {
             s.overhead_ms.median
         );
     }
+    if let Some(core) = &s.core_ns_per_record {
+        let wall = Stats::of(
+            &result
+                .repetitions
+                .iter()
+                .map(|r| 1e9 / r.records_per_sec.max(f64::MIN_POSITIVE))
+                .collect::<Vec<_>>(),
+        );
+        let _ = writeln!(
+            out,
+            "  per record    wall {:.2} ns ± {:.1} %   core {:.2} ns ± {:.1} % (the tasks' busy CPU time)",
+            wall.median, wall.rsd_pct, core.median, core.rsd_pct
+        );
+    }
+    if let Some(i) = &result.instructions {
+        let per = Stats::of(&i.per_record);
+        let _ = writeln!(
+            out,
+            "  instructions  {:.2} per record ({} callgrind run(s), ± {:.3} %; data path only)",
+            per.median,
+            i.runs.len(),
+            per.rsd_pct
+        );
+        let _ = writeln!(
+            out,
+            "                (the times above were measured under valgrind: not figures)"
+        );
+    }
     if let Some(cores) = &s.cores_busy {
         let _ = writeln!(
             out,

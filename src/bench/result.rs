@@ -91,6 +91,27 @@ pub struct RunResult {
     /// every job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flink: Option<FlinkInfo>,
+    /// For `run --instructions`: instructions per record counted under
+    /// callgrind (the repetitions' times were then measured under
+    /// valgrind and are not figures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<Instructions>,
+}
+
+/// Instructions counted by callgrind on the data path only.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Instructions {
+    /// `callgrind`.
+    pub tool: String,
+    /// The functions whose instructions count (callgrind's
+    /// `--toggle-collect` patterns; a nested one switches counting off).
+    pub counted: Vec<String>,
+    /// One callgrind run each: instructions counted.
+    pub runs: Vec<u64>,
+    /// Records that reached the sinks in each run.
+    pub records: Vec<u64>,
+    /// Instructions per record of each run.
+    pub per_record: Vec<f64>,
 }
 
 impl RunResult {
@@ -116,6 +137,7 @@ impl RunResult {
             repetitions: Vec::new(),
             summary: None,
             flink: None,
+            instructions: None,
         }
     }
 }
@@ -160,6 +182,13 @@ pub struct Repetition {
     /// thread CPU clock).
     #[serde(default)]
     pub cores_busy: Option<f64>,
+    /// Core time per record in nanoseconds: every task's busy CPU time
+    /// (the smaller of its thread's CPU time and its busy wall time, so
+    /// neither a spinning wait nor a descheduled turn counts) over the
+    /// records that reached the sinks. Steadier than wall time on a shared
+    /// machine (`null` without a thread CPU clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_ns_per_record: Option<f64>,
     /// Sink latency, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ns: Option<Latency>,
@@ -345,6 +374,9 @@ pub struct Summary {
     /// Cores kept busy (see [`Repetition::cores_busy`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cores_busy: Option<Stats>,
+    /// Core time per record (see [`Repetition::core_ns_per_record`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub core_ns_per_record: Option<Stats>,
     /// Latency over all repetitions' records together.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ns: Option<Latency>,

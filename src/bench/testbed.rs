@@ -1,8 +1,6 @@
 //! The testbed a result was measured on: CPU, cores, VM or not, kernel,
 //! build and revision, so two results can be told apart.
 
-use std::process::Command;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +25,8 @@ pub struct Testbed {
     pub hostname: String,
     /// `release` or `debug`.
     pub build_profile: String,
-    /// Git revision of the source tree (`-dirty` when it had changes), if known.
+    /// Git revision of the build, taken when it was built (`-dirty` when
+    /// tracked files had changes), if known.
     pub git_revision: Option<String>,
     /// When the measurement started (RFC 3339, UTC).
     pub date: String,
@@ -87,28 +86,12 @@ fn hypervisor() -> bool {
     })
 }
 
-/// The revision of the tree this binary was built from, when the tree is
-/// still there.
+/// The revision of the tree this binary was built from, taken by
+/// `build.rs` at build time (`None` when it was built without git).
 fn git_revision() -> Option<String> {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let revision = git(&["rev-parse", "--short=12", "HEAD"]).filter(|r| !r.is_empty())?;
-    let dirty =
-        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-    Some(if dirty {
-        format!("{revision}-dirty")
-    } else {
-        revision
-    })
+    Some(env!("TASKBENCH_GIT_REVISION"))
+        .filter(|r| *r != "unknown")
+        .map(str::to_string)
 }
 
 #[cfg(test)]

@@ -113,6 +113,9 @@ pub fn repetitions(reps: &[Repetition]) -> Result<(), FigureError> {
         if let Some(cores) = r.cores_busy {
             non_negative(at("cores_busy"), cores)?;
         }
+        if let Some(ns) = r.core_ns_per_record {
+            non_negative(at("core_ns_per_record"), ns)?;
+        }
         if r.seconds > 0.0 {
             let per_sec = r.records as f64 / r.seconds;
             rate(

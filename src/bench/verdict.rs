@@ -256,6 +256,46 @@ pub fn judge_paired(
     ))
 }
 
+/// How far apart two runs of one binary may put a deterministic figure
+/// (instruction counts under callgrind): ±0.1 %.
+pub const EXACT_TOLERANCE: f64 = 0.001;
+
+/// The minimum effect for deterministic figures: 0.5 %, five times
+/// [`EXACT_TOLERANCE`], so a 1 % change in the work per record is decided.
+pub const DEFAULT_EXACT_MIN_EFFECT: f64 = 0.005;
+
+/// Judges a deterministic figure (instruction counts): no sampling
+/// distribution to speak of, so the interval is every ratio the values
+/// allow, `min(candidate) / max(baseline)` to `max(candidate) /
+/// min(baseline)`, widened by `tolerance` either way. One value a side
+/// decides; an inconclusive verdict means the change sits within the
+/// tolerance of the threshold, where more runs do not help.
+pub fn judge_exact(
+    baseline: &[f64],
+    candidate: &[f64],
+    direction: Direction,
+    settings: Settings,
+    tolerance: f64,
+) -> Result<Judgement, FigureError> {
+    validate::positive("baseline", baseline)?;
+    validate::positive("candidate", candidate)?;
+    let ln = |v: &[f64], f: fn(f64, f64) -> f64| v.iter().copied().fold(v[0], f).ln();
+    let median = |v: &[f64]| super::result::Stats::of(v).median.ln();
+    let slack = tolerance.ln_1p();
+    let shift = Shift {
+        estimate: median(candidate) - median(baseline),
+        interval: Some((
+            ln(candidate, f64::min) - ln(baseline, f64::max) - slack,
+            ln(candidate, f64::max) - ln(baseline, f64::min) + slack,
+        )),
+        confidence: 1.0,
+    };
+    let (n, m) = (baseline.len(), candidate.len());
+    let mut j = decide(shift, direction, settings, false, (n, m), 1.0, 0);
+    j.more = None;
+    Ok(j)
+}
+
 fn decide(
     shift: Shift,
     direction: Direction,
@@ -479,6 +519,29 @@ mod tests {
         assert_eq!(Direction::of_figure("records_per_ms"), UP);
         assert_eq!(Direction::of_figure("latency_p99_ns"), DOWN);
         assert_eq!(Direction::of_figure("instructions_per_record"), DOWN);
+    }
+
+    #[test]
+    fn exact_figures_decide_from_one_value_a_side() {
+        let s = Settings {
+            min_effect: DEFAULT_EXACT_MIN_EFFECT,
+            ..Settings::default()
+        };
+        let j = |b: &[f64], c: &[f64]| judge_exact(b, c, DOWN, s, EXACT_TOLERANCE).unwrap();
+        // 1 % more instructions: [1.01 / 1.001, 1.01 · 1.001] is past 1.005.
+        let worse = j(&[20.0], &[20.2]);
+        assert_eq!(worse.verdict, Verdict::Regression);
+        let (lo, hi) = worse.interval.unwrap();
+        assert!((lo - 1.01 / 1.001).abs() < 1e-12 && (hi - 1.01 * 1.001).abs() < 1e-12);
+        assert_eq!(j(&[20.2], &[20.0]).verdict, Verdict::Improvement);
+        // Two runs 26 instructions apart in 20 M: unchanged.
+        assert_eq!(
+            j(&[20.845402, 20.845428], &[20.845428]).verdict,
+            Verdict::Unchanged
+        );
+        // 0.5 % sits on the threshold: inconclusive, and more runs will not help.
+        let edge = j(&[20.0], &[20.1]);
+        assert_eq!((edge.verdict, edge.more), (Verdict::Inconclusive, None));
     }
 
     #[test]

@@ -13,9 +13,11 @@ use super::term::note;
 pub enum CliError {
     /// Bad usage or input, found before anything ran: exit 2.
     Usage(String),
-    /// The run failed, a result could not be written, or `compare` found a
-    /// regression: exit 1.
+    /// The run failed, or a result could not be written: exit 1.
     Failed(String),
+    /// `compare`, `ab` or `history check` found a regression (or, with
+    /// `--strict`, could not decide): exit 3.
+    Regression(String),
     /// Several of the above (each is printed; the worst code wins).
     Several(Vec<CliError>),
     /// Stdout's reader went away (`| head`): end quietly, as Unix tools do.
@@ -41,6 +43,15 @@ impl CliError {
         }
     }
 
+    /// The same error with `what` (a file) in front of its message.
+    pub fn prefixed(self, what: &str) -> Self {
+        match self {
+            CliError::Usage(m) => CliError::Usage(format!("{what}: {m}")),
+            CliError::Failed(m) => CliError::Failed(format!("{what}: {m}")),
+            other => other,
+        }
+    }
+
     /// Every error of `outcomes`, or `Ok` when there is none.
     pub fn all(outcomes: Vec<Result<(), CliError>>) -> Result<(), CliError> {
         let mut errors: Vec<CliError> = outcomes.into_iter().filter_map(Result::err).collect();
@@ -55,6 +66,7 @@ impl CliError {
         match self {
             CliError::Usage(_) => 2,
             CliError::Failed(_) => 1,
+            CliError::Regression(_) => 3,
             CliError::Several(all) => all.iter().map(CliError::code).max().unwrap_or(1),
             CliError::ClosedStdout => 0,
         }
@@ -63,6 +75,7 @@ impl CliError {
     fn report(&self) {
         match self {
             CliError::Usage(m) | CliError::Failed(m) => note(&format!("error: {m}")),
+            CliError::Regression(m) => note(&format!("regression: {m}")),
             CliError::Several(all) => all.iter().for_each(CliError::report),
             CliError::ClosedStdout => {}
         }

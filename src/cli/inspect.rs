@@ -1,17 +1,12 @@
-//! The commands that run no job: `list`, `validate`, `schema`, `compare`.
+//! The commands that run no job: `list`, `validate`, `schema`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use taskbench::bench::builtin::{self, BUILTIN};
-use taskbench::bench::input::read_regular;
-use taskbench::bench::{compare as judge, json_schema, Profile};
+use taskbench::bench::{json_schema, Profile};
 
 use super::term::print;
-use super::{CliError, CompareArgs, ProfileArgs};
-
-/// The largest result file `compare` reads (a run of 100 000 repetitions
-/// is well below).
-const MAX_RESULT_BYTES: u64 = 1 << 30;
+use super::{CliError, ProfileArgs};
 
 pub fn list() -> Result<(), CliError> {
     let mut out = String::new();
@@ -68,28 +63,4 @@ pub fn validate(args: &ProfileArgs) -> Result<(), CliError> {
 pub fn schema() -> Result<(), CliError> {
     let schema = serde_json::to_string_pretty(&json_schema()).expect("a schema serializes");
     print(&format!("{schema}\n"))
-}
-
-/// A result file's text: a regular file only, of bounded size.
-fn read_result(path: &Path) -> Result<String, CliError> {
-    read_regular(path, MAX_RESULT_BYTES, "a result's .json file")
-        .map_err(|e| CliError::Usage(format!("cannot read {}: {e}", path.display())))
-}
-
-pub fn compare(args: &CompareArgs) -> Result<(), CliError> {
-    let baseline = read_result(&args.baseline)?;
-    let current = read_result(&args.current)?;
-    let names = (
-        args.baseline.display().to_string(),
-        args.current.display().to_string(),
-    );
-    let comparison = judge::compare((&names.0, &names.1), &baseline, &current, args.threshold)
-        .map_err(CliError::Usage)?;
-    print(&judge::table(&comparison))?;
-    if comparison.has_regression() {
-        return Err(CliError::Failed(
-            "a figure regressed beyond the noise".into(),
-        ));
-    }
-    Ok(())
 }

@@ -2,9 +2,12 @@
 //! the profile, check where results go (before any job runs), measure while
 //! saving, print the table, write the result, say how it ended.
 
+pub mod ab;
+pub mod compare;
 pub mod demo;
 pub mod error;
 pub mod flink;
+pub mod history;
 pub mod inspect;
 pub mod interrupt;
 pub mod run;
@@ -22,13 +25,16 @@ use taskbench::bench::Profile;
 
 pub use error::CliError;
 
+/// The exit codes, as `--help` shows them.
+pub const EXIT_CODES: &str = "Exit codes: 0 ok (no regression), 1 the run failed or a result could not be written, 2 bad usage or input, 3 a regression (compare, ab, history check; with --strict also an inconclusive verdict), 130/143 interrupted by SIGINT/SIGTERM (the result so far is written, status \"interrupted\").";
+
 /// Apache Flink's task runtime in one process, and a benchmark engine
 /// around it.
 #[derive(Debug, Parser)]
 #[command(
     version,
     about,
-    after_help = "Exit codes: 0 ok, 1 the run failed (or a result could not be written, or compare found a regression), 2 bad usage or input, 130/143 interrupted by SIGINT/SIGTERM (the result so far is written, status \"interrupted\")."
+    after_help = EXIT_CODES
 )]
 pub struct Cli {
     /// The command.
@@ -43,9 +49,18 @@ pub enum Command {
     Run(RunCommand),
     /// Runs every point of a profile's sweep axes; writes JSON and SVG charts.
     Sweep(SweepArgs),
-    /// Holds a result against a baseline of the same profile; exits 1 on a
-    /// regression, 2 when the two cannot be compared.
+    /// Holds a result against a baseline: each figure's change with a
+    /// confidence interval and a verdict; exits 3 on a regression, 2 when
+    /// the two cannot be compared.
     Compare(CompareArgs),
+    /// Runs two builds (or two configurations) as separate processes,
+    /// interleaved and paired, until the verdict is decided or the budget
+    /// is spent; exits 3 on a regression.
+    Ab(ab::AbArgs),
+    /// Results over time in an SQLite file: add, show (table and SVG
+    /// trend charts), check (change points; exits 3 when the newest regime
+    /// is a regression).
+    History(history::HistoryArgs),
     /// Lists the built-in profiles and those in ./profiles.
     List,
     /// Checks a profile (and overrides) without running it.
@@ -134,6 +149,12 @@ pub struct RunCommand {
         help_heading = "Profiling"
     )]
     pub trace_events: u64,
+    /// Counts instructions per record instead of timing: the run again
+    /// under valgrind's callgrind, counting only the tasks' data path, not
+    /// their waits (deterministic within ±0.1 %). `-r N` makes N callgrind
+    /// runs of one repetition each.
+    #[arg(long, conflicts_with_all = ["trace", "vs_flink"], help_heading = "Profiling")]
+    pub instructions: bool,
     /// Also runs the profile on Apache Flink, interleaved with taskbench in
     /// one session (round k: taskbench, then Flink's JVM k), and prints the
     /// ratio per figure.
@@ -168,14 +189,26 @@ pub struct CompareArgs {
     pub baseline: PathBuf,
     /// The result to judge.
     pub current: PathBuf,
-    /// Smallest change that counts, in percent; a change must also exceed
-    /// twice either run's relative standard deviation (flink-benchmarks' rule).
-    #[arg(long, default_value_t = 4.0, value_parser = percentage)]
+    /// Smallest change that counts, in percent: a regression or an
+    /// improvement needs its whole 95 % interval beyond it, "unchanged"
+    /// its whole interval within it.
+    #[arg(long, default_value_t = 2.0, value_parser = percentage)]
     pub threshold: f64,
+    /// Smallest change in instructions per record that counts, in percent
+    /// (the counts are deterministic within ±0.1 %).
+    #[arg(long, default_value_t = 0.5, value_parser = percentage)]
+    pub instructions_threshold: f64,
+    /// An inconclusive verdict fails (exit 3) instead of passing.
+    #[arg(long)]
+    pub strict: bool,
+    /// Compares results whose effective configurations differ (the
+    /// differing fields are listed); refused otherwise (exit 2).
+    #[arg(long)]
+    pub allow_config_change: bool,
 }
 
 /// A percentage from 0 to 1000, checked where the flag is parsed.
-fn percentage(text: &str) -> Result<f64, String> {
+pub fn percentage(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(p) if (0.0..=1000.0).contains(&p) => Ok(p),
         _ => Err("give a percentage from 0 to 1000".into()),

@@ -1,7 +1,12 @@
 //! `taskbench run`: load → check outputs → measure (saving as it goes) →
 //! table → result → trace → how the job ended.
 
+use std::ffi::OsString;
+
+use taskbench::bench::engine::summarize;
+use taskbench::bench::instructions;
 use taskbench::bench::output::OutputFile;
+use taskbench::bench::result::Instructions;
 use taskbench::bench::trace_file::{self, JobTrace};
 use taskbench::bench::{report, run_profile_with, Progress, RunOptions, RunResult, Status};
 
@@ -12,6 +17,9 @@ use super::{flink, load, CliError, RunCommand};
 pub fn run(args: RunCommand) -> Result<(), CliError> {
     if args.vs_flink {
         return flink::run_vs_flink(args);
+    }
+    if args.instructions {
+        return instructions(&args);
     }
     let loaded = load(&args.run.profile, &args.run.measure)?;
     let target = Target::check(args.run.output.output.as_deref())?;
@@ -50,6 +58,67 @@ pub fn run(args: RunCommand) -> Result<(), CliError> {
         saver.finish(),
         write_trace(trace.as_ref(), &out.traces),
         ended(&out.result, "the job"),
+    ])
+}
+
+/// `run --instructions`: load → check valgrind and the output → one
+/// callgrind child per run → table → result.
+fn instructions(args: &RunCommand) -> Result<(), CliError> {
+    let loaded = load(&args.run.profile, &args.run.measure)?;
+    instructions::check_valgrind().map_err(|e| CliError::Usage(e.to_string()))?;
+    let target = Target::check(args.run.output.output.as_deref())?;
+    let to_stdout = matches!(target, Some(Target::Stdout));
+    let saver = Saver::new(target, args.run.output.format);
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Failed(format!("cannot find this executable: {e}")))?;
+    let mut child: Vec<OsString> = vec!["run".into()];
+    child.extend(args.run.profile.profile.iter().map(OsString::from));
+    for s in &args.run.profile.set {
+        child.extend(["--set".into(), s.into()]);
+    }
+    child.extend(["-w", "0", "-r", "1", "--quiet"].map(OsString::from));
+    let runs = args.run.measure.repetitions.unwrap_or(1);
+    let mut result: Option<RunResult> = None;
+    let mut counts = Instructions {
+        tool: "callgrind".into(),
+        counted: instructions::COUNTED.map(String::from).to_vec(),
+        runs: Vec::new(),
+        records: Vec::new(),
+        per_record: Vec::new(),
+    };
+    for run in 0..runs {
+        let counted = instructions::count(&exe, &child).map_err(|e| {
+            let message = format!("{}: {e}", loaded.origin);
+            match e.exit_code() {
+                2 => CliError::Usage(message),
+                _ => CliError::Failed(message),
+            }
+        })?;
+        ended(&counted.result, "the job under callgrind")?;
+        let records: u64 = counted.result.repetitions.iter().map(|r| r.records).sum();
+        counts.runs.push(counted.instructions);
+        counts.records.push(records);
+        counts
+            .per_record
+            .push(counted.instructions as f64 / records.max(1) as f64);
+        let r = result.get_or_insert(counted.result.clone());
+        if run > 0 {
+            r.repetitions
+                .extend(counted.result.repetitions.into_iter().map(|mut rep| {
+                    rep.index = run;
+                    rep
+                }));
+        }
+    }
+    let mut result = result.expect("at least one run");
+    result.overrides.clone_from(&loaded.overrides);
+    result.warmup_runs = 0;
+    result.summary = Some(summarize(&loaded.profile, &result.repetitions, None));
+    result.instructions = Some(counts);
+    saver.measured(&result);
+    CliError::all(vec![
+        print_or_note(&report::table(&result), to_stdout),
+        saver.finish(),
     ])
 }
 

@@ -1,6 +1,7 @@
 //! One CSV row per measured repetition (of every sweep point).
 
 use super::Exporter;
+use crate::bench::ab::AbResult;
 use crate::bench::result::{Latency, Repetition, RunResult, SweepResult};
 
 /// CSV.
@@ -84,6 +85,27 @@ impl Exporter for Csv {
                 &p.result.repetitions[..],
             )
         }))
+    }
+
+    /// One row per run: index, side, figure, seconds into the session.
+    fn ab(&self, result: &AbResult) -> String {
+        let mut out = csv::Writer::from_writer(Vec::new());
+        let written = out
+            .write_record(["index", "side", &result.figure, "elapsed_secs"])
+            .and_then(|()| {
+                for r in &result.runs {
+                    out.write_record([
+                        r.index.to_string(),
+                        format!("{:?}", r.side),
+                        r.figure.to_string(),
+                        format!("{:.3}", r.elapsed_secs),
+                    ])?;
+                }
+                Ok(())
+            });
+        written.expect("writing CSV to memory cannot fail");
+        let bytes = out.into_inner().expect("an in-memory CSV writer flushes");
+        String::from_utf8(bytes).expect("the fields are UTF-8")
     }
 
     fn extension(&self) -> &'static str {

@@ -2,6 +2,7 @@
 //! `taskbench schema`'s).
 
 use super::Exporter;
+use crate::bench::ab::AbResult;
 use crate::bench::result::{RunResult, SweepResult};
 
 /// JSON.
@@ -20,6 +21,10 @@ impl Exporter for Json {
 
     fn sweep(&self, sweep: &SweepResult) -> String {
         pretty(sweep)
+    }
+
+    fn ab(&self, result: &AbResult) -> String {
+        pretty(result)
     }
 
     fn extension(&self) -> &'static str {

@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::Exporter;
+use crate::bench::ab::AbResult;
 use crate::bench::report::{nanos, thousands};
 use crate::bench::result::{RunResult, SweepResult};
 
@@ -51,6 +52,25 @@ impl Exporter for Markdown {
         let mut out = HEADER.to_string();
         for point in &sweep.points {
             row(&mut out, &point.result, &point.overrides.join(" "));
+        }
+        out
+    }
+
+    /// The pairs' ratios and the verdict.
+    fn ab(&self, result: &AbResult) -> String {
+        let mut out = "| pair | A | B | B / A |\n|---:|---:|---:|---:|\n".to_string();
+        for (i, p) in result.pairs.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {:.4} |",
+                i + 1,
+                thousands(result.runs[p.a].figure),
+                thousands(result.runs[p.b].figure),
+                p.ratio
+            );
+        }
+        if let Some(j) = &result.judgement {
+            let _ = writeln!(out, "\n{}: {}", cell(&result.figure), cell(&j.to_string()));
         }
         out
     }

@@ -358,6 +358,7 @@ fn repetition(
         bytes_per_sec: bytes as f64 / seconds,
         overhead_ms: (job.duration_ms - seconds * 1e3).max(0.0),
         cores_busy: None,
+        core_ns_per_record: None,
         latency_ns: latency.as_ref().and_then(Latency::of),
         stall_floor_ns: None,
         allocations: 0,

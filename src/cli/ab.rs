@@ -1,0 +1,333 @@
+//! `taskbench ab`: check the sides → run them as separate processes,
+//! interleaved and paired ([`taskbench::bench::ab`]) → per-pair ratios and
+//! the verdict → the result → exit 0 or 3.
+//!
+//! Each run is `BINARY run [PROFILE] --quiet --output - --format json`
+//! with the side's `--set`s, so either side can be another build; its
+//! figure is the median over the run's repetitions.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use clap::Args;
+use taskbench::bench::ab::{self, AbError, AbResult, Budget, Order, Side, SideInfo, Stop};
+use taskbench::bench::builtin;
+use taskbench::bench::export::{exporter, Format};
+use taskbench::bench::figures;
+use taskbench::bench::result::{RunResult, Stats};
+use taskbench::bench::validate;
+use taskbench::bench::verdict::{self, Direction, Verdict};
+
+use super::save::Target;
+use super::term::{note, print_or_note};
+use super::{percentage, CliError};
+
+/// `taskbench ab`.
+#[derive(Debug, Args)]
+pub struct AbArgs {
+    /// A profile file, or the name of a built-in profile (default:
+    /// quickstart).
+    pub profile: Option<String>,
+    /// The baseline build (A); default: this taskbench.
+    #[arg(long, value_name = "BINARY")]
+    pub baseline: Option<PathBuf>,
+    /// The candidate build (B); default: the baseline.
+    #[arg(long, value_name = "BINARY")]
+    pub candidate: Option<PathBuf>,
+    /// Overrides a profile field on both sides (repeatable).
+    #[arg(long = "set", value_name = "PATH=VALUE")]
+    pub set: Vec<String>,
+    /// Overrides a profile field for A only (repeatable).
+    #[arg(long = "a-set", value_name = "PATH=VALUE")]
+    pub a_set: Vec<String>,
+    /// Overrides a profile field for B only (repeatable).
+    #[arg(long = "b-set", value_name = "PATH=VALUE")]
+    pub b_set: Vec<String>,
+    /// Measured repetitions of each run (default: the profile's).
+    #[arg(long, short, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub repetitions: Option<u32>,
+    /// Warm-up runs of each run (default: the profile's).
+    #[arg(long, short, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub warmup: Option<u32>,
+    /// The figure compared: records_per_sec, bytes_per_sec,
+    /// core_ns_per_record or latency_p99_ns (with --instructions:
+    /// instructions_per_record).
+    #[arg(long, default_value = "records_per_sec")]
+    pub figure: String,
+    /// Counts instructions per record under callgrind (`run
+    /// --instructions`): deterministic, so one pair can decide.
+    #[arg(long)]
+    pub instructions: bool,
+    /// Run order within pairs.
+    #[arg(long, value_enum, default_value = "abba")]
+    pub order: OrderArg,
+    /// Seed of `--order random`.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Most runs of both sides together (at least 2).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u64).range(2..=100_000))]
+    pub max_runs: u64,
+    /// Most wall time, e.g. `120s` or `10m`; a pair that would end past it
+    /// is not started.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub max_time: Duration,
+    /// Smallest change that counts, in percent (default 2, or 0.5 with
+    /// --instructions).
+    #[arg(long, value_parser = percentage)]
+    pub threshold: Option<f64>,
+    /// An inconclusive verdict fails (exit 3) instead of passing.
+    #[arg(long)]
+    pub strict: bool,
+    /// Writes the session (every run, the pairing, the verdict) to FILE
+    /// (`-` for stdout).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Format of `--output`.
+    #[arg(long, value_enum, default_value = "json")]
+    pub format: Format,
+    /// No line per run on stderr.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `--order`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OrderArg {
+    /// A B, B A, A B, …
+    Abba,
+    /// A seeded coin per pair.
+    Random,
+}
+
+/// The two sides as processes.
+struct Processes {
+    commands: [Vec<OsString>; 2],
+    figure: String,
+    quiet: bool,
+}
+
+impl Processes {
+    fn command(&self, side: Side) -> &[OsString] {
+        &self.commands[side as usize]
+    }
+}
+
+impl ab::Runner for Processes {
+    type Error = String;
+
+    fn run(&mut self, side: Side) -> Result<f64, String> {
+        let argv = self.command(side);
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("cannot start {}: {e}", argv[0].to_string_lossy()))?;
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+            return Err(format!(
+                "{} ({})",
+                out.status,
+                tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+            ));
+        }
+        let value = figure_of(&out.stdout, &self.figure)?;
+        if !self.quiet {
+            note(&format!("{side:?}: {value:.6e}"));
+        }
+        Ok(value)
+    }
+}
+
+/// The median of `figure` over the repetitions of a run's JSON result.
+fn figure_of(stdout: &[u8], figure: &str) -> Result<f64, String> {
+    let run: RunResult = serde_json::from_slice(stdout)
+        .map_err(|e| format!("its output is not a run's JSON result: {e}"))?;
+    if run.instructions.is_none() {
+        validate::repetitions(&run.repetitions).map_err(|e| e.to_string())?;
+    }
+    let all = figures::of_run(&run);
+    let found = all.iter().find(|f| f.name == figure).ok_or_else(|| {
+        let names: Vec<&str> = all.iter().map(|f| f.name).collect();
+        format!(
+            "its result has no figure {figure} (it has {})",
+            names.join(", ")
+        )
+    })?;
+    validate::positive(figure, &found.values).map_err(|e| e.to_string())?;
+    Ok(Stats::of(&found.values).median)
+}
+
+const FIGURES: [&str; 5] = [
+    "records_per_sec",
+    "bytes_per_sec",
+    "core_ns_per_record",
+    "latency_p99_ns",
+    "instructions_per_record",
+];
+
+pub fn ab(args: AbArgs) -> Result<(), CliError> {
+    let figure = if args.instructions {
+        "instructions_per_record".to_string()
+    } else {
+        args.figure.clone()
+    };
+    if !FIGURES.contains(&figure.as_str()) || (figure.starts_with("instr") != args.instructions) {
+        return Err(CliError::Usage(format!(
+            "--figure {}: give one of {} (instructions_per_record goes with --instructions)",
+            figure.escape_debug(),
+            FIGURES[..4].join(", ")
+        )));
+    }
+    let commands = commands(&args)?;
+    let target = Target::check(args.output.as_deref())?;
+    let settings = ab::Settings {
+        order: match args.order {
+            OrderArg::Abba => Order::Abba,
+            OrderArg::Random => Order::Random { seed: args.seed },
+        },
+        budget: Budget {
+            max_runs: args.max_runs as usize,
+            max_time: Some(args.max_time),
+        },
+        direction: Direction::of_figure(&figure),
+        verdict: verdict::Settings {
+            min_effect: args.threshold.map_or(
+                if args.instructions {
+                    verdict::DEFAULT_EXACT_MIN_EFFECT
+                } else {
+                    verdict::DEFAULT_MIN_EFFECT
+                },
+                |t| t / 100.0,
+            ),
+            ..verdict::Settings::default()
+        },
+        exact_tolerance: args.instructions.then_some(verdict::EXACT_TOLERANCE),
+    };
+    let mut processes = Processes {
+        commands,
+        figure: figure.clone(),
+        quiet: args.quiet,
+    };
+    let mut result = match ab::run(&mut processes, &figure, settings) {
+        Ok(r) => r,
+        Err(AbError::Run {
+            index, side, error, ..
+        }) => {
+            return Err(CliError::Failed(format!(
+                "run {index} ({side:?}) failed: {error}"
+            )))
+        }
+        Err(AbError::Figure(e)) => return Err(CliError::Failed(e.to_string())),
+    };
+    result.profile = args.profile.clone().unwrap_or_else(|| "quickstart".into());
+    result.sides = [Side::A, Side::B]
+        .into_iter()
+        .map(|side| SideInfo {
+            side,
+            command: processes
+                .command(side)
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        })
+        .collect();
+    let to_stdout = matches!(target, Some(Target::Stdout));
+    let mut outcomes = vec![print_or_note(&report(&result), to_stdout)];
+    match &target {
+        Some(Target::Stdout) => {
+            outcomes.push(super::term::print(&exporter(args.format).ab(&result)))
+        }
+        Some(Target::File(f)) => outcomes.push(
+            f.write(exporter(args.format).ab(&result).as_bytes())
+                .map_err(CliError::from),
+        ),
+        None => {}
+    }
+    outcomes.push(ended(&result, args.strict));
+    CliError::all(outcomes)
+}
+
+/// The command line of each side's runs, the profile and `--set`s checked
+/// here first (bad input is exit 2 before any run).
+fn commands(args: &AbArgs) -> Result<[Vec<OsString>; 2], CliError> {
+    let this = std::env::current_exe()
+        .map_err(|e| CliError::Failed(format!("cannot find this executable: {e}")))?;
+    let a_bin = args.baseline.clone().unwrap_or(this);
+    let b_bin = args.candidate.clone().unwrap_or_else(|| a_bin.clone());
+    for bin in [&a_bin, &b_bin] {
+        if !bin.is_file() {
+            return Err(CliError::Usage(format!(
+                "{}: not a file; give the path of a taskbench binary",
+                bin.display()
+            )));
+        }
+    }
+    let side = |bin: &PathBuf, own: &[String]| -> Result<Vec<OsString>, CliError> {
+        let sets: Vec<String> = args.set.iter().chain(own).cloned().collect();
+        builtin::load(args.profile.as_deref(), &sets)?;
+        let mut argv: Vec<OsString> = vec![bin.clone().into(), "run".into()];
+        argv.extend(args.profile.iter().map(OsString::from));
+        for s in &sets {
+            argv.extend(["--set".into(), s.into()]);
+        }
+        for (flag, v) in [("-r", args.repetitions), ("-w", args.warmup)] {
+            if let Some(v) = v {
+                argv.extend([flag.into(), v.to_string().into()]);
+            }
+        }
+        if args.instructions {
+            argv.push("--instructions".into());
+        }
+        argv.extend(["--quiet", "--output", "-", "--format", "json"].map(OsString::from));
+        Ok(argv)
+    };
+    Ok([side(&a_bin, &args.a_set)?, side(&b_bin, &args.b_set)?])
+}
+
+/// Every pair's ratio, then the verdict with its interval.
+fn report(r: &AbResult) -> String {
+    let mut out = format!("{} A/B, {} (B / A per pair):\n", r.profile, r.figure);
+    for (i, p) in r.pairs.iter().enumerate() {
+        let first = if p.a < p.b { "AB" } else { "BA" };
+        let _ = writeln!(
+            out,
+            "  pair {:>3} {first}  A {:.6e}  B {:.6e}  ratio {:.4}",
+            i + 1,
+            r.runs[p.a].figure,
+            r.runs[p.b].figure,
+            p.ratio
+        );
+    }
+    let why = match r.stop {
+        Stop::Decided => "decided",
+        Stop::MaxRuns => "--max-runs spent",
+        Stop::MaxTime => "--max-time spent",
+    };
+    let elapsed = r.runs.last().map_or(0.0, |x| x.elapsed_secs);
+    let _ = match &r.judgement {
+        Some(j) => writeln!(
+            out,
+            "verdict: {j}\n({} runs in {elapsed:.1} s, {why})",
+            r.runs.len()
+        ),
+        None => writeln!(out, "verdict: inconclusive: no pair was run ({why})"),
+    };
+    out
+}
+
+fn ended(r: &AbResult, strict: bool) -> Result<(), CliError> {
+    match r.verdict() {
+        Verdict::Regression => Err(CliError::Regression(format!(
+            "B is worse than A in {}",
+            r.figure
+        ))),
+        Verdict::Inconclusive if strict => Err(CliError::Regression(
+            "inconclusive, which --strict does not pass".into(),
+        )),
+        _ => Ok(()),
+    }
+}
