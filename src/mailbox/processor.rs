@@ -280,6 +280,8 @@ impl MailboxProcessor {
 
     /// Waits until what is `awaited` (or a mail) may be there, the idle
     /// deadline passes (then runs `on_deadline`), or the task is canceled.
+    /// Out of line: `run --instructions` leaves it out of its count by
+    /// symbol.
     #[inline(never)]
     fn wait<A: MailboxDefaultAction>(
         &mut self,

@@ -404,6 +404,10 @@ impl StreamTask {
     /// loop; at end of input flushes and ends every output partition
     /// (`afterInvoke`). A canceled loop ends nothing: the task's clean-up
     /// releases the partitions instead.
+    ///
+    /// Kept out of line: `run --instructions` counts instructions inside
+    /// it (and outside `MailboxProcessor::wait`) by symbol.
+    #[inline(never)]
     pub fn invoke(
         &mut self,
         processor: &mut MailboxProcessor,
