@@ -59,6 +59,13 @@ pub trait MailboxDefaultAction {
         None
     }
 
+    /// The earliest instant a wait for output capacity must end (an
+    /// aligned checkpoint's timeout, which turns it unaligned without
+    /// output capacity); `on_deadline` runs then.
+    fn back_pressured_deadline(&self) -> Option<Instant> {
+        None
+    }
+
     /// Time the action spent blocked inside its work so far, waiting for
     /// output capacity (Flink's hard back-pressure: a writer waiting for a
     /// buffer inside an emit). The loop counts it as back-pressured, not
@@ -298,9 +305,9 @@ impl MailboxProcessor {
         }
         let deadline = match awaited {
             Awaited::Input => action.next_deadline(),
-            // Firing deadlines needs output capacity, which is what is
-            // missing; timers arrive as mails.
-            Awaited::Output => None,
+            // Flushing needs output capacity, which is what is missing;
+            // timers arrive as mails.
+            Awaited::Output => action.back_pressured_deadline(),
         };
         let start = Instant::now();
         let mut waiter = self.wait.waiter();

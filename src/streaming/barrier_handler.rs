@@ -123,6 +123,25 @@ impl CheckpointBarrierHandler {
         ))
     }
 
+    /// Starts aligning `barrier` on its announcement, before any of it
+    /// arrived in-band: an alignment timeout counts from here (upstream
+    /// announced it; Flink's `EventAnnouncement` of a queued barrier).
+    pub fn start_announced(&mut self, barrier: CheckpointBarrier, now_ns: u64, bytes_in: u64) {
+        if barrier.id <= self.latest {
+            return;
+        }
+        self.current = None;
+        self.arrived.iter_mut().for_each(|a| *a = false);
+        self.latest = barrier.id;
+        self.current = Some(Alignment {
+            barrier,
+            started: Instant::now(),
+            arrived: 0,
+            bytes_at_start: bytes_in,
+            start_delay_ns: now_ns.saturating_sub(barrier.timestamp),
+        });
+    }
+
     /// Checkpoint `id` is taken unaligned from an announcement: barriers of
     /// it that arrive in-band later are stale.
     pub fn skip(&mut self, id: u64) {

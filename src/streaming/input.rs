@@ -212,6 +212,25 @@ impl InputProcessor {
             let (id, timestamp, position) = a;
             let starts = self.mode == Alignment::Unaligned
                 && self.unaligned.as_ref().is_none_or(|u| u.id < id);
+            if let Alignment::AlignedWithTimeout { .. } = self.mode {
+                // The alignment's clock starts at the announcement, which
+                // comes ahead of the queued barrier.
+                if self.unaligned.as_ref().is_none_or(|u| u.id < id) {
+                    let now_ns = self.epoch.elapsed().as_nanos() as u64;
+                    let bytes_in: u64 = self.gates.iter().map(|g| g.bytes_in()).sum();
+                    if let Some(h) = &mut self.barriers {
+                        let barrier = CheckpointBarrier {
+                            id,
+                            timestamp,
+                            options: CheckpointOptions {
+                                alignment: self.mode,
+                                ..CheckpointOptions::default()
+                            },
+                        };
+                        h.start_announced(barrier, now_ns, bytes_in);
+                    }
+                }
+            }
             if starts {
                 if let Some(h) = &mut self.barriers {
                     h.skip(id);

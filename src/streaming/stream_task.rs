@@ -283,7 +283,9 @@ impl StreamTask {
         let allocations = AllocationCount::thread_now();
         let (announce, in_band) = match barrier.options.alignment {
             Alignment::Unaligned => (true, false),
-            Alignment::AlignedWithTimeout { .. } => (true, true),
+            // Taken unaligned after the timeout: the barrier must not wait
+            // behind queued data either.
+            Alignment::AlignedWithTimeout { .. } => (true, !metrics.unaligned),
             Alignment::Aligned | Alignment::AtLeastOnce => (false, true),
         };
         for writer in self.chain.writers() {
@@ -292,7 +294,12 @@ impl StreamTask {
                     .partition_mut()
                     .announce_barrier(barrier.id, barrier.timestamp);
             }
-            if in_band {
+            if in_band && announce {
+                // Announced already: never wait for credit to queue it too.
+                writer
+                    .partition_mut()
+                    .try_broadcast_event(Event::CheckpointBarrier(barrier));
+            } else if in_band {
                 writer.broadcast_event(Event::CheckpointBarrier(barrier))?;
             }
         }
@@ -583,6 +590,13 @@ impl MailboxDefaultAction for StreamTask {
         match (paced, flush) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
+        }
+    }
+
+    fn back_pressured_deadline(&self) -> Option<Instant> {
+        match &self.head {
+            Head::Input(input) => input.alignment_deadline(),
+            Head::Source { .. } => None,
         }
     }
 

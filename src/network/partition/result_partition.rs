@@ -575,6 +575,24 @@ impl ResultPartition {
         Ok(())
     }
 
+    /// [`broadcast_event`](Self::broadcast_event) without waiting: a
+    /// channel whose ring is full does not get the event (an aligned
+    /// barrier with a timeout, already announced: its consumer turns the
+    /// checkpoint unaligned when the timeout expires rather than this task
+    /// waiting for credit). Returns how many channels got it.
+    pub fn try_broadcast_event(&mut self, event: Event) -> usize {
+        self.finish_all();
+        let mut sent = 0;
+        for sp in &mut self.subpartitions {
+            if sp.ring.has_room() && sp.ring.push(ChannelItem::Event(event)).is_ok() {
+                sp.notify();
+                sent += 1;
+            }
+        }
+        self.metrics.events_out += sent as u64;
+        sent
+    }
+
     /// Ends the partition: finishes every segment and sends
     /// `EndOfPartition` to every consumer (Flink's `ResultPartition.finish`).
     pub fn finish(&mut self) -> Result<(), WriteError> {
