@@ -398,3 +398,54 @@ fn a_checkpointing_profile_reports_its_checkpoints_and_allocates_only_for_snapsh
         "held against Flink's checkpoints/s"
     );
 }
+
+/// Sources that induce their own checkpoints (Flink's
+/// `ExternallyInducedSource`): checkpoint n cuts every source at n × 2,000
+/// records, the coordinator triggers nothing, and a failure restores from
+/// the last induced checkpoint exactly once.
+#[test]
+fn externally_induced_checkpoints_cut_at_the_sources_positions() {
+    const PER_SOURCE: u64 = 20_000;
+    for mode in EXACTLY_ONCE {
+        let mut graph = job(
+            2,
+            PER_SOURCE,
+            Partitioner::Forward,
+            Some(fail(FailurePoint::Processing, 15_000, 0)),
+        );
+        if let Some(source) = &mut graph.vertices[0].source {
+            source.checkpoint_every = Some(2_000);
+        }
+        let mut options = options(mode, 1);
+        if let Some(c) = &mut options.checkpointing {
+            c.interval = None;
+        }
+        let result = run_job(&graph, &options).unwrap();
+        assert!(result.is_finished(), "{mode:?}: {:?}", result.failure);
+        let completed: Vec<u64> = result
+            .checkpoints
+            .iter()
+            .filter(|c| c.failure.is_none())
+            .map(|c| c.id)
+            .collect();
+        assert!(
+            !completed.is_empty(),
+            "{mode:?}: no induced checkpoint completed"
+        );
+        // Ids are the sources' own: position / 2,000, increasing.
+        assert!(completed.windows(2).all(|w| w[0] < w[1]), "{completed:?}");
+        assert!(*completed.last().unwrap() <= PER_SOURCE / 2_000);
+        let restored = result.restored_from[0].expect("restored from an induced checkpoint");
+        assert!(
+            (1..=7).contains(&restored),
+            "failure at 15,000 of 20,000: {restored}"
+        );
+        let v = verify(&result);
+        assert_eq!(
+            (v.lost, v.duplicated, v.out_of_order),
+            (0, 0, 0),
+            "{mode:?}: {v:?}"
+        );
+        assert_eq!(result.sink_totals(), expected(2, PER_SOURCE));
+    }
+}

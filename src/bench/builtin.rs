@@ -82,6 +82,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../profiles/source-map-sink.toml"),
     ),
     (
+        "sweep-checkpoint-modes",
+        include_str!("../../profiles/sweep-checkpoint-modes.toml"),
+    ),
+    (
         "sweep-buffer-timeout",
         include_str!("../../profiles/sweep-buffer-timeout.toml"),
     ),

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+use super::checkpoint_figures::CheckpointFigures;
 use super::output::{OutputError, OutputFile};
 use super::result::SweepResult;
 
@@ -144,12 +145,14 @@ fn draw(
     Ok(svg)
 }
 
-/// A sweep's chart files: `<profile>-throughput.svg` and
-/// `<profile>-latency.svg` in the chart directory.
+/// A sweep's chart files: `<profile>-throughput.svg`,
+/// `<profile>-latency.svg` and `<profile>-checkpoints.svg` in the chart
+/// directory.
 #[derive(Clone, Debug)]
 pub struct Charts {
     throughput: OutputFile,
     latency: OutputFile,
+    checkpoints: OutputFile,
 }
 
 impl Charts {
@@ -160,6 +163,7 @@ impl Charts {
         Ok(Charts {
             throughput: file("throughput")?,
             latency: file("latency")?,
+            checkpoints: file("checkpoints")?,
         })
     }
 
@@ -170,6 +174,7 @@ impl Charts {
         for (file, svg) in [
             (&self.throughput, Some(throughput_chart(sweep))),
             (&self.latency, latency_chart(sweep)),
+            (&self.checkpoints, checkpoint_chart(sweep)),
         ] {
             let Some(svg) = svg else { continue };
             match svg.and_then(|svg| file.write(svg.as_bytes()).map_err(|e| e.to_string())) {
@@ -203,6 +208,54 @@ fn throughput_chart(sweep: &SweepResult) -> Result<String, String> {
         &throughput,
         false,
     )
+}
+
+/// The checkpoint chart, when any point checkpointed: end-to-end median
+/// and p90, start delay and alignment, in milliseconds.
+fn checkpoint_chart(sweep: &SweepResult) -> Option<Result<String, String>> {
+    let (axis, xs, layout) = layout(sweep);
+    let name = &sweep.profile.name;
+    let figures = |i: usize| {
+        sweep.points[i]
+            .result
+            .summary
+            .as_ref()?
+            .checkpoints
+            .as_ref()
+    };
+    if !(0..sweep.points.len()).any(|i| figures(i).is_some_and(|c| c.completed > 0)) {
+        return None;
+    }
+    type Pick = fn(&CheckpointFigures) -> f64;
+    let metrics: [(&str, Pick); 4] = [
+        ("end-to-end p50", |c| c.end_to_end_ms.median),
+        ("end-to-end p90", |c| c.end_to_end_ms.p90),
+        ("start delay p50", |c| c.start_delay_ms.median),
+        ("alignment p50", |c| c.alignment_ms.median),
+    ];
+    let mut series: Vec<Series> = Vec::new();
+    for (label, points) in &layout {
+        for (metric, pick) in metrics {
+            let values = points
+                .iter()
+                .filter_map(|&(x, i)| Some((x, pick(figures(i)?))))
+                .collect();
+            let series_label = if layout.len() == 1 {
+                metric.to_string()
+            } else {
+                format!("{metric} {label}")
+            };
+            series.push((series_label, values));
+        }
+    }
+    Some(draw(
+        &format!("{name}: checkpoints (ms)"),
+        &axis,
+        &xs,
+        "ms",
+        &series,
+        false,
+    ))
 }
 
 /// The latency chart, when any point measured latency.

@@ -311,20 +311,8 @@ impl Loop {
             return;
         }
         let id = self.next_id;
-        self.next_id += 1;
         let now = Instant::now();
-        self.last_trigger = Some(now);
-        let trigger_ns = now.saturating_duration_since(self.epoch).as_nanos() as u64;
-        self.pending = Some(Pending {
-            id,
-            triggered: now,
-            stats: CheckpointStats {
-                id,
-                trigger_ns,
-                ..CheckpointStats::default()
-            },
-            acks: BTreeMap::new(),
-        });
+        let trigger_ns = self.open(id, now);
         for t in self.tasks.iter().filter(|t| t.source) {
             let mail = Mail::TriggerCheckpoint {
                 id,
@@ -337,7 +325,38 @@ impl Loop {
         }
     }
 
+    /// Opens checkpoint `id`, triggered at `now`; returns the trigger time
+    /// on the job's clock.
+    fn open(&mut self, id: u64, now: Instant) -> u64 {
+        self.next_id = id + 1;
+        self.last_trigger = Some(now);
+        let trigger_ns = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+        self.pending = Some(Pending {
+            id,
+            triggered: now,
+            stats: CheckpointStats {
+                id,
+                trigger_ns,
+                ..CheckpointStats::default()
+            },
+            acks: BTreeMap::new(),
+        });
+        trigger_ns
+    }
+
     fn acknowledge(&mut self, snapshot: TaskSnapshot, metrics: TaskCheckpointMetrics, at: Instant) {
+        let id = snapshot.checkpoint_id;
+        if id >= self.next_id && self.pending.as_ref().is_none_or(|p| p.id < id) {
+            // A checkpoint a source induced itself: the first
+            // acknowledgement opens it (a newer one supersedes the last).
+            if self.pending.is_some() {
+                self.abort(format!("superseded by induced checkpoint {id}"));
+            }
+            if !self.ended.is_empty() {
+                return;
+            }
+            self.open(id, at);
+        }
         let Some(pending) = self.pending.as_mut() else {
             return; // a late acknowledgement of an aborted checkpoint
         };

@@ -36,6 +36,10 @@ pub struct SourceSpec {
     /// an open, silent input (flink-benchmarks' `QueuingLongSource`), not
     /// a finished one.
     pub idle: bool,
+    /// Induce checkpoint `n` itself once it emitted `n × K` records
+    /// (Flink's `ExternallyInducedSource`: the source, not the
+    /// coordinator's timer, decides where checkpoints cut its stream).
+    pub checkpoint_every: Option<u64>,
 }
 
 impl Default for SourceSpec {
@@ -51,6 +55,7 @@ impl Default for SourceSpec {
             keys: KeyDistribution::Uniform,
             timestamps: false,
             idle: false,
+            checkpoint_every: None,
         }
     }
 }
@@ -126,6 +131,8 @@ pub struct SourceFunction {
     zipf: Vec<u32>,
     /// An idle source was told the other sources finished.
     released: bool,
+    /// The last checkpoint this source induced.
+    induced: u64,
 }
 
 impl SourceFunction {
@@ -145,6 +152,7 @@ impl SourceFunction {
                 KeyDistribution::Zipf { exponent } => zipf_keys(spec.key_space, exponent),
             },
             released: false,
+            induced: 0,
             spec,
         }
     }
@@ -177,6 +185,20 @@ impl SourceFunction {
     /// restoring its split's offset).
     pub fn restore_position(&mut self, emitted: u64) {
         self.emitted = emitted;
+        if let Some(every) = self.spec.checkpoint_every.filter(|&k| k > 0) {
+            self.induced = emitted / every;
+        }
+    }
+
+    /// The checkpoint this source induces now, if its position reached the
+    /// next multiple of `checkpoint_every` (batches stop there).
+    pub fn induced_checkpoint(&mut self) -> Option<u64> {
+        let every = self.spec.checkpoint_every.filter(|&k| k > 0)?;
+        let due = self.emitted / every;
+        (due > self.induced).then(|| {
+            self.induced = due;
+            due
+        })
     }
 
     /// Emits one batch into `chain` (one clock read per batch).
@@ -198,6 +220,10 @@ impl SourceFunction {
             return Ok(SourceStatus::Finished);
         }
         let mut batch = u64::from(self.spec.batch.max(1));
+        if let Some(every) = self.spec.checkpoint_every.filter(|&k| k > 0) {
+            // A batch ends where the next induced checkpoint cuts.
+            batch = batch.min(every - self.emitted % every);
+        }
         if let Some(total) = self.spec.records {
             batch = batch.min(total - self.emitted);
             if batch == 0 {

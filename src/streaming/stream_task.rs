@@ -520,6 +520,10 @@ impl MailboxDefaultAction for StreamTask {
             } => match function.emit_batch(&mut self.chain)? {
                 SourceStatus::MoreAvailable => {
                     *wait_until = None;
+                    if let Some(id) = function.induced_checkpoint() {
+                        let now_ns = self.epoch.elapsed().as_nanos() as u64;
+                        self.trigger_checkpoint(id, now_ns)?;
+                    }
                     ActionStatus::MoreAvailable
                 }
                 SourceStatus::WaitUntil(at) => {

@@ -55,6 +55,11 @@ pub struct CheckpointSection {
     pub restart_attempts: u32,
     /// Wait before each restart.
     pub restart_delay: Span,
+    /// Sources induce checkpoint `n` themselves after `n ×` this many
+    /// records each (Flink's `ExternallyInducedSource`); the interval is
+    /// then not used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub induced_every: Option<u64>,
     /// Checkpoints not counted at the start of each job, taken while
     /// back-pressure builds up (flink-benchmarks times checkpoints once it
     /// is established).
@@ -72,6 +77,7 @@ impl Default for CheckpointSection {
             dir: None,
             restart_attempts: 0,
             restart_delay: Span(Duration::ZERO),
+            induced_every: None,
             skip_first: 0,
         }
     }
@@ -92,7 +98,10 @@ impl CheckpointSection {
             (CheckpointMode::AtLeastOnce, _) => Alignment::AtLeastOnce,
         };
         CheckpointingConfig {
-            interval: Some(self.interval.0),
+            interval: match self.induced_every {
+                Some(_) => None,
+                None => Some(self.interval.0),
+            },
             timeout: self.timeout.0,
             min_pause: self.min_pause.0,
             options: CheckpointOptions {
@@ -143,6 +152,14 @@ impl Profile {
                 return Err(invalid(
                     "checkpoint.aligned_timeout",
                     format!("{t} is over an hour"),
+                ));
+            }
+        }
+        if let Some(n) = c.induced_every {
+            if n == 0 || n > super::MAX_RECORDS {
+                return Err(invalid(
+                    "checkpoint.induced_every",
+                    format!("{n}: use 1 to {} records", super::MAX_RECORDS),
                 ));
             }
         }

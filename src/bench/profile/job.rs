@@ -143,6 +143,7 @@ impl Profile {
                 },
                 timestamps: latency,
                 idle: v.idle,
+                checkpoint_every: self.checkpoint.as_ref().and_then(|c| c.induced_every),
             });
             let sink = match v.kind {
                 VertexKind::Sink => Some(self.sink_kind(v)?),
