@@ -230,7 +230,7 @@ impl Loop {
     fn run(mut self, receiver: Receiver<CheckpointMessage>) -> Vec<CheckpointStats> {
         loop {
             let now = Instant::now();
-            let wake = self.next_wake(now);
+            let wake = self.next_wake();
             let message = match wake {
                 Some(at) => receiver.recv_timeout(at.saturating_duration_since(now)),
                 None => receiver.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -271,31 +271,30 @@ impl Loop {
                     self.abort(format!("expired after {:?}", self.config.timeout));
                 }
             }
-            if self.next_trigger(now).is_some_and(|at| at <= now) {
+            if self.next_trigger().is_some_and(|at| at <= now) {
                 self.trigger();
             }
         }
     }
 
     /// When the next periodic trigger is due (none while one is pending).
-    fn next_trigger(&self, now: Instant) -> Option<Instant> {
+    fn next_trigger(&self) -> Option<Instant> {
         let interval = self.config.interval?;
         if self.pending.is_some() {
             return None;
         }
-        let _ = now;
         Some(match (self.last_trigger, self.last_end) {
             (Some(trigger), Some(end)) => (trigger + interval).max(end + self.config.min_pause),
             _ => self.epoch + interval,
         })
     }
 
-    fn next_wake(&self, now: Instant) -> Option<Instant> {
+    fn next_wake(&self) -> Option<Instant> {
         let timeout = self
             .pending
             .as_ref()
             .map(|p| p.triggered + self.config.timeout);
-        match (self.next_trigger(now), timeout) {
+        match (self.next_trigger(), timeout) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

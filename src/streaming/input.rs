@@ -217,7 +217,7 @@ impl InputProcessor {
                 // comes ahead of the queued barrier.
                 if self.unaligned.as_ref().is_none_or(|u| u.id < id) {
                     let now_ns = self.epoch.elapsed().as_nanos() as u64;
-                    let bytes_in: u64 = self.gates.iter().map(|g| g.bytes_in()).sum();
+                    let bytes_in = self.bytes_in();
                     if let Some(h) = &mut self.barriers {
                         let barrier = CheckpointBarrier {
                             id,
