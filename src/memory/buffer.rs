@@ -460,6 +460,21 @@ impl Buffer {
         self.len == 0
     }
 
+    /// The bytes from `at` on, as a slice of their own (what a reader left
+    /// unread).
+    ///
+    /// # Panics
+    /// If `at` is past the end.
+    #[inline]
+    pub fn tail(&self, at: usize) -> Buffer {
+        assert!(at <= self.len(), "tail at {at} of a {}-byte slice", self.len);
+        Buffer {
+            // SAFETY: `at <= len`, so the pointer stays inside (or one past) the same published region.
+            ptr: unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(at)) },
+            len: self.len - at as u32,
+        }
+    }
+
     /// The bytes.
     #[inline]
     pub fn as_slice(&self) -> &[u8] {

@@ -175,6 +175,14 @@ pub trait RecordConsumer {
     /// Consecutive 8-byte records, decoded to their values (little-endian),
     /// at most [`VALUE_RUN`]; the consumer may change them in place.
     fn values(&mut self, values: &mut [u64]);
+    /// Whether to stop after the record (or run of values) just handed
+    /// over, leaving the rest of the buffer unread for the next call (an
+    /// announced barrier waits: Flink's input loop likewise returns to the
+    /// mailbox between records). Never, unless a consumer says so.
+    #[inline(always)]
+    fn should_yield(&self) -> bool {
+        false
+    }
 }
 
 /// A closure as a [`RecordConsumer`]: 8-byte records are handed over one at
@@ -244,6 +252,17 @@ impl RecordDeserializer {
         assert!(self.current.is_none(), "previous buffer not taken back");
         self.current = Some(buffer);
         self.position = 0;
+    }
+
+    /// Bytes of the current buffer left unread because the consumer asked
+    /// to stop (whole records; 0 once the buffer is used up or its tail
+    /// went into a record spanning buffers).
+    #[inline]
+    pub fn unread(&self) -> usize {
+        match (&self.current, self.spanning) {
+            (Some(buffer), Spanning::None) => buffer.len() - self.position,
+            _ => 0,
+        }
     }
 
     /// Takes the current buffer back (to recycle it) once its records are read.
@@ -319,12 +338,16 @@ impl RecordDeserializer {
             consumer.record(&self.spill);
             count += 1;
             self.spanning = Spanning::None;
+            if consumer.should_yield() {
+                return Ok(count);
+            }
         }
         let Some(buffer) = &self.current else {
             return Ok(count);
         };
         let bytes = buffer.as_slice();
         let mut pos = self.position;
+        let mut yielded = false;
         loop {
             // A run of 8-byte records (Flink's `Long`s): entered only when
             // the next frame is one, decoded in blocks of `BLOCK` frames
@@ -366,6 +389,10 @@ impl RecordDeserializer {
                 consumer.values(&mut values[..run]);
                 count += run;
                 pos += run * SMALL_FRAME;
+                if consumer.should_yield() {
+                    yielded = true;
+                    break;
+                }
                 if run == VALUE_RUN {
                     continue;
                 }
@@ -384,10 +411,14 @@ impl RecordDeserializer {
             consumer.record(record);
             count += 1;
             pos += HEADER + len;
+            if consumer.should_yield() {
+                yielded = true;
+                break;
+            }
         }
         let ended = pos == bytes.len();
         self.position = pos;
-        if !ended {
+        if !ended && !yielded {
             // The tail of this buffer starts a record that spans into the next.
             self.start_spanning();
             self.continue_spanning()?;

@@ -91,9 +91,9 @@ impl CheckpointBarrierHandler {
         self.current.as_ref().map(|a| a.barrier.id)
     }
 
-    /// When the current alignment started.
-    pub fn pending_since(&self) -> Option<Instant> {
-        self.current.as_ref().map(|a| a.started)
+    /// The barrier being aligned, if any.
+    pub fn pending_barrier(&self) -> Option<&CheckpointBarrier> {
+        self.current.as_ref().map(|a| &a.barrier)
     }
 
     /// Whether global channel `k` delivered the current barrier.
@@ -124,8 +124,8 @@ impl CheckpointBarrierHandler {
     }
 
     /// Starts aligning `barrier` on its announcement, before any of it
-    /// arrived in-band: an alignment timeout counts from here (upstream
-    /// announced it; Flink's `EventAnnouncement` of a queued barrier).
+    /// arrived in-band (upstream announced it; Flink's `EventAnnouncement`
+    /// of a queued barrier), so its alignment timeout is watched from now.
     pub fn start_announced(&mut self, barrier: CheckpointBarrier, now_ns: u64, bytes_in: u64) {
         if barrier.id <= self.latest {
             return;

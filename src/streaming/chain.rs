@@ -350,6 +350,13 @@ impl OperatorChain {
         &self.writers
     }
 
+    /// Whether every output could take a record without waiting (a sink's
+    /// always can).
+    #[inline]
+    pub fn outputs_available(&self) -> bool {
+        self.writers.iter().all(|w| w.partition().is_available())
+    }
+
     /// What the sink counted, if the chain ends in one.
     pub fn sink_result(&self) -> Option<SinkResult> {
         self.sink.as_ref().map(|s| SinkResult {

@@ -142,13 +142,21 @@ impl InputProcessor {
     }
 
     /// When an alignment turns unaligned, if one is under way with a
-    /// timeout.
+    /// timeout: the timeout counts from the checkpoint's trigger (the
+    /// barrier's timestamp), so a barrier reaching a task later than that
+    /// turns unaligned at once and a chain of tasks never adds up its
+    /// stages' timeouts (Flink's `registerAlignmentTimer`: the delay is the
+    /// timeout less the time since the checkpoint started).
     pub fn alignment_deadline(&self) -> Option<Instant> {
         let Alignment::AlignedWithTimeout { timeout_us } = self.mode else {
             return None;
         };
-        let since = self.barriers.as_ref()?.pending_since()?;
-        Some(since + Duration::from_micros(u64::from(timeout_us)))
+        let barrier = self.barriers.as_ref()?.pending_barrier()?;
+        Some(
+            self.epoch
+                + Duration::from_nanos(barrier.timestamp)
+                + Duration::from_micros(u64::from(timeout_us)),
+        )
     }
 
     /// Turns an alignment whose timeout expired unaligned (its allocations
@@ -213,7 +221,7 @@ impl InputProcessor {
             let starts = self.mode == Alignment::Unaligned
                 && self.unaligned.as_ref().is_none_or(|u| u.id < id);
             if let Alignment::AlignedWithTimeout { .. } = self.mode {
-                // The alignment's clock starts at the announcement, which
+                // The alignment is watched from the announcement, which
                 // comes ahead of the queued barrier.
                 if self.unaligned.as_ref().is_none_or(|u| u.id < id) {
                     let now_ns = self.epoch.elapsed().as_nanos() as u64;
@@ -467,7 +475,10 @@ impl InputProcessor {
 
 /// The chain as a deserializer's consumer: runs of 8-byte records take the
 /// chain's batch path, other records go one at a time. After a chain error
-/// the rest of the buffer is dropped and the error returned.
+/// the rest of the buffer is dropped and the error returned. Once an output
+/// is unavailable, the rest of the buffer waits for the next turn (Flink's
+/// input loop checks its outputs between records), so the task waits softly
+/// for them rather than blocking inside an emit.
 struct ChainInput<'a> {
     chain: &'a mut OperatorChain,
     failed: Option<ChainError>,
@@ -490,6 +501,11 @@ impl RecordConsumer for ChainInput<'_> {
                 self.failed = Some(e);
             }
         }
+    }
+
+    #[inline(always)]
+    fn should_yield(&self) -> bool {
+        !self.chain.outputs_available()
     }
 }
 

@@ -480,10 +480,7 @@ impl StreamTask {
     }
 
     fn outputs_available(&self) -> bool {
-        self.chain
-            .writers_ref()
-            .iter()
-            .all(|w| w.partition().is_available())
+        self.chain.outputs_available()
     }
 
     fn has_unflushed_data(&self) -> bool {

@@ -252,21 +252,33 @@ impl InputChannel {
             };
             let read = match buffer {
                 Some(buffer) => {
-                    self.metrics.buffers_in += 1;
-                    self.metrics.bytes_in += buffer.len() as u64;
+                    self.deserializer.set_next_buffer(buffer);
+                    let mut until = UntilPriority {
+                        records: &mut *records,
+                        priority,
+                    };
+                    let result = self.deserializer.read_records_into(&mut until, values);
+                    let unread = self.deserializer.unread();
+                    let buffer = self.deserializer.take_buffer().expect("handed over above");
+                    let n = result?;
+                    let read = buffer.len() - unread;
+                    self.metrics.bytes_in += read as u64;
+                    self.metrics.records_in += n as u64;
                     if let Some(capture) = &mut self.capture {
-                        capture.extend_from_slice(buffer.as_slice());
+                        capture.extend_from_slice(&buffer.as_slice()[..read]);
                     }
                     if trace::enabled() {
                         if let Some(ChannelItem::Data(c)) = self.ring.peek() {
-                            trace::consume(c.segment(), c.generation(), from, from + buffer.len());
+                            trace::consume(c.segment(), c.generation(), from, from + read);
                         }
                     }
-                    self.deserializer.set_next_buffer(buffer);
-                    let result = self.deserializer.read_records_into(records, values);
-                    self.deserializer.take_buffer();
-                    let n = result?;
-                    self.metrics.records_in += n as u64;
+                    if unread > 0 {
+                        // An announcement came between two records: the
+                        // rest waits, and the segment stays queued.
+                        self.stashed = Some((buffer.tail(read), finished, from + read));
+                        return Ok(Read::Records(n));
+                    }
+                    self.metrics.buffers_in += 1;
                     Some(n)
                 }
                 None => None,
@@ -295,6 +307,30 @@ impl InputChannel {
             self.recycler.notify_producer();
         }
         Ok(())
+    }
+}
+
+/// A gate's consumer that stops between records once a barrier is
+/// announced on the gate, so the announcement waits at most one record.
+struct UntilPriority<'a, C> {
+    records: &'a mut C,
+    priority: &'a ChannelAvailability,
+}
+
+impl<C: RecordConsumer> RecordConsumer for UntilPriority<'_, C> {
+    #[inline(always)]
+    fn record(&mut self, record: &[u8]) {
+        self.records.record(record);
+    }
+
+    #[inline(always)]
+    fn values(&mut self, values: &mut [u64]) {
+        self.records.values(values);
+    }
+
+    #[inline(always)]
+    fn should_yield(&self) -> bool {
+        self.priority.has_priority() || self.records.should_yield()
     }
 }
 

@@ -153,6 +153,10 @@ pub struct ResultPartition {
     /// Per subpartition: bytes in segments finished so far (with the open
     /// builders' lengths, the stream position a barrier cuts at).
     finished_bytes: Vec<u64>,
+    /// Subpartitions whose ring was full after a push (capacity: one per
+    /// subpartition, so it never grows on the data path): while one stays
+    /// full the partition is unavailable.
+    backlogged: Vec<u32>,
 }
 
 impl ResultPartition {
@@ -181,6 +185,7 @@ impl ResultPartition {
             flush_before_wait: true,
             metrics: PartitionMetrics::default(),
             finished_bytes: vec![0; n],
+            backlogged: Vec::with_capacity(n),
         }
     }
 
@@ -505,6 +510,7 @@ impl ResultPartition {
         {
             Ok(()) => {
                 self.metrics.segments_out += 1;
+                self.note_backlog(index);
                 Ok(builder)
             }
             Err(_) => {
@@ -555,6 +561,9 @@ impl ResultPartition {
             }
         }
         self.metrics.segments_out += n as u64;
+        for index in 0..n {
+            self.note_backlog(index);
+        }
         Ok(builder)
     }
 
@@ -571,6 +580,7 @@ impl ResultPartition {
             }
             sp.notify();
             self.metrics.events_out += 1;
+            self.note_backlog(index);
         }
         Ok(())
     }
@@ -583,10 +593,12 @@ impl ResultPartition {
     pub fn try_broadcast_event(&mut self, event: Event) -> usize {
         self.finish_all();
         let mut sent = 0;
-        for sp in &mut self.subpartitions {
+        for index in 0..self.subpartitions.len() {
+            let sp = &mut self.subpartitions[index];
             if sp.ring.has_room() && sp.ring.push(ChannelItem::Event(event)).is_ok() {
                 sp.notify();
                 sent += 1;
+                self.note_backlog(index);
             }
         }
         self.metrics.events_out += sent as u64;
@@ -599,10 +611,35 @@ impl ResultPartition {
         self.broadcast_event(Event::EndOfPartition)
     }
 
-    /// Whether an emit could proceed without waiting for a segment (Flink's
-    /// `getAvailableFuture().isDone()`; a hint).
+    /// Whether an emit could proceed without waiting (Flink's
+    /// `getAvailableFuture().isDone()`; a hint): the pool has a free
+    /// segment and no subpartition's ring is full. A full ring is Flink's
+    /// subpartition over `maxBuffersPerChannel`, which makes its
+    /// `LocalBufferPool` unavailable: the task stops between records and
+    /// waits softly (taking mail meanwhile, a checkpoint trigger among
+    /// them) instead of blocking inside its next emit.
+    #[inline]
     pub fn is_available(&self) -> bool {
         self.pool.is_available()
+            && (self.backlogged.is_empty()
+                || self
+                    .backlogged
+                    .iter()
+                    .all(|&i| self.subpartitions[i as usize].ring.has_room()))
+    }
+
+    /// Notes subpartition `index` as backlogged if its ring is now full,
+    /// and forgets those that drained.
+    #[inline]
+    fn note_backlog(&mut self, index: usize) {
+        if !self.backlogged.is_empty() {
+            let subpartitions = &self.subpartitions;
+            self.backlogged
+                .retain(|&i| !subpartitions[i as usize].ring.has_room());
+        }
+        if !self.subpartitions[index].ring.has_room() && !self.backlogged.contains(&(index as u32)) {
+            self.backlogged.push(index as u32);
+        }
     }
 
     /// Waits until each ring in `range` has room for one more item (hard
