@@ -4,7 +4,7 @@
 #![cfg(not(loom))]
 
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use taskbench::memory::{BufferPool, MemoryConfig, SegmentPool};
 use taskbench::network::{
@@ -130,6 +130,7 @@ fn recycling_wakes_a_parked_writer_and_back_pressure_is_counted() {
         writer,
         mut gate,
         pool,
+        producer,
         ..
     } = job(WaitStrategy::SpinPark {
         spins: 0,
@@ -144,11 +145,13 @@ fn recycling_wakes_a_parked_writer_and_back_pressure_is_counted() {
         writer.finish().unwrap();
         writer
     });
-    // Read slowly at first so the writer surely parks on an empty pool.
-    while pool.is_available() {
+    // Nothing is read until the writer has parked on the exhausted pool
+    // (or its full ring), so the wait surely happens.
+    let start = Instant::now();
+    while !producer.is_parked() {
+        assert!(start.elapsed() < GUARD, "the writer never parked");
         std::thread::yield_now();
     }
-    std::thread::sleep(Duration::from_millis(20));
     let mut received = 0;
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {

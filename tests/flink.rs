@@ -432,7 +432,9 @@ fn a_standalone_cluster_runs_the_job_through_rest_and_reports_its_metrics() {
         .collect();
     assert_eq!(sinks.len(), 2, "one row per sink subtask: {metrics:?}");
     for sink in &sinks {
-        assert!(sink["samples"].as_u64().unwrap() >= 3, "{sink}");
+        // Sampled once a second while the job runs, but each sample is a
+        // round of REST calls that a loaded machine can slow down a lot.
+        assert!(sink["samples"].as_u64().unwrap() >= 1, "{sink}");
         for name in [
             "numRecordsInPerSecond",
             "busyTimeMsPerSecond",

@@ -294,10 +294,35 @@ mod tests {
         assert!(waiter.would_park());
         // A ready input makes the park return at once.
         assert_eq!(waiter.wait(&parker, || true, None), Round::Ready);
-        assert_eq!(
-            waiter.wait(&parker, || false, Some(Instant::now() + PARK_MARGIN * 2)),
-            Round::Parked
-        );
+        // Nothing ready: the thread sleeps until woken. The deadline is far
+        // enough that no preemption turns the park into a yield, and bounds
+        // the park should the wake-up never come; a helper wakes it.
+        let round = park_woken(&parker, |parker| {
+            waiter.wait(parker, || false, Some(Instant::now() + GUARD))
+        });
+        assert_eq!(round, Round::Parked);
+    }
+
+    /// Bounds a park that nothing else would end.
+    const GUARD: Duration = Duration::from_secs(30);
+
+    /// Runs `wait` while a helper thread unparks `parker` whenever it finds
+    /// the waiting thread parked.
+    fn park_woken(parker: &Parker, wait: impl FnOnce(&Parker) -> Round) -> Round {
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while !done.load(std::sync::atomic::Ordering::Acquire) {
+                    if parker.is_parked() {
+                        parker.unpark();
+                    }
+                    std::thread::sleep(Duration::from_micros(100));
+                }
+            });
+            let round = wait(parker);
+            done.store(true, std::sync::atomic::Ordering::Release);
+            round
+        })
     }
 
     #[test]
@@ -317,21 +342,65 @@ mod tests {
 
     #[test]
     fn adaptive_spins_then_yields_then_parks_by_time() {
+        // The phases by the time the wait has lasted, set by moving the
+        // start of the wait back (the one clock reading the waiter keeps),
+        // with seconds between the thresholds so no preemption can skip a
+        // phase. No job in this test binary sets the cores, so nothing
+        // counts as taking every core and the yield phase is not skipped.
+        let parker = Parker::new();
+        let mut waiter = WaitStrategy::Adaptive {
+            spin_ns: 1_000_000_000,
+            yield_ns: 3_000_000_000,
+        }
+        .waiter();
+        // The first round starts the clock: 0 s in, it spins.
+        assert_eq!(waiter.wait(&parker, || false, None), Round::Spun);
+        assert!(!waiter.would_park());
+        // 2 s in, it yields (were it to park, the ready input ends the park
+        // at once: the test fails rather than hangs).
+        waiter.since = Some(Instant::now() - Duration::from_secs(2));
+        assert!(!waiter.would_park());
+        assert_eq!(waiter.wait(&parker, || true, None), Round::Yielded);
+        // 3 s in, it parks: a ready input makes the park return at once, and
+        // without one the thread sleeps until woken.
+        waiter.since = Some(Instant::now() - Duration::from_secs(3));
+        assert!(waiter.would_park());
+        assert_eq!(waiter.wait(&parker, || true, None), Round::Ready);
+        let round = park_woken(&parker, |parker| {
+            waiter.wait(parker, || false, Some(Instant::now() + GUARD))
+        });
+        assert_eq!(round, Round::Parked);
+    }
+
+    #[test]
+    fn adaptive_phases_on_the_real_clock_never_go_back() {
+        // Read off the real clock, a preemption can skip a phase, but the
+        // wait always starts spinning, never returns to an earlier phase,
+        // and parks once the yield budget has passed.
         let parker = Parker::new();
         let mut waiter = WaitStrategy::Adaptive {
             spin_ns: 200_000,
             yield_ns: 400_000,
         }
         .waiter();
+        let phase = |round: Round| match round {
+            Round::Spun => 0,
+            Round::Yielded => 1,
+            Round::Parked | Round::Ready => 2,
+        };
         let start = Instant::now();
         let mut rounds = Vec::new();
         while !waiter.would_park() {
-            let round = waiter.wait(&parker, || false, None);
-            if rounds.last() != Some(&round) {
-                rounds.push(round);
-            }
+            // A preemption between `would_park` and the round can make the
+            // round park: the deadline ends such a park.
+            let deadline = Instant::now() + Duration::from_millis(1);
+            rounds.push(waiter.wait(&parker, || false, Some(deadline)));
         }
-        assert_eq!(rounds, [Round::Spun, Round::Yielded]);
+        assert_eq!(rounds[0], Round::Spun);
+        assert!(
+            rounds.windows(2).all(|w| phase(w[0]) <= phase(w[1])),
+            "{rounds:?}"
+        );
         assert!(start.elapsed() >= Duration::from_micros(400));
         assert_eq!(waiter.wait(&parker, || true, None), Round::Ready);
     }
