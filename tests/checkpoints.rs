@@ -80,6 +80,17 @@ fn job(
     }
 }
 
+/// Paces `graph`'s sources so each emits its `per_source` records over
+/// about 200 ms instead of 40: a failure halfway then comes ~100 ms in, long
+/// after the first checkpoints (every 2 ms) completed even on a machine
+/// that keeps threads waiting for a core for tens of milliseconds.
+fn unhurried(mut graph: JobGraph, per_source: u64) -> JobGraph {
+    if let Some(source) = &mut graph.vertices[0].source {
+        source.rate = Some(per_source as f64 * 5.0);
+    }
+    graph
+}
+
 fn options(alignment: Alignment, restarts: u32) -> JobOptions {
     JobOptions {
         network: NetworkConfig {
@@ -136,7 +147,10 @@ fn a_failure_while_processing_restores_exactly_once() {
     const PER_SOURCE: u64 = 20_000;
     for (p, mode) in (1..=4u32).flat_map(|p| EXACTLY_ONCE.map(|m| (p, m))) {
         let failure = fail(FailurePoint::Processing, PER_SOURCE / 2, 0);
-        let graph = job(p, PER_SOURCE, Partitioner::Forward, Some(failure));
+        let graph = unhurried(
+            job(p, PER_SOURCE, Partitioner::Forward, Some(failure)),
+            PER_SOURCE,
+        );
         let result = run_job(&graph, &options(mode, 1)).unwrap();
         let p = format!("{p} {mode:?}");
         assert!(result.is_finished(), "p={p}: {:?}", result.failure);
@@ -181,7 +195,7 @@ fn a_failure_while_processing_restores_exactly_once() {
 fn failures_in_snapshot_restore_and_close_recover_too() {
     const PER_SOURCE: u64 = 10_000;
     // In the 2nd snapshot of attempt 0; then in attempt 1's restore.
-    let mut graph = job(2, PER_SOURCE, Partitioner::Rebalance, None);
+    let mut graph = unhurried(job(2, PER_SOURCE, Partitioner::Rebalance, None), PER_SOURCE);
     graph.vertices[1].operators.extend([
         fail(FailurePoint::Snapshot, 2, 0),
         fail(FailurePoint::Restore, 0, 1),
@@ -269,11 +283,14 @@ fn keyed_state_is_restored_with_the_rest() {
 #[test]
 fn directory_storage_writes_metadata_last_and_restores() {
     let dir = tempfile::tempdir().unwrap();
-    let graph = job(
-        2,
+    let graph = unhurried(
+        job(
+            2,
+            10_000,
+            Partitioner::Forward,
+            Some(fail(FailurePoint::Processing, 5_000, 0)),
+        ),
         10_000,
-        Partitioner::Forward,
-        Some(fail(FailurePoint::Processing, 5_000, 0)),
     );
     let options = JobOptions {
         checkpoint_dir: Some(dir.path().to_path_buf()),
@@ -376,6 +393,7 @@ fn a_checkpointing_profile_reports_its_checkpoints_and_allocates_only_for_snapsh
         "vertices.map.parallelism=2",
         "vertices.sink.parallelism=2",
         "measure.repetitions=1",
+        "checkpoint.skip_first=0",
     ]
     .map(String::from)
     .to_vec();
@@ -407,11 +425,17 @@ fn a_checkpointing_profile_reports_its_checkpoints_and_allocates_only_for_snapsh
 fn externally_induced_checkpoints_cut_at_the_sources_positions() {
     const PER_SOURCE: u64 = 20_000;
     for mode in EXACTLY_ONCE {
-        let mut graph = job(
-            2,
+        // Unhurried: 2,000 records take 20 ms, so sources that start a few
+        // ms apart still cut each checkpoint before the next one supersedes
+        // it.
+        let mut graph = unhurried(
+            job(
+                2,
+                PER_SOURCE,
+                Partitioner::Forward,
+                Some(fail(FailurePoint::Processing, 15_000, 0)),
+            ),
             PER_SOURCE,
-            Partitioner::Forward,
-            Some(fail(FailurePoint::Processing, 15_000, 0)),
         );
         if let Some(source) = &mut graph.vertices[0].source {
             source.checkpoint_every = Some(2_000);
@@ -448,4 +472,62 @@ fn externally_induced_checkpoints_cut_at_the_sources_positions() {
         );
         assert_eq!(result.sink_totals(), expected(2, PER_SOURCE));
     }
+}
+
+/// Back-pressure is soft: with records smaller than a segment, no task
+/// blocks inside an emit (its outputs are checked between records, a full
+/// ring counting as unavailable), so a back-pressured task takes mail, a
+/// checkpoint trigger among it, between any two records.
+#[test]
+fn a_back_pressured_job_waits_between_records_never_inside_an_emit() {
+    let graph = JobGraph {
+        name: "soft".into(),
+        vertices: vec![
+            JobVertex {
+                source: Some(SourceSpec {
+                    records: Some(3_000),
+                    record_size: 1024,
+                    batch: 1,
+                    ..SourceSpec::default()
+                }),
+                ..vertex("source", 2)
+            },
+            JobVertex {
+                operators: vec![OperatorSpec::Map(MapFunction::Identity)],
+                ..vertex("map", 2)
+            },
+            JobVertex {
+                sink: Some(SinkKind::Slow { wait_ns: 20_000 }),
+                ..vertex("sink", 2)
+            },
+        ],
+        edges: vec![
+            JobEdge::new(0, 1, Partitioner::Rebalance),
+            JobEdge::new(1, 2, Partitioner::Rebalance),
+        ],
+        chaining: false,
+        buffer_timeout: BufferTimeout::Interval(Duration::from_millis(1)),
+    };
+    let mut options = options(Alignment::Unaligned, 0);
+    options.checkpointing = None;
+    let result = run_job(&graph, &options).unwrap();
+    assert!(result.is_finished(), "{:?}", result.failure);
+    assert_eq!(result.sink_totals().0, 6_000);
+    let mut soft = 0;
+    for s in &result.subtasks {
+        let outputs = &s.result.as_ref().unwrap().outputs;
+        for o in outputs {
+            assert_eq!(
+                o.hard_back_pressure_waits, 0,
+                "{} blocked inside an emit",
+                s.name
+            );
+        }
+        if !outputs.is_empty() {
+            soft += s.mailbox.soft_back_pressured_ns;
+        }
+    }
+    // 6,000 records at 20 µs each outlast what the buffers hold by far.
+    assert!(soft > 0, "the job was back-pressured");
+    assert!(result.pools_full);
 }

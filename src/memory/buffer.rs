@@ -467,7 +467,11 @@ impl Buffer {
     /// If `at` is past the end.
     #[inline]
     pub fn tail(&self, at: usize) -> Buffer {
-        assert!(at <= self.len(), "tail at {at} of a {}-byte slice", self.len);
+        assert!(
+            at <= self.len(),
+            "tail at {at} of a {}-byte slice",
+            self.len
+        );
         Buffer {
             // SAFETY: `at <= len`, so the pointer stays inside (or one past) the same published region.
             ptr: unsafe { NonNull::new_unchecked(self.ptr.as_ptr().add(at)) },

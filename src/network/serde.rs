@@ -509,7 +509,7 @@ impl RecordDeserializer {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::memory::{BufferPool, MemoryConfig, SegmentPool};
+    use crate::memory::{BufferConsumer, BufferPool, MemoryConfig, SegmentPool};
     use crate::sync::{Arc, Parker};
 
     /// Collects what a deserializer yields, runs of values and single records apart.
@@ -531,23 +531,26 @@ mod tests {
         }
     }
 
-    #[test]
-    fn runs_of_small_records_and_other_records_come_back_in_order() {
+    fn test_pool() -> BufferPool {
         let config = MemoryConfig {
             segment_size: 4096,
             total_segments: 16,
             huge_pages: false,
         };
-        let pool = BufferPool::new(
+        BufferPool::new(
             Arc::new(SegmentPool::new(&config).unwrap()),
             16,
             16,
             Arc::new(Parker::new()),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Runs longer than VALUE_RUN and than a segment, broken by records of
+    /// other sizes (and by one 8-byte record written the record way): the
+    /// finished segments, and the records in order.
+    fn mixed_stream(pool: &BufferPool) -> (Vec<BufferConsumer>, Vec<Vec<u8>>) {
         let serializer = RecordSerializer::new(64);
-        // Runs longer than VALUE_RUN and than a segment, broken by records of
-        // other sizes (and by one 8-byte record written the record way).
         let mut expected: Vec<Vec<u8>> = Vec::new();
         let mut buffers = Vec::new();
         let mut builder = pool.request().unwrap();
@@ -579,6 +582,13 @@ mod tests {
         }
         buffers.push(pool.finish(builder));
         assert!(buffers.len() >= 4, "the stream spans segments");
+        (buffers, expected)
+    }
+
+    #[test]
+    fn runs_of_small_records_and_other_records_come_back_in_order() {
+        let pool = test_pool();
+        let (buffers, expected) = mixed_stream(&pool);
 
         let mut deserializer = RecordDeserializer::new(64);
         let mut got = Collect::default();
@@ -592,6 +602,67 @@ mod tests {
         assert!(!deserializer.has_partial_record());
         assert_eq!(got.records, expected);
         assert!(got.runs >= 8, "8-byte records arrive in runs");
+        assert!(pool.is_full());
+    }
+
+    /// Yields after every record or run, as a task does when a barrier is
+    /// announced or an output fills.
+    #[derive(Default)]
+    struct Yielding(Collect);
+
+    impl RecordConsumer for Yielding {
+        fn record(&mut self, record: &[u8]) {
+            self.0.record(record);
+        }
+        fn values(&mut self, values: &mut [u64]) {
+            self.0.values(values);
+        }
+        fn should_yield(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_consumer_that_yields_gets_one_record_or_run_per_call_and_the_rest_later() {
+        let pool = test_pool();
+        let (buffers, expected) = mixed_stream(&pool);
+        let mut deserializer = RecordDeserializer::new(64);
+        let mut got = Yielding::default();
+        let mut calls = 0;
+        for mut consumer in buffers {
+            let mut slice = consumer.build().0.unwrap();
+            loop {
+                let len = slice.len();
+                deserializer.set_next_buffer(slice);
+                let before = got.0.records.len();
+                let runs_before = got.0.runs;
+                let n = deserializer
+                    .read_records_into(&mut got, &mut [0; VALUE_RUN])
+                    .unwrap();
+                calls += 1;
+                assert_eq!(got.0.records.len() - before, n);
+                let unread = deserializer.unread();
+                let whole = deserializer.take_buffer().unwrap();
+                if unread == 0 {
+                    break;
+                }
+                // Stopped after one record or run, between records.
+                assert!(
+                    n == 1 || got.0.runs == runs_before + 1,
+                    "one record or one run per call, not {n}"
+                );
+                assert!(!deserializer.has_partial_record());
+                slice = whole.tail(len - unread);
+            }
+            assert!(consumer.is_consumed());
+            pool.recycle(consumer);
+        }
+        assert!(!deserializer.has_partial_record());
+        assert_eq!(got.0.records, expected, "every record once, in order");
+        assert!(
+            calls > expected.len() / VALUE_RUN + 10,
+            "it stopped between records"
+        );
         assert!(pool.is_full());
     }
 }

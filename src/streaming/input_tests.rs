@@ -17,6 +17,18 @@ fn two_inputs() -> (
     InputProcessor,
     Arc<ShuffleEnvironment>,
 ) {
+    two_inputs_since(Instant::now())
+}
+
+/// [`two_inputs`] whose job clock starts at `epoch`.
+fn two_inputs_since(
+    epoch: Instant,
+) -> (
+    RecordWriter,
+    RecordWriter,
+    InputProcessor,
+    Arc<ShuffleEnvironment>,
+) {
     let env = Arc::new(
         ShuffleEnvironment::new(NetworkConfig {
             memory: MemoryConfig {
@@ -47,7 +59,7 @@ fn two_inputs() -> (
     }
     let b = writers.pop().unwrap();
     let a = writers.pop().unwrap();
-    (a, b, InputProcessor::new(gates, Instant::now()), env)
+    (a, b, InputProcessor::new(gates, epoch), env)
 }
 
 #[test]
@@ -258,4 +270,52 @@ fn both_busy_inputs_take_turns() {
         }
     }
     assert_eq!(seen, [0, 100, 1, 101, 2, 102, 3, 103]);
+}
+
+#[test]
+fn an_alignment_timeout_counts_from_the_checkpoints_trigger() {
+    let timeout = Alignment::AlignedWithTimeout {
+        timeout_us: 500_000,
+    };
+    let at = |id: u64, timestamp: u64| {
+        Event::CheckpointBarrier(CheckpointBarrier {
+            id,
+            timestamp,
+            options: CheckpointOptions {
+                alignment: timeout,
+                ..CheckpointOptions::default()
+            },
+        })
+    };
+    let epoch = Instant::now() - Duration::from_secs(1);
+    // Triggered at the epoch, a second ago: its half second is up, so the
+    // first barrier turns the checkpoint unaligned at once.
+    let (mut a, _b, mut input, _env) = two_inputs_since(epoch);
+    input.enable_checkpoints(timeout);
+    let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+    a.broadcast_event(at(1, 0)).unwrap();
+    let mut unaligned = None;
+    for _ in 0..5 {
+        if let InputStatus::Checkpoint(b, m) = input.process(&mut chain).unwrap() {
+            unaligned = Some((b.id, m.unaligned));
+            break;
+        }
+    }
+    assert_eq!(unaligned, Some((1, true)));
+    // Triggered now: the deadline is half a second after the trigger,
+    // wherever the barrier's first arrival falls, and the task aligns.
+    let (mut a, _b, mut input, _env) = two_inputs_since(epoch);
+    input.enable_checkpoints(timeout);
+    let triggered = epoch.elapsed().as_nanos() as u64;
+    a.broadcast_event(at(1, triggered)).unwrap();
+    for _ in 0..5 {
+        assert!(!matches!(
+            input.process(&mut chain).unwrap(),
+            InputStatus::Checkpoint(..)
+        ));
+    }
+    assert_eq!(
+        input.alignment_deadline(),
+        Some(epoch + Duration::from_nanos(triggered) + Duration::from_millis(500))
+    );
 }

@@ -257,6 +257,41 @@ mod tests {
     }
 
     #[test]
+    fn a_full_ring_makes_the_partition_unavailable_until_its_reader_catches_up() {
+        // Flink's subpartition over maxBuffersPerChannel: the pool has free
+        // segments, but the task must stop between records.
+        let (mut writer, mut gate, pool) = one_channel(2);
+        for v in 0..341u64 {
+            writer.emit(v, &v.to_le_bytes()).unwrap();
+        }
+        assert!(writer.partition().is_available(), "one segment queued of 2");
+        writer.emit(341, &341u64.to_le_bytes()).unwrap();
+        assert_eq!(writer.partition().metrics().segments_out, 2);
+        assert!(pool.is_available(), "segments are free");
+        assert!(
+            !writer.partition().is_available(),
+            "the ring is full: unavailable"
+        );
+        assert_eq!(drain(&mut gate).len(), 341);
+        assert!(writer.partition().is_available(), "the reader made room");
+        // An event that fills the ring counts too.
+        writer.flush_all();
+        drain(&mut gate);
+        writer
+            .partition_mut()
+            .broadcast_event(crate::network::Event::EndOfData)
+            .unwrap();
+        assert!(
+            !writer.partition().is_available(),
+            "segment and event: full"
+        );
+        drain(&mut gate);
+        assert!(writer.partition().is_available());
+        drop((writer, gate));
+        assert!(pool.is_full());
+    }
+
+    #[test]
     fn a_gone_consumer_leaves_the_segments_to_the_writer() {
         let (mut writer, gate, pool) = one_channel(4);
         writer.emit(1, &1u64.to_le_bytes()).unwrap();

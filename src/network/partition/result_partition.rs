@@ -637,7 +637,8 @@ impl ResultPartition {
             self.backlogged
                 .retain(|&i| !subpartitions[i as usize].ring.has_room());
         }
-        if !self.subpartitions[index].ring.has_room() && !self.backlogged.contains(&(index as u32)) {
+        if !self.subpartitions[index].ring.has_room() && !self.backlogged.contains(&(index as u32))
+        {
             self.backlogged.push(index as u32);
         }
     }
