@@ -38,8 +38,8 @@ pub struct CheckpointSection {
     pub interval: Span,
     /// aligned, unaligned or at-least-once.
     pub mode: CheckpointMode,
-    /// Aligned only: an alignment lasting longer turns unaligned (Flink's
-    /// `aligned-checkpoint-timeout`).
+    /// Aligned only: a checkpoint still aligning this long after its
+    /// trigger turns unaligned (Flink's `aligned-checkpoint-timeout`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aligned_timeout: Option<Span>,
     /// A checkpoint not complete after this is aborted.
