@@ -531,3 +531,73 @@ fn a_back_pressured_job_waits_between_records_never_inside_an_emit() {
     assert!(soft > 0, "the job was back-pressured");
     assert!(result.pools_full);
 }
+
+/// Buffer debloating (Flink's `BufferDebloater`): a slow sink's gate asks
+/// its producer for buffers of about throughput × target ÷ buffers queued,
+/// and the producer sends smaller buffers.
+#[test]
+fn a_slow_consumer_debloats_its_producers_buffers() {
+    let run = |debloat: Option<taskbench::network::DebloatConfig>| {
+        let graph = JobGraph {
+            name: "debloat".into(),
+            vertices: vec![
+                JobVertex {
+                    source: Some(SourceSpec {
+                        records: Some(1_000),
+                        record_size: 64,
+                        batch: 1,
+                        ..SourceSpec::default()
+                    }),
+                    ..vertex("source", 1)
+                },
+                JobVertex {
+                    sink: Some(SinkKind::Slow { wait_ns: 400_000 }),
+                    ..vertex("sink", 1)
+                },
+            ],
+            edges: vec![JobEdge::new(0, 1, Partitioner::Forward)],
+            chaining: false,
+            buffer_timeout: BufferTimeout::Interval(Duration::from_millis(100)),
+        };
+        let mut options = options(Alignment::Aligned, 0);
+        options.checkpointing = None;
+        options.network.debloat = debloat;
+        let result = run_job(&graph, &options).unwrap();
+        assert!(result.is_finished(), "{:?}", result.failure);
+        assert_eq!(result.sink_totals().0, 1_000);
+        assert!(result.pools_full);
+        let task = |name: &str| {
+            result
+                .subtasks
+                .iter()
+                .find(|s| s.name.starts_with(name))
+                .and_then(|s| s.result.clone())
+                .unwrap()
+        };
+        (task("source").outputs[0], task("sink").debloated)
+    };
+    // At most 2,500 records/s of 68 bytes and a 5 ms target: 850 bytes or
+    // less in front of the sink, a buffer at most that, against 4 KiB
+    // segments.
+    let config = taskbench::network::DebloatConfig {
+        target: Duration::from_millis(5),
+        period: Duration::from_millis(5),
+        samples: 3,
+        ..Default::default()
+    };
+    let (debloated, sink) = run(Some(config));
+    let (size, updates) = sink.expect("the sink debloats");
+    assert!(
+        updates >= 1 && (256..2048).contains(&size),
+        "{size} B after {updates} announcements"
+    );
+    let (plain, none) = run(None);
+    assert_eq!(none, None);
+    let per_segment = |m: taskbench::network::PartitionMetrics| m.bytes_out / m.segments_out;
+    assert!(
+        per_segment(debloated) * 2 < per_segment(plain),
+        "bytes per buffer: {} debloated, {} not",
+        per_segment(debloated),
+        per_segment(plain)
+    );
+}

@@ -424,6 +424,11 @@ fn task_metrics(s: &crate::job::SubtaskReport, data_start: Option<Instant>) -> T
             .and_then(|r| r.finished)
             .zip(data_start)
             .map(|(end, start)| end.saturating_duration_since(start).as_secs_f64() * 1e3),
+        debloated_buffer_size: s
+            .result
+            .as_ref()
+            .and_then(|r| r.debloated)
+            .map(|(size, _)| u64::from(size)),
     }
 }
 

@@ -286,6 +286,26 @@ pub fn table(result: &RunResult) -> String {
             }
         );
     }
+    let debloated: Vec<String> = s
+        .tasks
+        .iter()
+        .filter_map(|t| {
+            let size = t.debloated_buffer_size?;
+            Some(format!(
+                "{} #{} {} B",
+                t.name,
+                t.subtask,
+                thousands(size as f64)
+            ))
+        })
+        .collect();
+    if !debloated.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  debloated     buffer sizes the gates last asked for: {}",
+            debloated.join(", ")
+        );
+    }
     if let Some(b) = &s.bottleneck {
         let why = if b.upstream.is_empty() {
             "a source kept busy, nothing back-pressured".to_string()

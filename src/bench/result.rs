@@ -312,6 +312,11 @@ pub struct TaskMetrics {
     /// start of the data window (`null` if it did not).
     #[serde(default)]
     pub ended_ms: Option<f64>,
+    /// With buffer debloating: the buffer size the task's input gates last
+    /// asked their producers for, in bytes (Flink's `debloatedBufferSize`;
+    /// absent without debloating).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debloated_buffer_size: Option<u64>,
 }
 
 /// Median, spread and extremes of one figure over the repetitions.

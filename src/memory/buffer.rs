@@ -136,6 +136,15 @@ impl BufferBuilder {
         (self.capacity - self.len) as usize
     }
 
+    /// Caps what this builder writes at `size` bytes (never below what is
+    /// written, never above the segment): a debloated channel's buffers
+    /// carry fewer bytes (Flink's `BufferBuilder.trim`).
+    #[inline]
+    pub fn trim(&mut self, size: usize) {
+        let size = u32::try_from(size).unwrap_or(u32::MAX);
+        self.capacity = self.capacity.min(size.max(self.len));
+    }
+
     /// Whether no byte is free.
     #[inline]
     pub fn is_full(&self) -> bool {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::DebloatConfig;
 use crate::memory::{MemoryConfig, MemoryError};
 
 /// Sizes of the network stack, with Flink's defaults.
@@ -21,6 +22,9 @@ pub struct NetworkConfig {
     /// segments before it fails (Flink's
     /// `taskmanager.network.memory.buffers-request-timeout`, default 30 s).
     pub buffers_request_timeout: Duration,
+    /// Buffer debloating, if on (Flink's
+    /// `taskmanager.network.memory.buffer-debloat.enabled`, default off).
+    pub debloat: Option<DebloatConfig>,
 }
 
 impl Default for NetworkConfig {
@@ -31,6 +35,7 @@ impl Default for NetworkConfig {
             floating_buffers: 8,
             max_record_size: 1 << 20,
             buffers_request_timeout: Duration::from_secs(30),
+            debloat: None,
         }
     }
 }
@@ -47,6 +52,14 @@ pub enum NetworkConfigError {
     /// The maximum record size is 0.
     #[error("max_record_size is 0: records need at least 1 byte")]
     NoRecordSize,
+    /// A debloating setting is out of range.
+    #[error("debloat.{field}: {problem}")]
+    Debloat {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 impl NetworkConfig {
@@ -58,6 +71,30 @@ impl NetworkConfig {
         }
         if self.max_record_size == 0 {
             return Err(NetworkConfigError::NoRecordSize);
+        }
+        if let Some(d) = &self.debloat {
+            let bad = |field, problem: String| Err(NetworkConfigError::Debloat { field, problem });
+            if d.target.is_zero() {
+                return bad("target", "must be above 0".into());
+            }
+            if d.period < Duration::from_millis(1) {
+                return bad("period", format!("{:?} is below 1 ms", d.period));
+            }
+            if !(1..=10_000).contains(&d.samples) {
+                return bad("samples", format!("{} is not within 1..=10000", d.samples));
+            }
+            if d.min_buffer_size < 64 || d.min_buffer_size as usize > self.memory.segment_size {
+                return bad(
+                    "min_buffer_size",
+                    format!(
+                        "{} B is not within 64 B..=segment_size ({} B)",
+                        d.min_buffer_size, self.memory.segment_size
+                    ),
+                );
+            }
+            if d.threshold_pct > 100 {
+                return bad("threshold", format!("{} % is above 100 %", d.threshold_pct));
+            }
         }
         Ok(())
     }

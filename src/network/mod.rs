@@ -16,8 +16,12 @@ pub mod shuffle;
 
 pub use config::{NetworkConfig, NetworkConfigError};
 pub use event::{ChannelItem, Event};
-pub use gate::{ChannelAvailability, InputChannel, InputGate, Poll};
-pub use partition::{Partitioner, RecordWriter, ResultPartition, ResultSubpartition, WriteError};
+pub use gate::{
+    BufferDebloater, ChannelAvailability, DebloatConfig, InputChannel, InputGate, Poll,
+};
+pub use partition::{
+    PartitionMetrics, Partitioner, RecordWriter, ResultPartition, ResultSubpartition, WriteError,
+};
 pub use shuffle::{GateKey, PartitionKey, ShuffleEnvironment, ShuffleError};
 
 use crate::memory::BufferPool;

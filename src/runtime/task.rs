@@ -268,6 +268,10 @@ impl Task {
             Err(cause) => return (Err(cause), None),
         };
         task.set_attempt(d.attempt_number);
+        let network = self.shuffle.config();
+        if let Some(debloat) = network.debloat {
+            task.enable_debloating(debloat, network.memory.segment_size as u32);
+        }
         if let Some(state) = self.state_manager.lock().expect("state manager").take() {
             task.enable_checkpoints(state);
         }

@@ -13,7 +13,7 @@ use crate::metrics::AllocationCount;
 use crate::network::gate::GateError;
 use crate::network::serde::RecordConsumer;
 use crate::network::Event;
-use crate::network::{InputGate, Poll};
+use crate::network::{BufferDebloater, DebloatConfig, InputGate, Poll};
 
 /// Why processing input failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +75,8 @@ pub struct InputProcessor {
     /// Allocations made for checkpoints (captures, copies of in-flight
     /// data): snapshot I/O, counted apart from the data path's.
     snapshot_allocations: u64,
+    /// One per gate while buffer debloating is on.
+    debloaters: Vec<BufferDebloater>,
 }
 
 impl InputProcessor {
@@ -94,7 +96,42 @@ impl InputProcessor {
             fresh: Vec::new(),
             unaligned: None,
             snapshot_allocations: 0,
+            debloaters: Vec::new(),
         }
+    }
+
+    /// Debloats every gate's buffers (segments of `segment_size` bytes)
+    /// from now on.
+    pub fn enable_debloating(&mut self, config: DebloatConfig, segment_size: u32) {
+        let now = Instant::now();
+        self.debloaters = self
+            .gates
+            .iter()
+            .map(|_| BufferDebloater::new(config, segment_size, now))
+            .collect();
+    }
+
+    /// Recalculates the gates' buffer sizes once a period has passed (one
+    /// clock read; nothing without debloating).
+    #[inline]
+    pub fn debloat_if_due(&mut self) {
+        let Some(first) = self.debloaters.first() else {
+            return;
+        };
+        let now = Instant::now();
+        if now < first.due() {
+            return;
+        }
+        for (d, gate) in self.debloaters.iter_mut().zip(&mut self.gates) {
+            d.update(gate, now);
+        }
+    }
+
+    /// The smallest buffer size the gates announced, bytes, and how many
+    /// announcements they made (`None` without debloating).
+    pub fn debloated(&self) -> Option<(u32, u64)> {
+        let size = self.debloaters.iter().map(|d| d.buffer_size()).min()?;
+        Some((size, self.debloaters.iter().map(|d| d.updates()).sum()))
     }
 
     /// Allocations made for checkpoints so far.

@@ -142,6 +142,9 @@ pub struct StreamTaskResult {
     pub checkpoints: u64,
     /// Allocations its snapshots made (snapshot I/O, outside the data path).
     pub snapshot_allocations: u64,
+    /// With buffer debloating: the smallest buffer size the task's gates
+    /// announced upstream (bytes) and how many announcements they made.
+    pub debloated: Option<(u32, u64)>,
 }
 
 /// A running stream task.
@@ -235,6 +238,14 @@ impl StreamTask {
     /// first deployment).
     pub fn set_attempt(&mut self, attempt: u32) {
         self.chain.set_attempt(attempt);
+    }
+
+    /// Debloats the task's input buffers (Flink's `BufferDebloater`); a
+    /// source has none.
+    pub fn enable_debloating(&mut self, config: crate::network::DebloatConfig, segment_size: u32) {
+        if let Head::Input(input) = &mut self.head {
+            input.enable_debloating(config, segment_size);
+        }
     }
 
     /// Takes part in checkpoints through `state`: a source starts barriers
@@ -459,6 +470,10 @@ impl StreamTask {
                     Head::Input(input) => input.snapshot_allocations(),
                     Head::Source { .. } => 0,
                 },
+            debloated: match &self.head {
+                Head::Input(input) => input.debloated(),
+                Head::Source { .. } => None,
+            },
         }
     }
 
@@ -534,7 +549,10 @@ impl MailboxDefaultAction for StreamTask {
                 SourceStatus::Finished => ActionStatus::Finished,
             },
             Head::Input(input) => match input.process(&mut self.chain)? {
-                InputStatus::MoreAvailable => ActionStatus::MoreAvailable,
+                InputStatus::MoreAvailable => {
+                    input.debloat_if_due();
+                    ActionStatus::MoreAvailable
+                }
                 InputStatus::NothingAvailable => ActionStatus::NothingAvailable,
                 InputStatus::EndOfInput => ActionStatus::Finished,
                 other => self.on_input_status(other)?,

@@ -122,6 +122,14 @@ pub fn check_cluster_network(
                 .map_or(Some(8), |v| v.trim().parse().ok()),
         ),
     ];
+    let debloating = value("taskmanager.network.memory.buffer-debloat.enabled")
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if n.debloat.is_some() && !debloating {
+        return Err(Unsupported {
+            field: "network.debloat".into(),
+            message: "asks for buffer debloating, which the cluster's TaskManagers do not run: set taskmanager.network.memory.buffer-debloat.* on the cluster (or drop the table)".into(),
+        });
+    }
     for (field, key, wanted, cluster) in checks {
         if cluster != Some(wanted) {
             return Err(Unsupported {

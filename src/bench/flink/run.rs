@@ -344,6 +344,7 @@ fn repetition(
                     .end_ms
                     .zip(first)
                     .map(|(end, first)| (end - first as f64 / 1e6).max(0.0)),
+                debloated_buffer_size: None,
             }
         })
         .collect();

@@ -132,6 +132,25 @@ pub struct NetworkSpec {
     pub floating_buffers: u32,
     /// `taskmanager.memory.network.min` and `.max`, bytes, if set.
     pub memory: Option<u64>,
+    /// `taskmanager.network.memory.buffer-debloat.*`, if on: target and
+    /// period in milliseconds, samples, minimum buffer bytes, threshold %.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debloat: Option<DebloatSpec>,
+}
+
+/// Buffer debloating as Flink configures it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DebloatSpec {
+    /// `buffer-debloat.target`, milliseconds.
+    pub target_ms: u64,
+    /// `buffer-debloat.period`, milliseconds.
+    pub period_ms: u64,
+    /// `buffer-debloat.samples`.
+    pub samples: u32,
+    /// `taskmanager.memory.min-segment-size`, bytes.
+    pub min_buffer_size: u32,
+    /// `buffer-debloat.threshold-percentages`.
+    pub threshold_pct: u32,
 }
 
 impl NetworkSpec {
@@ -158,6 +177,23 @@ impl NetworkSpec {
             ] {
                 options.push((key.to_string(), format!("{memory}b")));
             }
+        }
+        if let Some(d) = &self.debloat {
+            let prefix = "taskmanager.network.memory.buffer-debloat";
+            options.extend([
+                (format!("{prefix}.enabled"), "true".to_string()),
+                (format!("{prefix}.target"), format!("{}ms", d.target_ms)),
+                (format!("{prefix}.period"), format!("{}ms", d.period_ms)),
+                (format!("{prefix}.samples"), d.samples.to_string()),
+                (
+                    format!("{prefix}.threshold-percentages"),
+                    d.threshold_pct.to_string(),
+                ),
+                (
+                    "taskmanager.memory.min-segment-size".to_string(),
+                    format!("{}b", d.min_buffer_size),
+                ),
+            ]);
         }
         options
     }
@@ -330,6 +366,17 @@ impl JobSpec {
                 buffers_per_channel: n.buffers_per_channel,
                 floating_buffers: n.floating_buffers,
                 memory: n.memory.map(|m| m.bytes()),
+                debloat: n
+                    .debloat
+                    .as_ref()
+                    .and_then(|d| d.config())
+                    .map(|d| DebloatSpec {
+                        target_ms: d.target.as_millis() as u64,
+                        period_ms: d.period.as_millis() as u64,
+                        samples: d.samples,
+                        min_buffer_size: d.min_buffer_size,
+                        threshold_pct: d.threshold_pct,
+                    }),
             },
             latency: profile.measures_latency(),
             not_applied: not_applied(profile),

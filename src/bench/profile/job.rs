@@ -259,6 +259,7 @@ impl Profile {
             floating_buffers: n.floating_buffers,
             max_record_size: n.max_record_size.unwrap_or(self.records.size).bytes() as usize,
             buffers_request_timeout: n.buffers_request_timeout.0,
+            debloat: n.debloat.as_ref().and_then(|d| d.config()),
         }
     }
 
@@ -273,6 +274,9 @@ impl Profile {
                 invalid("network.buffers_per_channel", e.to_string())
             }
             NetworkConfigError::NoRecordSize => invalid("network.max_record_size", e.to_string()),
+            NetworkConfigError::Debloat { field, problem } => {
+                invalid(format!("network.debloat.{field}"), problem.clone())
+            }
             _ => invalid("network", e.to_string()),
         })
     }

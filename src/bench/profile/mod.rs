@@ -21,6 +21,7 @@
 //! message for Flink's bare numbers. [`job`] converts each in a few lines.
 
 mod checkpoint;
+mod debloat;
 mod error;
 mod job;
 mod set;
@@ -40,6 +41,7 @@ use super::units::{Size, Span, Timeout};
 use crate::network::NetworkConfig;
 
 pub use checkpoint::{CheckpointMode, CheckpointSection, MAX_RESTARTS};
+pub use debloat::Debloat;
 pub use error::{shown, ProfileError};
 pub use set::{apply_override, value_text, MAX_PATH_PARTS};
 pub use validate::{MAX_RATE, MAX_RECORDS, MAX_REPETITIONS, MAX_WARMUP};
@@ -354,6 +356,9 @@ pub struct Network {
     /// How long a task setting up may wait for network memory before it
     /// fails (Flink's `taskmanager.network.memory.buffers-request-timeout`).
     pub buffers_request_timeout: Span,
+    /// Buffer debloating (`[network.debloat]`); unset: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debloat: Option<Debloat>,
 }
 
 impl Default for Network {
@@ -368,6 +373,7 @@ impl Default for Network {
             max_record_size: None,
             huge_pages: true,
             buffers_request_timeout: Span(n.buffers_request_timeout),
+            debloat: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! producers fill and the consumer drains, plus the consumer's parker.
 
 use crate::metrics::trace;
-use crate::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use crate::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 use crate::sync::{Arc, CachePadded, IndexQueue, Parker};
 
 /// The gate-side signal producers use to say "channel `i` has data"
@@ -33,6 +33,9 @@ pub struct ChannelAvailability {
     announced: Box<[(AtomicU64, AtomicU64, AtomicU64)]>,
     /// Some channel announced a barrier the consumer has not looked at.
     priority: CachePadded<AtomicBool>,
+    /// Per channel: the buffer size the consumer's debloater asks for, in
+    /// bytes (0: a whole segment).
+    buffer_size: Box<[AtomicU32]>,
 }
 
 impl ChannelAvailability {
@@ -49,7 +52,24 @@ impl ChannelAvailability {
                 .map(|_| (AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)))
                 .collect(),
             priority: CachePadded::new(AtomicBool::new(false)),
+            buffer_size: (0..channels).map(|_| AtomicU32::new(0)).collect(),
         }
+    }
+
+    /// Consumer side: asks channel `channel`'s producer for buffers of at
+    /// most `bytes` (Flink's `notifyNewBufferSize`, which the debloater
+    /// sends upstream).
+    pub fn set_buffer_size(&self, channel: usize, bytes: u32) {
+        // Relaxed: a hint about future buffers; no data depends on it.
+        self.buffer_size[channel].store(bytes, Ordering::Relaxed);
+    }
+
+    /// Producer side: the buffer size channel `channel`'s consumer asks
+    /// for (0: a whole segment).
+    #[inline]
+    pub fn buffer_size(&self, channel: u32) -> u32 {
+        // Relaxed: see `set_buffer_size`.
+        self.buffer_size[channel as usize].load(Ordering::Relaxed)
     }
 
     /// Producer side: checkpoint `id`'s barrier cuts channel `channel` after

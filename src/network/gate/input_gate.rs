@@ -176,6 +176,20 @@ impl InputGate {
         self.channels.iter().map(|c| c.metrics().bytes_in).sum()
     }
 
+    /// Buffers queued in the gate's channels, not yet read to their end
+    /// (Flink's `getBuffersInUseCount`).
+    pub fn queued_buffers(&mut self) -> usize {
+        self.channels.iter_mut().map(|c| c.ring.len()).sum()
+    }
+
+    /// Asks every channel's producer for buffers of at most `bytes` (the
+    /// debloater's announcement).
+    pub fn set_buffer_size(&self, bytes: u32) {
+        for channel in 0..self.channels.len() {
+            self.availability.set_buffer_size(channel, bytes);
+        }
+    }
+
     /// Number of channels.
     pub fn num_channels(&self) -> usize {
         self.channels.len()

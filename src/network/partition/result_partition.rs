@@ -503,7 +503,12 @@ impl ResultPartition {
     /// waits for room in the ring, then for a free segment.
     fn open_builder(&mut self, index: usize) -> Result<BufferBuilder, WriteError> {
         self.await_room(index..index + 1)?;
-        let builder = self.request_builder()?;
+        let mut builder = self.request_builder()?;
+        let sp = &self.subpartitions[index];
+        let size = sp.availability.buffer_size(sp.channel);
+        if size != 0 {
+            builder.trim(size as usize);
+        }
         match self.subpartitions[index]
             .ring
             .push(ChannelItem::Data(builder.consumer()))
