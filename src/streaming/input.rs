@@ -276,6 +276,21 @@ impl InputProcessor {
                     }
                 }
             }
+            if starts && self.barriers.as_ref().and_then(|h| h.pending()) == Some(id) {
+                // Pointwise channels delivered their aligned barriers
+                // first and are blocked: the checkpoint goes unaligned from
+                // here, and those channels owe nothing more.
+                let bytes_in = self.bytes_in();
+                let handler = self.barriers.as_mut().expect("checked");
+                let arrived: Vec<bool> = (0..self.announced.len())
+                    .map(|k| handler.arrived(k))
+                    .collect();
+                if let Some((barrier, metrics)) = handler.take_over(bytes_in) {
+                    self.resume();
+                    status = Some(self.start_unaligned(barrier, metrics, |k| arrived[k]));
+                    continue;
+                }
+            }
             if starts {
                 if let Some(h) = &mut self.barriers {
                     h.skip(id);
@@ -312,6 +327,9 @@ impl InputProcessor {
     fn end_capture(&mut self, gate: usize, channel: usize) -> Option<InputStatus> {
         let u = self.unaligned.as_mut()?;
         let k = self.offsets[gate] + channel;
+        if !u.is_pending(k) {
+            return None;
+        }
         let position = self.gates[gate].position(channel);
         u.finish_channel(&mut self.gates[gate], gate, channel, k, position);
         u.is_complete()
@@ -363,6 +381,16 @@ impl InputProcessor {
             // An in-band barrier follows its announcement: take it first.
             if let Some(status) = self.take_announcements(gate) {
                 return status;
+            }
+        }
+        if let Event::CheckpointBarrier(b) = event {
+            if self.unaligned.as_ref().is_some_and(|u| u.id == b.id) {
+                // A pointwise channel's in-band barrier, after the
+                // checkpoint went unaligned on another channel: what it
+                // delivered before the barrier was captured; that ends here.
+                return self
+                    .end_capture(gate, channel)
+                    .unwrap_or(InputStatus::MoreAvailable);
             }
         }
         let bytes_in = self.bytes_in();

@@ -319,3 +319,82 @@ fn an_alignment_timeout_counts_from_the_checkpoints_trigger() {
         Some(epoch + Duration::from_nanos(triggered) + Duration::from_millis(500))
     );
 }
+
+#[test]
+fn a_pointwise_channel_stays_aligned_in_an_unaligned_checkpoint() {
+    // a: a pointwise edge, whose barrier comes in-band and aligned; b: an
+    // all-to-all edge, whose producer announces.
+    let (mut a, mut b, mut input, env) = two_inputs();
+    input.enable_checkpoints(Alignment::Unaligned);
+    let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+    a.emit(1, &1u64.to_le_bytes()).unwrap();
+    a.broadcast_event(barrier(1, Alignment::Aligned)).unwrap();
+    a.emit(100, &100u64.to_le_bytes()).unwrap();
+    a.flush_all();
+    b.emit(10, &10u64.to_le_bytes()).unwrap();
+    b.flush_all();
+    // a's barrier first: a blocks, 100 waits; b's records go on.
+    for _ in 0..10 {
+        assert!(!matches!(
+            input.process(&mut chain).unwrap(),
+            InputStatus::Checkpoint(..)
+        ));
+    }
+    assert_eq!(chain.sink_result().unwrap().checksum, 11, "100 held back");
+    // b announces: the checkpoint goes unaligned at once; a owes nothing.
+    b.emit(20, &20u64.to_le_bytes()).unwrap();
+    b.partition_mut().announce_barrier(1, 0);
+    b.flush_all();
+    let status = input.process(&mut chain).unwrap();
+    let InputStatus::Checkpoint(cp, metrics) = status else {
+        panic!("{status:?}");
+    };
+    assert_eq!(cp.id, 1);
+    assert!(metrics.unaligned);
+    assert_eq!(chain.sink_result().unwrap().checksum, 11);
+    let (state, _) = input.take_channel_state(1).expect("complete at once");
+    let mut replayed = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+    for s in &state {
+        assert_eq!(s.gate, 1, "only b's channel has in-flight state");
+        InputProcessor::replay(&mut replayed, &s.bytes).unwrap();
+    }
+    assert_eq!(replayed.sink_result().unwrap().checksum, 20);
+    // a is unblocked.
+    for _ in 0..10 {
+        input.process(&mut chain).unwrap();
+    }
+    assert_eq!(chain.sink_result().unwrap().checksum, 131);
+
+    // Checkpoint 2 the other way round: b announces first, a's records up
+    // to its in-band barrier are captured, and its barrier ends the capture.
+    b.partition_mut().announce_barrier(2, 0);
+    let status = input.process(&mut chain).unwrap();
+    assert!(
+        matches!(status, InputStatus::Checkpoint(cp, m) if cp.id == 2 && m.unaligned),
+        "{status:?}"
+    );
+    a.emit(5, &5u64.to_le_bytes()).unwrap();
+    a.broadcast_event(barrier(2, Alignment::Aligned)).unwrap();
+    a.emit(7, &7u64.to_le_bytes()).unwrap();
+    a.flush_all();
+    let mut complete = false;
+    for _ in 0..10 {
+        if input.process(&mut chain).unwrap() == InputStatus::ChannelStateComplete(2) {
+            complete = true;
+        }
+    }
+    assert!(complete);
+    let (state, _) = input.take_channel_state(2).unwrap();
+    let mut replayed = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+    for s in &state {
+        InputProcessor::replay(&mut replayed, &s.bytes).unwrap();
+    }
+    assert_eq!(
+        replayed.sink_result().unwrap().checksum,
+        5,
+        "a's 5, before its barrier"
+    );
+    assert_eq!(chain.sink_result().unwrap().checksum, 131 + 5 + 7);
+    drop((a, b, input));
+    assert!(env.segments().is_full());
+}

@@ -292,14 +292,31 @@ impl StreamTask {
         };
         let started = Instant::now();
         let allocations = AllocationCount::thread_now();
-        let (announce, in_band) = match barrier.options.alignment {
+        // The job's mode decides, not the barrier that came: an aligned
+        // barrier off a pointwise edge does not make later edges aligned.
+        let (announce, in_band) = match state.options.alignment {
             Alignment::Unaligned => (true, false),
             // Taken unaligned after the timeout: the barrier must not wait
             // behind queued data either.
             Alignment::AlignedWithTimeout { .. } => (true, !metrics.unaligned),
             Alignment::Aligned | Alignment::AtLeastOnce => (false, true),
         };
+        let unaligned_mode = state.options.alignment == Alignment::Unaligned;
         for writer in self.chain.writers() {
+            if unaligned_mode && writer.is_pointwise_or_broadcast() {
+                // Pointwise and broadcast edges stay aligned (Flink's
+                // `withUnalignedUnsupported`): the barrier goes in-band,
+                // behind the data, and its consumer aligns on it.
+                let aligned = CheckpointBarrier {
+                    options: crate::checkpoint::CheckpointOptions {
+                        alignment: Alignment::Aligned,
+                        ..barrier.options
+                    },
+                    ..barrier
+                };
+                writer.broadcast_event(Event::CheckpointBarrier(aligned))?;
+                continue;
+            }
             if announce {
                 writer
                     .partition_mut()

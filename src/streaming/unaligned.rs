@@ -99,6 +99,11 @@ impl UnalignedCheckpoint {
         self.keep(g, c, bytes);
     }
 
+    /// Whether global channel `k` still captures.
+    pub fn is_pending(&self, k: usize) -> bool {
+        self.pending[k]
+    }
+
     /// Whether every channel's in-flight state is in.
     pub fn is_complete(&self) -> bool {
         self.pending_count == 0

@@ -151,6 +151,22 @@ impl RecordWriter {
         self.partition.finish()
     }
 
+    /// How records are routed.
+    pub fn partitioner(&self) -> Partitioner {
+        self.selector.partitioner()
+    }
+
+    /// Whether each consumer subtask reads a fixed part of this writer's
+    /// stream (forward and rescale: pointwise) or all of it (broadcast):
+    /// edges on which Flink does not take unaligned checkpoints, since
+    /// their in-flight data could not be redistributed on rescaling.
+    pub fn is_pointwise_or_broadcast(&self) -> bool {
+        matches!(
+            self.partitioner(),
+            Partitioner::Forward | Partitioner::Rescale | Partitioner::Broadcast
+        )
+    }
+
     /// The partition written to.
     pub fn partition(&self) -> &ResultPartition {
         &self.partition
