@@ -97,6 +97,23 @@ fn kind_1_what_would_panic_or_abort_is_refused() {
         &["network.floating_buffers=4294967295"],
         &["network.floating_buffers", "0 to 1024"],
     );
+    // Debloating: a period past what an Instant can hold, no samples, a
+    // minimum above a segment.
+    profile_refused(
+        MAP_SINK,
+        &["network.debloat.period=\"500000000000y\""],
+        &["network.debloat.period", "more than a day"],
+    );
+    profile_refused(
+        MAP_SINK,
+        &["network.debloat.samples=0"],
+        &["network.debloat.samples", "1..=10000"],
+    );
+    profile_refused(
+        MAP_SINK,
+        &["network.debloat.min_buffer_size=\"1MiB\""],
+        &["network.debloat.min_buffer_size", "segment_size"],
+    );
     // A deadline past what an Instant can hold.
     profile_refused(
         MAP_SINK,

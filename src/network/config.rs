@@ -74,11 +74,12 @@ impl NetworkConfig {
         }
         if let Some(d) = &self.debloat {
             let bad = |field, problem: String| Err(NetworkConfigError::Debloat { field, problem });
-            if d.target.is_zero() {
-                return bad("target", "must be above 0".into());
+            let hour = Duration::from_secs(3600);
+            if d.target.is_zero() || d.target > hour {
+                return bad("target", format!("{:?}: use from 1ns to 1h", d.target));
             }
-            if d.period < Duration::from_millis(1) {
-                return bad("period", format!("{:?} is below 1 ms", d.period));
+            if d.period < Duration::from_millis(1) || d.period > hour {
+                return bad("period", format!("{:?}: use from 1ms to 1h", d.period));
             }
             if !(1..=10_000).contains(&d.samples) {
                 return bad("samples", format!("{} is not within 1..=10000", d.samples));
