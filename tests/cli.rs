@@ -50,7 +50,7 @@ fn json_stdout(cmd: &mut Command) -> Value {
     let out = cmd.assert().success().get_output().stdout.clone();
     let text = String::from_utf8(out).unwrap();
     assert!(
-        text.starts_with("{\n  \"schema_version\": 1,"),
+        text.starts_with("{\n  \"schema_version\": 2,"),
         "schema_version comes first: {}",
         &text[..text.len().min(80)]
     );
@@ -398,7 +398,7 @@ fn the_result_matches_its_documented_schema() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/profiles/README.md"))
         .unwrap();
     let schema = doc
-        .split("## The result (JSON, `schema_version` 1)")
+        .split("## The result (JSON, `schema_version` 2)")
         .nth(1)
         .expect("the schema section");
     let documented: Vec<String> = schema

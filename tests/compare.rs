@@ -178,6 +178,27 @@ fn bad_figures_and_mismatched_files_are_bad_input() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("repetitions has no values"));
+    // Schema version 1 (before the checkpoint, Flink and debloating
+    // fields) is still read; a version from the future is not.
+    let mut old = read(&base);
+    old["schema_version"] = 1.into();
+    let old = write(dir.path(), "old.json", &old);
+    taskbench()
+        .arg("compare")
+        .args([&old, &base])
+        .assert()
+        .success();
+    let mut future = read(&base);
+    future["schema_version"] = 3.into();
+    let future = write(dir.path(), "future.json", &future);
+    taskbench()
+        .arg("compare")
+        .args([&base, &future])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "schema_version 3, this taskbench reads 1 to 2",
+        ));
     let junk = write(dir.path(), "junk.json", &serde_json::json!({}));
     taskbench()
         .arg("compare")

@@ -10,8 +10,14 @@ use super::flink::FlinkInfo;
 use super::profile::Profile;
 use super::testbed::Testbed;
 
-/// Version of the result schema; bumped on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the result schema; bumped on any change to it. Version 2
+/// added checkpoint figures (`checkpoints`, `snapshot_allocations`), the
+/// Flink engine's fields and tasks' `debloated_buffer_size`, all optional:
+/// a version-1 file reads as a version-2 one without them.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema version this taskbench reads.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 // `kind` is the tag results are told apart by; read through the tagged
 // `Loaded` enum of `compare` it is consumed, and these fill it back in.
