@@ -130,7 +130,11 @@ impl CheckpointBarrierHandler {
         if barrier.id <= self.latest {
             return;
         }
-        self.current = None;
+        self.begin(barrier, now_ns, bytes_in);
+    }
+
+    /// Starts aligning `barrier`, no channel arrived yet.
+    fn begin(&mut self, barrier: CheckpointBarrier, now_ns: u64, bytes_in: u64) {
         self.arrived.iter_mut().for_each(|a| *a = false);
         self.latest = barrier.id;
         self.current = Some(Alignment {
@@ -161,19 +165,9 @@ impl CheckpointBarrierHandler {
         let index = self.offsets[gate] + channel;
         let mut aborted = None;
         if barrier.id > self.latest {
-            if let Some(old) = self.current.take() {
-                // A newer checkpoint overtook an unfinished alignment.
-                self.arrived.iter_mut().for_each(|a| *a = false);
-                aborted = Some(old.barrier.id);
-            }
-            self.latest = barrier.id;
-            self.current = Some(Alignment {
-                barrier,
-                started: Instant::now(),
-                arrived: 0,
-                bytes_at_start: bytes_in,
-                start_delay_ns: now_ns.saturating_sub(barrier.timestamp),
-            });
+            // A newer checkpoint overtakes an unfinished alignment.
+            aborted = self.current.take().map(|old| old.barrier.id);
+            self.begin(barrier, now_ns, bytes_in);
         }
         let aborted_only = aborted.map_or(BarrierAction::None, BarrierAction::Abort);
         let Some(current) = &mut self.current else {

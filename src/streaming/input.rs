@@ -207,6 +207,12 @@ impl InputProcessor {
         if Instant::now() < self.alignment_deadline()? {
             return None;
         }
+        self.alignment_turns_unaligned()
+    }
+
+    /// The alignment under way continues unaligned: channels whose barrier
+    /// arrived owe nothing, the others are captured or copied.
+    fn alignment_turns_unaligned(&mut self) -> Option<InputStatus> {
         let bytes_in = self.bytes_in();
         let handler = self.barriers.as_mut()?;
         let arrived: Vec<bool> = (0..self.announced.len())
@@ -215,6 +221,18 @@ impl InputProcessor {
         let (barrier, metrics) = handler.take_over(bytes_in)?;
         self.resume();
         Some(self.start_unaligned(barrier, metrics, |k| arrived[k]))
+    }
+
+    /// The barrier an announcement of checkpoint `id` stands for.
+    fn announced_barrier(&self, id: u64, timestamp: u64) -> CheckpointBarrier {
+        CheckpointBarrier {
+            id,
+            timestamp,
+            options: CheckpointOptions {
+                alignment: self.mode,
+                ..CheckpointOptions::default()
+            },
+        }
     }
 
     fn start_unaligned(
@@ -263,15 +281,8 @@ impl InputProcessor {
                 if self.unaligned.as_ref().is_none_or(|u| u.id < id) {
                     let now_ns = self.epoch.elapsed().as_nanos() as u64;
                     let bytes_in = self.bytes_in();
+                    let barrier = self.announced_barrier(id, timestamp);
                     if let Some(h) = &mut self.barriers {
-                        let barrier = CheckpointBarrier {
-                            id,
-                            timestamp,
-                            options: CheckpointOptions {
-                                alignment: self.mode,
-                                ..CheckpointOptions::default()
-                            },
-                        };
                         h.start_announced(barrier, now_ns, bytes_in);
                     }
                 }
@@ -280,14 +291,8 @@ impl InputProcessor {
                 // Pointwise channels delivered their aligned barriers
                 // first and are blocked: the checkpoint goes unaligned from
                 // here, and those channels owe nothing more.
-                let bytes_in = self.bytes_in();
-                let handler = self.barriers.as_mut().expect("checked");
-                let arrived: Vec<bool> = (0..self.announced.len())
-                    .map(|k| handler.arrived(k))
-                    .collect();
-                if let Some((barrier, metrics)) = handler.take_over(bytes_in) {
-                    self.resume();
-                    status = Some(self.start_unaligned(barrier, metrics, |k| arrived[k]));
+                if let Some(started) = self.alignment_turns_unaligned() {
+                    status = Some(started);
                     continue;
                 }
             }
@@ -296,14 +301,7 @@ impl InputProcessor {
                     h.skip(id);
                 }
                 let now_ns = self.epoch.elapsed().as_nanos() as u64;
-                let barrier = CheckpointBarrier {
-                    id,
-                    timestamp,
-                    options: CheckpointOptions {
-                        alignment: self.mode,
-                        ..CheckpointOptions::default()
-                    },
-                };
+                let barrier = self.announced_barrier(id, timestamp);
                 let metrics = TaskCheckpointMetrics {
                     checkpoint_id: id,
                     start_delay_ns: now_ns.saturating_sub(timestamp),
