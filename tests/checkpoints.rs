@@ -252,6 +252,69 @@ fn at_least_once_loses_nothing() {
 }
 
 #[test]
+fn checkpoints_go_on_after_tasks_finish_and_restore_them_finished() {
+    // Two pipelines in one job: a short one that finishes at once, and the
+    // paced exactly-once one, whose map fails halfway. Checkpoints taken
+    // after the short pipeline finished hold its final state, so the
+    // restart restores it finished: its source emits nothing again.
+    const PER_SOURCE: u64 = 10_000;
+    const SHORT: u64 = 1_000;
+    for mode in EXACTLY_ONCE {
+        let mut graph = unhurried(
+            job(
+                1,
+                PER_SOURCE,
+                Partitioner::Forward,
+                Some(fail(FailurePoint::Processing, PER_SOURCE / 2, 0)),
+            ),
+            PER_SOURCE,
+        );
+        graph.vertices.push(JobVertex {
+            source: Some(SourceSpec {
+                records: Some(SHORT),
+                ..SourceSpec::default()
+            }),
+            ..vertex("short-source", 1)
+        });
+        graph.vertices.push(JobVertex {
+            sink: Some(SinkKind::Checksum),
+            ..vertex("short-sink", 1)
+        });
+        graph.edges.push(JobEdge::new(3, 4, Partitioner::Forward));
+        let result = run_job(&graph, &options(mode, 1)).unwrap();
+        assert!(result.is_finished(), "{mode:?}: {:?}", result.failure);
+        assert_eq!(result.restarts, 1, "{mode:?}");
+        let short_source = result
+            .subtasks
+            .iter()
+            .find(|s| s.name == "short-source")
+            .and_then(|s| s.result.as_ref())
+            .unwrap();
+        assert_eq!(short_source.records_emitted, SHORT, "its position");
+        assert_eq!(
+            short_source.outputs[0].records_out, 0,
+            "{mode:?}: restored finished, from a checkpoint after it ended"
+        );
+        assert_eq!(
+            verify(&result),
+            VerifyCounts {
+                distinct: PER_SOURCE,
+                ..VerifyCounts::default()
+            },
+            "{mode:?}"
+        );
+        let (n, checksum) = expected(1, PER_SOURCE);
+        let (short_n, short_checksum) = expected(1, SHORT);
+        assert_eq!(
+            result.sink_totals(),
+            (n + short_n, checksum.wrapping_add(short_checksum)),
+            "{mode:?}: the short sink's final count was restored, not recounted"
+        );
+        assert!(result.pools_full, "{mode:?}");
+    }
+}
+
+#[test]
 fn keyed_state_is_restored_with_the_rest() {
     // A keyed count ahead of the sink: after a failure, every key's final
     // count is what a failure-free run gives (the sink checksums the

@@ -4,8 +4,9 @@
 //! BufferBuilder/BufferConsumer protocol: the reader slicing while the
 //! writer appends and flushes, finish and recycle (to a writer waiting for
 //! that very segment), end of partition after a partial slice, a broadcast
-//! segment read by two channels, and channels wired before their producer
-//! binds its pool (the late-bound recycler jobs use).
+//! segment read by two channels, channels wired before their producer
+//! binds its pool (the late-bound recycler jobs use), and an overdraft
+//! repaid while a reader recycles.
 //!
 //! Run: `scripts/loom.sh` (or
 //! `RUSTFLAGS="--cfg loom" cargo test --release --test loom`).
@@ -153,6 +154,43 @@ fn shared_buffer_comes_back_once_and_wakes_the_writer() {
         pool.discard(builder);
         readers.into_iter().for_each(|r| r.join().unwrap());
         assert!(pool.is_full());
+    });
+}
+
+/// Overdraft (Flink's overdraft buffers): the owner overdraws while a
+/// reader recycles the pool's own segment. Whichever way they interleave,
+/// the overdraft is repaid exactly once, no segment is lost or doubled, and
+/// the pool ends available and full.
+#[test]
+fn an_overdraft_is_repaid_once_while_a_reader_recycles() {
+    model(|| {
+        let global = segments(2);
+        let parker = Arc::new(Parker::new());
+        let pool =
+            Arc::new(BufferPool::with_overdraft(global.clone(), 1, 1, 1, parker.clone()).unwrap());
+        let mut own = pool.request().unwrap();
+        own.append(&[1]);
+        let mut consumer = pool.finish(own);
+        let reader = thread::spawn({
+            let pool = pool.clone();
+            move || {
+                let (buffer, finished) = consumer.build();
+                assert_eq!((buffer.unwrap().as_slice(), finished), (&[1][..], true));
+                pool.recycle(consumer);
+            }
+        });
+        // The own segment (if back already) or the overdraft one.
+        let next = pool.request().expect("own or overdraft");
+        let another = pool.request();
+        pool.discard(next);
+        if let Some(b) = another {
+            pool.discard(b);
+        }
+        reader.join().unwrap();
+        assert!(pool.is_available(), "nothing out: available again");
+        assert_eq!(pool.overdraft_segments(), 0, "repaid");
+        assert!(pool.is_full());
+        assert_eq!(global.available_segments(), 1, "the pool keeps its one");
     });
 }
 

@@ -46,7 +46,9 @@ pub struct CheckpointFigures {
     pub completed: u64,
     /// Checkpoints aborted (declined, expired, or cut short by the job's end).
     pub aborted: u64,
-    /// Completed checkpoints not counted (`checkpoint.skip_first` per job).
+    /// Completed checkpoints not counted: `checkpoint.skip_first` per job,
+    /// and those holding tasks that had finished (taken as the job winds
+    /// down, not in the steady state measured).
     pub skipped: u64,
     /// Checkpoints taken unaligned (of those counted).
     pub unaligned: u64,
@@ -106,15 +108,16 @@ impl CheckpointFigures {
         }
     }
 
-    /// A job's checkpoints without its first `skip` completed ones.
+    /// A job's checkpoints without its first `skip` completed ones and
+    /// without completed ones holding finished tasks.
     pub fn counted(stats: &[CheckpointStats], skip: u32) -> (Vec<CheckpointStats>, u64) {
         let mut left = skip;
         let mut skipped = 0;
         let kept = stats
             .iter()
             .filter(|c| {
-                if c.failure.is_none() && left > 0 {
-                    left -= 1;
+                if c.failure.is_none() && (left > 0 || c.finished_tasks > 0) {
+                    left = left.saturating_sub(1);
                     skipped += 1;
                     return false;
                 }
@@ -145,9 +148,14 @@ mod tests {
             failure: Some("expired".into()),
             ..done(6, 100)
         });
+        // Taken as the job wound down, with a finished task in it.
+        stats.push(CheckpointStats {
+            finished_tasks: 1,
+            ..done(7, 1)
+        });
         let (kept, skipped) = CheckpointFigures::counted(&stats, 2);
         let f = CheckpointFigures::of(&kept, skipped);
-        assert_eq!((f.completed, f.aborted, f.skipped), (3, 1, 2));
+        assert_eq!((f.completed, f.aborted, f.skipped), (3, 1, 3));
         // 3, 4, 5 ms: median 4 ms, 250 checkpoints/s.
         assert_eq!(f.end_to_end_ms.median, 4.0);
         assert_eq!(f.end_to_end_ms.max, 5.0);

@@ -1,8 +1,11 @@
 //! Flink's `CheckpointCoordinator`, on a thread of its own beside the job:
 //! triggers checkpoints at the sources through their mailboxes' priority
-//! lane, collects the tasks' acknowledgements, persists each task's
-//! snapshot as it arrives (the async part, off the task threads), and
-//! completes or aborts each checkpoint, telling every task.
+//! lane, collects the tasks' acknowledgements (each task file already
+//! persisted by a writer thread, see [`CheckpointResponder`]), writes a
+//! complete checkpoint's `_metadata`, and completes or aborts each
+//! checkpoint, telling every task.
+//!
+//! [`CheckpointResponder`]: super::CheckpointResponder
 
 use std::collections::BTreeMap;
 use std::thread::JoinHandle;
@@ -62,14 +65,16 @@ impl Default for CheckpointingConfig {
 /// What reaches the checkpoint thread.
 #[derive(Debug)]
 pub enum CheckpointMessage {
-    /// A task's snapshot for a checkpoint.
+    /// A task's snapshot for a checkpoint, persisted.
     Acknowledge {
         /// The snapshot.
         snapshot: Box<TaskSnapshot>,
         /// What the task measured.
         metrics: TaskCheckpointMetrics,
-        /// When the task sent it (the async part starts).
-        at: Instant,
+        /// Bytes stored (`checkpointedSize`).
+        state_size: u64,
+        /// The async part: from the hand-over to stored, ns.
+        async_ns: u64,
     },
     /// A task cannot take checkpoint `id`.
     Decline {
@@ -82,7 +87,12 @@ pub enum CheckpointMessage {
     },
     /// Trigger a checkpoint now (if none is pending).
     Trigger,
-    /// A task reached a final state: no checkpoint can include it.
+    /// A task finished; its final state stands for it in checkpoints from
+    /// now on (Flink's checkpoints after tasks finish, FLIP-147).
+    TaskFinished(Box<TaskSnapshot>),
+    /// A task reached a final state (finished, failed or canceled); one
+    /// that did not finish fails the checkpoint under way and stops
+    /// triggers (the job is going down).
     TaskEnded(TaskKey),
     /// The job is over.
     Stop,
@@ -116,6 +126,9 @@ pub struct CheckpointStats {
     pub sync_ns: u64,
     /// The longest asynchronous part (`asyncDuration`).
     pub async_ns: u64,
+    /// Tasks in it with the state they finished with (Flink's finished
+    /// tasks in a checkpoint after tasks finish).
+    pub finished_tasks: u32,
 }
 
 /// One task as the coordinator sees it.
@@ -171,6 +184,7 @@ impl CheckpointCoordinator {
                     next_id: first_id,
                     pending: None,
                     ended: Vec::new(),
+                    finished: BTreeMap::new(),
                     last_trigger: None,
                     last_end: None,
                     stats: Vec::new(),
@@ -220,7 +234,10 @@ struct Loop {
     epoch: Instant,
     next_id: u64,
     pending: Option<Pending>,
+    /// Tasks that ended without finishing.
     ended: Vec<TaskKey>,
+    /// Tasks that finished: their final state.
+    finished: BTreeMap<TaskKey, TaskSnapshot>,
     last_trigger: Option<Instant>,
     last_end: Option<Instant>,
     stats: Vec<CheckpointStats>,
@@ -239,14 +256,17 @@ impl Loop {
                 Ok(CheckpointMessage::Acknowledge {
                     snapshot,
                     metrics,
-                    at,
-                }) => self.acknowledge(*snapshot, metrics, at),
+                    state_size,
+                    async_ns,
+                }) => self.acknowledge(*snapshot, metrics, state_size, async_ns),
                 Ok(CheckpointMessage::Decline { task, id, reason }) => {
                     if self.pending.as_ref().is_some_and(|p| p.id == id) {
                         self.abort(format!("{task} declined: {reason}"));
                     }
                 }
                 Ok(CheckpointMessage::Trigger) => self.trigger(),
+                Ok(CheckpointMessage::TaskFinished(snapshot)) => self.task_finished(*snapshot),
+                Ok(CheckpointMessage::TaskEnded(task)) if self.finished.contains_key(&task) => {}
                 Ok(CheckpointMessage::TaskEnded(task)) => {
                     self.ended.push(task);
                     let waits_on_it = self
@@ -304,23 +324,84 @@ impl Loop {
         if self.pending.is_some() {
             return;
         }
-        // Flink (without checkpoints after tasks finish) cannot take a
-        // checkpoint once a task ended: none is triggered.
-        if !self.ended.is_empty() {
+        // A task that failed or was canceled: the job is going down.
+        if !self.ended.is_empty() || self.finished.len() == self.tasks.len() {
             return;
         }
         let id = self.next_id;
         let now = Instant::now();
         let trigger_ns = self.open(id, now);
+        // Finished tasks are in it with their final state; running sources
+        // start it. A source that finishes before it takes the mail is in
+        // it with its final state too.
+        let finished: Vec<TaskKey> = self.finished.keys().copied().collect();
+        for task in finished {
+            self.acknowledge_finished(task);
+            if self.pending.is_none() {
+                return; // storing it failed: aborted
+            }
+        }
         for t in self.tasks.iter().filter(|t| t.source) {
+            if self.finished.contains_key(&t.task) {
+                continue;
+            }
             let mail = Mail::TriggerCheckpoint {
                 id,
                 timestamp: trigger_ns,
             };
-            if t.mailbox.put_first(mail).is_err() {
-                let task = t.task;
-                return self.abort(format!("{task} took no trigger"));
+            // A closed mailbox: the source just ended; its end tells.
+            let _ = t.mailbox.put_first(mail);
+        }
+        self.complete_if_acknowledged();
+    }
+
+    /// A task finished with `snapshot`: kept for later checkpoints, and
+    /// standing in for its acknowledgement of the pending one if it sent
+    /// none (it never met the barrier: every channel ended first).
+    fn task_finished(&mut self, snapshot: TaskSnapshot) {
+        let task = snapshot.task;
+        self.finished.insert(task, snapshot);
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| !p.acks.contains_key(&task))
+        {
+            self.acknowledge_finished(task);
+            self.complete_if_acknowledged();
+        }
+    }
+
+    /// Acknowledges the pending checkpoint for finished `task` with its
+    /// final state, stored under the checkpoint's id (on this thread: a
+    /// finished task has no writer of its own any more).
+    fn acknowledge_finished(&mut self, task: TaskKey) {
+        let (Some(pending), Some(last)) = (self.pending.as_mut(), self.finished.get(&task)) else {
+            return;
+        };
+        let snapshot = TaskSnapshot {
+            checkpoint_id: pending.id,
+            ..last.clone()
+        };
+        let started = Instant::now();
+        match self.storage.write_task(&snapshot) {
+            Ok(bytes) => {
+                let s = &mut pending.stats;
+                s.state_size += bytes;
+                s.async_ns = s.async_ns.max(started.elapsed().as_nanos() as u64);
+                s.finished_tasks += 1;
+                pending.acks.insert(task, snapshot);
             }
+            Err(e) => self.abort(format!("storing finished {task}: {e}")),
+        }
+    }
+
+    fn complete_if_acknowledged(&mut self) {
+        if self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.acks.len() == self.tasks.len())
+        {
+            self.complete();
         }
     }
 
@@ -343,7 +424,14 @@ impl Loop {
         trigger_ns
     }
 
-    fn acknowledge(&mut self, snapshot: TaskSnapshot, metrics: TaskCheckpointMetrics, at: Instant) {
+    fn acknowledge(
+        &mut self,
+        snapshot: TaskSnapshot,
+        metrics: TaskCheckpointMetrics,
+        state_size: u64,
+        async_ns: u64,
+    ) {
+        let at = Instant::now();
         let id = snapshot.checkpoint_id;
         if id >= self.next_id && self.pending.as_ref().is_none_or(|p| p.id < id) {
             // A checkpoint a source induced itself: the first
@@ -352,33 +440,31 @@ impl Loop {
                 self.abort(format!("superseded by induced checkpoint {id}"));
             }
             if !self.ended.is_empty() {
-                return;
+                return self.storage.discard(id);
             }
             self.open(id, at);
+            let finished: Vec<TaskKey> = self.finished.keys().copied().collect();
+            for task in finished {
+                self.acknowledge_finished(task);
+            }
         }
-        let Some(pending) = self.pending.as_mut() else {
-            return; // a late acknowledgement of an aborted checkpoint
-        };
-        if snapshot.checkpoint_id != pending.id {
+        let Some(pending) = self.pending.as_mut().filter(|p| p.id == id) else {
+            // A late acknowledgement of an aborted checkpoint: what its
+            // writer stored goes (Flink discards a late ack's state).
+            self.storage.discard(id);
             return;
-        }
-        let written = match self.storage.write_task(&snapshot) {
-            Ok(bytes) => bytes,
-            Err(e) => return self.abort(format!("storing {}: {e}", snapshot.task)),
         };
         let s = &mut pending.stats;
-        s.state_size += written;
+        s.state_size += state_size;
         s.processed_in_flight_bytes += metrics.processed_in_flight_bytes;
         s.persisted_in_flight_bytes += metrics.persisted_in_flight_bytes;
         s.unaligned |= metrics.unaligned;
         s.start_delay_ns = s.start_delay_ns.max(metrics.start_delay_ns);
         s.alignment_ns = s.alignment_ns.max(metrics.alignment_ns);
         s.sync_ns = s.sync_ns.max(metrics.sync_ns);
-        s.async_ns = s.async_ns.max(at.elapsed().as_nanos() as u64);
+        s.async_ns = s.async_ns.max(async_ns);
         pending.acks.insert(snapshot.task, snapshot);
-        if pending.acks.len() == self.tasks.len() {
-            self.complete();
-        }
+        self.complete_if_acknowledged();
     }
 
     fn complete(&mut self) {

@@ -8,8 +8,9 @@
 //!   input task: CheckpointBarrierHandler aligns the barrier over its channels
 //!     (aligned: a channel blocks after its barrier; at-least-once: counts)
 //!     then snapshots its chain and forwards the barrier
-//!   every task ── TaskStateManager::acknowledge ──▶ checkpoint thread
-//!     (the async part: task files written and fsync'd off the task thread)
+//!   every task ── TaskStateManager::acknowledge ──▶ checkpoint-io writer
+//!     (the async part: task file written and fsync'd off the task thread)
+//!     ── Acknowledge ──▶ checkpoint coordinator
 //!   all acknowledged: `_metadata` written last; NotifyCheckpointComplete
 //! a task fails: the job is canceled and redeployed from the last complete
 //!   checkpoint (restart strategy), the restore in each deployment descriptor
@@ -17,6 +18,7 @@
 
 mod barrier;
 mod coordinator;
+mod responder;
 mod snapshot;
 mod storage;
 mod task_state;
@@ -28,6 +30,7 @@ pub use coordinator::{
     channel, CheckpointCoordinator, CheckpointMessage, CheckpointStats, CheckpointingConfig,
     CoordinatedTask, RestartStrategy,
 };
+pub use responder::{AsyncCheckpointWriters, CheckpointResponder};
 pub use snapshot::{ChannelState, StateError, StateReader, StateWriter, TaskKey, TaskSnapshot};
 pub use storage::{CheckpointStorage, CompletedCheckpoint, StorageError};
 pub use task_state::{TaskCheckpointMetrics, TaskStateManager};

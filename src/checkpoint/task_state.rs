@@ -1,10 +1,8 @@
 //! Flink's `TaskStateManager`: a task's link to checkpointing, the state it
 //! restores from and the responder it acknowledges through.
 
-use std::time::Instant;
-
 use super::barrier::CheckpointOptions;
-use super::coordinator::CheckpointMessage;
+use super::responder::CheckpointResponder;
 use super::snapshot::{TaskKey, TaskSnapshot};
 use std::sync::Arc;
 
@@ -39,7 +37,7 @@ pub struct TaskStateManager {
     /// The state to restore before the task runs (Flink's
     /// `JobManagerTaskRestore`), if the job restarts from a checkpoint.
     pub restore: Option<Arc<TaskSnapshot>>,
-    responder: crossbeam_channel::Sender<CheckpointMessage>,
+    responder: CheckpointResponder,
 }
 
 impl TaskStateManager {
@@ -48,7 +46,7 @@ impl TaskStateManager {
         task: TaskKey,
         options: CheckpointOptions,
         restore: Option<Arc<TaskSnapshot>>,
-        responder: crossbeam_channel::Sender<CheckpointMessage>,
+        responder: CheckpointResponder,
     ) -> Self {
         Self {
             task,
@@ -59,22 +57,20 @@ impl TaskStateManager {
     }
 
     /// Acknowledges a checkpoint with the task's snapshot (Flink's
-    /// `reportTaskStateSnapshots`); the checkpoint thread persists it.
+    /// `reportTaskStateSnapshots`): a writer thread persists it (the async
+    /// part) and then tells the coordinator.
     pub fn acknowledge(&self, snapshot: TaskSnapshot, metrics: TaskCheckpointMetrics) {
-        // The coordinator is gone only when the job ended; nothing to tell.
-        let _ = self.responder.send(CheckpointMessage::Acknowledge {
-            snapshot: Box::new(snapshot),
-            metrics,
-            at: Instant::now(),
-        });
+        self.responder.acknowledge(snapshot, metrics);
+    }
+
+    /// Reports the task finished with `snapshot`, its final state (its
+    /// checkpoint id is set by the checkpoint it stands in for).
+    pub fn finished(&self, snapshot: TaskSnapshot) {
+        self.responder.task_finished(snapshot);
     }
 
     /// Declines checkpoint `id` (Flink's `declineCheckpoint`).
     pub fn decline(&self, id: u64, reason: &str) {
-        let _ = self.responder.send(CheckpointMessage::Decline {
-            task: self.task,
-            id,
-            reason: reason.to_string(),
-        });
+        self.responder.decline(self.task, id, reason);
     }
 }

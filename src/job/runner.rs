@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use super::execution::ExecutionGraph;
 use super::graph::{GraphError, JobGraph};
 use crate::checkpoint::{
-    self, CheckpointCoordinator, CheckpointStats, CheckpointStorage, CheckpointingConfig,
-    CompletedCheckpoint, CoordinatedTask, RestartStrategy, StorageError, TaskKey,
+    self, AsyncCheckpointWriters, CheckpointCoordinator, CheckpointStats, CheckpointStorage,
+    CheckpointingConfig, CompletedCheckpoint, CoordinatedTask, RestartStrategy, StorageError,
+    TaskKey,
 };
 use crate::mailbox::Mail;
 use crate::mailbox::MailboxMetrics;
@@ -368,8 +369,19 @@ fn run_attempt(
         .checkpointing
         .as_ref()
         .map(|_| checkpoint::channel());
-    match &responder {
-        Some((sender, _)) => executor.connect_job_with_responder(job, leader, sender.clone()),
+    // The async part of checkpoints runs on writer threads (directory
+    // storage), off the task threads and off the coordinator's.
+    let (writers, task_responder) = match (&attempt.checkpointing, &responder) {
+        (Some((_, storage)), Some((sender, _))) => {
+            let threads = subtasks.clamp(1, CHECKPOINT_WRITERS);
+            let (writers, r) =
+                AsyncCheckpointWriters::start(storage.clone(), sender.clone(), threads);
+            (writers, Some(r))
+        }
+        _ => (None, None),
+    };
+    match &task_responder {
+        Some(r) => executor.connect_job_with_responder(job, leader, r.clone()),
         None => executor.connect_job(job, leader),
     }
     let restore_of = |vertex: usize, subtask: u32| {
@@ -481,8 +493,9 @@ fn run_attempt(
             Ok(update) if update.state.is_terminal() => {
                 remaining -= 1;
                 let task = &tasks[update.execution_id.0 as usize];
-                if let Some(c) = &coordinator {
-                    c.task_ended(task.descriptor().task_key());
+                if let (Some(r), Some(_)) = (&task_responder, &coordinator) {
+                    // Through the task's writer: after its last snapshot.
+                    r.task_ended(task.descriptor().task_key());
                 }
                 if update.state == ExecutionState::Finished && source_kind(task) == Some(false) {
                     busy_sources -= 1;
@@ -506,6 +519,9 @@ fn run_attempt(
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+    }
+    if let Some(w) = writers {
+        w.stop();
     }
     let checkpoints = coordinator.map(|c| c.stop()).unwrap_or_default();
     let outcomes = await_all(&tasks, options.cancel_timeout)?;
@@ -547,6 +563,12 @@ fn run_attempt(
         recovered_failures: Vec::new(),
     })
 }
+
+/// Writer threads for the async part of checkpoints, at most: each
+/// spends its time in `fsync`, so a few persist a checkpoint's task files
+/// side by side however many cores there are (Flink runs one async
+/// operation per task on the task's pool).
+const CHECKPOINT_WRITERS: usize = 4;
 
 /// The wait strategy for more runnable tasks than cores: spin briefly, then
 /// yield or park, never spin for long (two threads spinning on one core

@@ -14,6 +14,14 @@ use super::{BufferBuilder, BufferConsumer, MemoryError, SegmentPool};
 /// When none is free the writer is back-pressured; a recycled segment makes
 /// the pool available again and unparks its owner if it sleeps.
 ///
+/// Past `max`, a request may still take up to `max_overdraft` segments
+/// from the global pool (Flink's overdraft buffers,
+/// `taskmanager.network.memory.max-overdraft-buffers-per-gate`): a task
+/// starts a record only while the pool is available, so overdraft is what
+/// lets a record spanning segments finish instead of blocking mid-record.
+/// While any overdraft segment is out the pool is unavailable, and the
+/// first segments to come back repay it to the global pool.
+///
 /// `request` is called by the owning task; `recycle` from any thread.
 #[derive(Debug)]
 pub struct BufferPool {
@@ -23,6 +31,10 @@ pub struct BufferPool {
     max: u32,
     /// Segments this pool holds (free here or lent out). Only grows.
     owned: AtomicU32,
+    /// Overdraft segments lent out now (beyond `owned`).
+    overdraft: AtomicU32,
+    /// The most overdraft segments at once; lowered only.
+    max_overdraft: AtomicU32,
     /// The owner, woken when a segment comes back.
     owner: Arc<Parker>,
 }
@@ -42,10 +54,24 @@ impl BufferPool {
         max: u32,
         owner: Arc<Parker>,
     ) -> Result<Self, MemoryError> {
+        Self::with_overdraft(segments, min, max, 0, owner)
+    }
+
+    /// [`new`](Self::new), allowing up to `max_overdraft` overdraft
+    /// segments (see the type's docs).
+    pub fn with_overdraft(
+        segments: Arc<SegmentPool>,
+        min: u32,
+        max: u32,
+        max_overdraft: u32,
+        owner: Arc<Parker>,
+    ) -> Result<Self, MemoryError> {
         if min == 0 || min > max {
             return Err(MemoryError::PoolBounds { min, max });
         }
-        let available = IndexQueue::new(max as usize);
+        // Room for every segment the pool may hold, overdraft included: a
+        // recycle racing an overdraft may park one here before it repays.
+        let available = IndexQueue::new((max + max_overdraft) as usize);
         for segment in segments.take_many(min)? {
             available.push(segment).expect("min <= max");
         }
@@ -55,19 +81,61 @@ impl BufferPool {
             min,
             max,
             owned: AtomicU32::new(min),
+            overdraft: AtomicU32::new(0),
+            max_overdraft: AtomicU32::new(max_overdraft),
             owner,
         })
     }
 
-    /// A free segment to write, or `None` when the pool is exhausted
-    /// (back-pressure: wait for [`is_available`](Self::is_available)).
+    /// Lowers the overdraft allowance to at most `n` (Flink's
+    /// `setMaxOverdraftBuffersPerGate`; a source sets 0). Segments already
+    /// lent out come back as usual.
+    pub fn set_max_overdraft(&self, n: u32) {
+        let _ = self
+            .max_overdraft
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |m| {
+                (n < m).then_some(n)
+            });
+    }
+
+    /// The overdraft allowance.
+    pub fn max_overdraft(&self) -> u32 {
+        self.max_overdraft.load(Ordering::Relaxed)
+    }
+
+    /// Overdraft segments lent out now.
+    pub fn overdraft_segments(&self) -> u32 {
+        self.overdraft.load(Ordering::Relaxed)
+    }
+
+    /// A free segment to write, or `None` when the pool is exhausted and
+    /// so is its overdraft (back-pressure: wait for
+    /// [`is_available`](Self::is_available)).
     #[inline]
     pub fn request(&self) -> Option<BufferBuilder> {
         let segment = match self.available.pop() {
             Some(segment) => segment,
-            None => self.grow()?,
+            None => self.grow().or_else(|| self.overdraw())?,
         };
         Some(self.segments.lend(segment))
+    }
+
+    /// A segment past `max`, while the overdraft allows one.
+    #[cold]
+    fn overdraw(&self) -> Option<u32> {
+        let max = self.max_overdraft.load(Ordering::Relaxed);
+        // Relaxed: a count; the segment itself is handed over by the
+        // global pool's free list.
+        self.overdraft
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        let segment = self.segments.take();
+        if segment.is_none() {
+            self.overdraft.fetch_sub(1, Ordering::Relaxed);
+        }
+        segment
     }
 
     #[cold]
@@ -125,10 +193,46 @@ impl BufferPool {
 
     #[inline]
     fn give_back(&self, segment: u32) -> bool {
+        if self.overdraft.load(Ordering::Relaxed) != 0 && self.repay(segment) {
+            return self.owner.unpark();
+        }
         self.available
             .push(segment)
-            .expect("a pool never holds more than max segments");
+            .expect("a pool never holds more than max + max_overdraft segments");
         self.owner.unpark()
+    }
+
+    /// Repays overdraft from free segments: a recycle that raced an
+    /// overdraft may have freed a segment here while the overdraft stayed
+    /// owed, and with nothing else lent out nothing would repay it.
+    #[cold]
+    fn settle(&self) {
+        while self.overdraft.load(Ordering::Relaxed) != 0 {
+            let Some(segment) = self.available.pop() else {
+                return;
+            };
+            if !self.repay(segment) {
+                self.available
+                    .push(segment)
+                    .expect("a pool never holds more than max + max_overdraft segments");
+                return;
+            }
+        }
+    }
+
+    /// Gives `segment` to the global pool against one overdraft segment,
+    /// if any is still owed (segments are interchangeable: the count is
+    /// what the pool owes).
+    #[cold]
+    fn repay(&self, segment: u32) -> bool {
+        let owed = self
+            .overdraft
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if owed {
+            self.segments.give_back(segment);
+        }
+        owed
     }
 
     /// Wakes the owner (a consumer went away; credit it waits for may
@@ -137,9 +241,16 @@ impl BufferPool {
         self.owner.unpark()
     }
 
-    /// Whether a `request` would succeed now (a hint, racy by nature).
+    /// Whether a `request` would succeed now without overdraft, and none
+    /// is out (a hint, racy by nature).
     #[inline]
     pub fn is_available(&self) -> bool {
+        if self.overdraft.load(Ordering::Relaxed) != 0 {
+            self.settle();
+            if self.overdraft.load(Ordering::Relaxed) != 0 {
+                return false;
+            }
+        }
         !self.available.is_empty()
             || (self.owned.load(Ordering::Relaxed) < self.max
                 && self.segments.available_segments() > 0)
@@ -155,9 +266,10 @@ impl BufferPool {
         self.owned.load(Ordering::Relaxed)
     }
 
-    /// Segments lent out now (being written, in a ring, or being read).
+    /// Segments lent out now (being written, in a ring, or being read),
+    /// overdraft included.
     pub fn segments_in_use(&self) -> u32 {
-        self.owned_segments()
+        (self.owned_segments() + self.overdraft_segments())
             .saturating_sub(self.available_segments())
     }
 
@@ -224,6 +336,74 @@ mod tests {
         assert!(pool.is_full());
         drop(pool);
         assert!(global.is_full());
+    }
+
+    #[test]
+    fn overdraft_lends_past_max_and_is_repaid_first() {
+        let global = segments(8);
+        let pool = BufferPool::with_overdraft(global.clone(), 2, 2, 2, Arc::default()).unwrap();
+        let mut out: Vec<_> = (0..2).map(|_| pool.request().unwrap()).collect();
+        assert!(!pool.is_available(), "max reached");
+        out.extend((0..2).map(|_| pool.request().unwrap()));
+        assert_eq!(
+            (pool.overdraft_segments(), global.available_segments()),
+            (2, 4)
+        );
+        assert!(pool.request().is_none(), "overdraft of 2 used up");
+        assert_eq!(pool.segments_in_use(), 4);
+        // The first two back repay the overdraft to the global pool; the
+        // pool stays unavailable until a segment of its own is free.
+        pool.discard(out.pop().unwrap());
+        assert_eq!(
+            (pool.overdraft_segments(), global.available_segments()),
+            (1, 5)
+        );
+        assert!(!pool.is_available(), "overdraft still out");
+        pool.discard(out.pop().unwrap());
+        assert_eq!(
+            (pool.overdraft_segments(), global.available_segments()),
+            (0, 6)
+        );
+        assert!(!pool.is_available(), "both own segments still out");
+        pool.discard(out.pop().unwrap());
+        assert!(pool.is_available());
+        // A lowered allowance is kept; a raise is ignored.
+        pool.set_max_overdraft(0);
+        pool.set_max_overdraft(9);
+        assert_eq!(pool.max_overdraft(), 0);
+        let again = pool.request().unwrap();
+        assert!(pool.request().is_none(), "no overdraft any more");
+        pool.discard(again);
+        pool.discard(out.pop().unwrap());
+        assert!(pool.is_full());
+        drop(pool);
+        assert!(global.is_full());
+    }
+
+    #[test]
+    fn a_free_segment_repays_an_overdraft_a_recycle_raced() {
+        // A recycle that saw no overdraft owed parks its segment here while
+        // the owner overdraws: with nothing else out, only the free segment
+        // can repay it, or the pool would stay unavailable for good.
+        let global = segments(4);
+        let pool = BufferPool::with_overdraft(global.clone(), 1, 1, 1, Arc::default()).unwrap();
+        let own = pool.request().unwrap();
+        let overdrawn = pool.request().unwrap();
+        assert_eq!(pool.overdraft_segments(), 1);
+        let segment = pool.segments.release_unseen(own);
+        pool.available.push(segment).unwrap();
+        pool.discard(overdrawn); // repays: the count is what is owed
+        assert_eq!(pool.overdraft_segments(), 0);
+        assert!(pool.is_available());
+        let own = pool.request().unwrap();
+        let overdrawn = pool.request().unwrap();
+        let segment = pool.segments.release_unseen(overdrawn);
+        pool.available.push(segment).unwrap();
+        assert!(!pool.is_available(), "its own segment is still out");
+        assert_eq!(pool.overdraft_segments(), 0, "the parked one repaid it");
+        assert_eq!(global.available_segments(), 3);
+        pool.discard(own);
+        assert!(pool.is_available() && pool.is_full());
     }
 
     #[test]

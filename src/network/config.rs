@@ -16,6 +16,12 @@ pub struct NetworkConfig {
     /// Floating buffers per input gate (Flink's
     /// `taskmanager.network.memory.floating-buffers-per-gate`, default 8).
     pub floating_buffers: u32,
+    /// Overdraft segments a partition may take past its pool's maximum
+    /// to finish a record it started (Flink's
+    /// `taskmanager.network.memory.max-overdraft-buffers-per-gate`,
+    /// default 5); each channel's ring has as many slots past its credit.
+    /// Source tasks use none.
+    pub max_overdraft_buffers: u32,
     /// Largest record a channel carries; larger ones are an error.
     pub max_record_size: usize,
     /// How long a task setting up a partition waits for its pool's minimum
@@ -33,6 +39,7 @@ impl Default for NetworkConfig {
             memory: MemoryConfig::default(),
             buffers_per_channel: 2,
             floating_buffers: 8,
+            max_overdraft_buffers: 5,
             max_record_size: 1 << 20,
             buffers_request_timeout: Duration::from_secs(30),
             debloat: None,
@@ -49,6 +56,9 @@ pub enum NetworkConfigError {
     /// No exclusive buffer per channel.
     #[error("buffers_per_channel is 0: every input channel needs at least 1 exclusive buffer")]
     NoChannelBuffers,
+    /// More overdraft buffers than a ring is sized for.
+    #[error("max_overdraft_buffers is {0}: use at most {MAX_OVERDRAFT_BUFFERS}")]
+    Overdraft(u32),
     /// The maximum record size is 0.
     #[error("max_record_size is 0: records need at least 1 byte")]
     NoRecordSize,
@@ -62,12 +72,19 @@ pub enum NetworkConfigError {
     },
 }
 
+/// The most overdraft buffers a partition may be allowed (each channel's
+/// ring has a slot per overdraft buffer).
+pub const MAX_OVERDRAFT_BUFFERS: u32 = 1024;
+
 impl NetworkConfig {
     /// Checks every field, naming the offending one.
     pub fn validate(&self) -> Result<(), NetworkConfigError> {
         self.memory.validate()?;
         if self.buffers_per_channel == 0 {
             return Err(NetworkConfigError::NoChannelBuffers);
+        }
+        if self.max_overdraft_buffers > MAX_OVERDRAFT_BUFFERS {
+            return Err(NetworkConfigError::Overdraft(self.max_overdraft_buffers));
         }
         if self.max_record_size == 0 {
             return Err(NetworkConfigError::NoRecordSize);
@@ -108,5 +125,12 @@ impl NetworkConfig {
     /// `max-buffers-per-channel` of 10.
     pub fn channel_credit(&self) -> usize {
         (self.buffers_per_channel + self.floating_buffers) as usize
+    }
+
+    /// A channel ring's slots: its credit, the overdraft a record may use
+    /// past it, and one slot for an event past that (an event needs no
+    /// segment; Flink queues it regardless of credit).
+    pub fn ring_capacity(&self) -> usize {
+        self.channel_credit() + self.max_overdraft_buffers as usize + 1
     }
 }

@@ -202,7 +202,16 @@ impl<T> Producer<T> {
             < self.shared.capacity
     }
 
-    /// The channel's credit: how many items the ring holds at most.
+    /// Items pushed and not yet taken (`&self`, like
+    /// [`has_room`](Self::has_room)).
+    #[inline]
+    pub fn queued(&self) -> usize {
+        // Acquire: pairs with `Consumer::publish`.
+        self.tail
+            .wrapping_sub(self.shared.head.load(Ordering::Acquire))
+    }
+
+    /// How many items the ring holds at most.
     pub fn capacity(&self) -> usize {
         self.shared.capacity
     }

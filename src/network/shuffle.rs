@@ -221,7 +221,7 @@ impl ShuffleEnvironment {
         if producer_slot.is_some() || consumer_slot.is_some() {
             return Err(bad("already connected"));
         }
-        let (tx, rx) = ring::channel(self.config.channel_credit());
+        let (tx, rx) = ring::channel(self.config.ring_capacity());
         let recycler = Arc::new(Recycler::default());
         *producer_slot = Some((tx, pending.availability.clone(), channel, recycler.clone()));
         *consumer_slot = Some((rx, recycler));
@@ -271,7 +271,8 @@ impl ShuffleEnvironment {
             self.config.max_record_size,
             owner,
             wait,
-        ))
+        )
+        .with_channel_credit(self.config.channel_credit()))
     }
 
     /// Flink's `NetworkBufferPool.requestMemorySegmentsBlocking` for one
@@ -287,7 +288,14 @@ impl ShuffleEnvironment {
         // An unrepresentable deadline (a huge timeout) means no deadline.
         let deadline = Instant::now().checked_add(timeout);
         loop {
-            match BufferPool::new(self.segments.clone(), min, max, owner.clone()) {
+            let overdraft = self.config.max_overdraft_buffers;
+            match BufferPool::with_overdraft(
+                self.segments.clone(),
+                min,
+                max,
+                overdraft,
+                owner.clone(),
+            ) {
                 Ok(pool) => return Ok(pool),
                 Err(MemoryError::InsufficientSegments {
                     required, total, ..

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::ids::{JobId, JobMasterId};
-use crate::checkpoint::CheckpointMessage;
+use crate::checkpoint::CheckpointResponder;
 
 /// An established connection to a job's master.
 #[derive(Clone, Debug)]
@@ -13,7 +13,7 @@ pub struct JobConnection {
     pub job_master_id: JobMasterId,
     /// Where the job's tasks acknowledge checkpoints (Flink's
     /// `CheckpointResponder` of the job's connection), if it checkpoints.
-    pub responder: Option<crossbeam_channel::Sender<CheckpointMessage>>,
+    pub responder: Option<CheckpointResponder>,
 }
 
 /// The executor's job connections.
@@ -35,7 +35,7 @@ impl JobTable {
         &mut self,
         job: JobId,
         job_master_id: JobMasterId,
-        responder: Option<crossbeam_channel::Sender<CheckpointMessage>>,
+        responder: Option<CheckpointResponder>,
     ) {
         self.connections.insert(
             job,

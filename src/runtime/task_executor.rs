@@ -11,7 +11,7 @@ use super::ids::{AllocationId, ExecutionAttemptId, JobId, JobMasterId};
 use super::job_table::JobTable;
 use super::task::{Task, TaskOutcome, TaskSettings, TaskStateUpdate};
 use super::{SlotError, TaskSlotTable};
-use crate::checkpoint::{CheckpointMessage, TaskStateManager};
+use crate::checkpoint::{CheckpointResponder, TaskStateManager};
 use crate::network::ShuffleEnvironment;
 use crate::sync::{Arc, Parker};
 
@@ -69,7 +69,7 @@ impl TaskExecutor {
         &self,
         job: JobId,
         job_master_id: JobMasterId,
-        responder: crossbeam_channel::Sender<CheckpointMessage>,
+        responder: CheckpointResponder,
     ) {
         self.jobs.lock().expect("job table").connect_with_responder(
             job,

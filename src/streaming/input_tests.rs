@@ -398,3 +398,97 @@ fn a_pointwise_channel_stays_aligned_in_an_unaligned_checkpoint() {
     drop((a, b, input));
     assert!(env.segments().is_full());
 }
+
+#[test]
+fn a_pointwise_channel_stays_aligned_when_an_alignment_times_out() {
+    // a: a pointwise edge (in-band, aligned, unannounced barrier); b: an
+    // all-to-all edge whose producer announces. Timeout: 200 ms.
+    let timeout = Alignment::AlignedWithTimeout {
+        timeout_us: 200_000,
+    };
+    let epoch = Instant::now() - Duration::from_secs(1);
+    let (mut a, mut b, mut input, env) = two_inputs_since(epoch);
+    input.enable_checkpoints(timeout);
+    let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+    // The in-flight state once complete (at once when it was queued).
+    let channel_state = |input: &mut InputProcessor, chain: &mut OperatorChain, id| {
+        for _ in 0..10 {
+            if let Some((state, _)) = input.take_channel_state(id) {
+                return state;
+            }
+            input.process(chain).unwrap();
+        }
+        panic!("checkpoint {id}'s channel state never completed");
+    };
+    let replay = |state: &[ChannelState]| {
+        let mut replayed =
+            OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 64);
+        for s in state {
+            InputProcessor::replay(&mut replayed, &s.bytes).unwrap();
+        }
+        replayed.sink_result().unwrap().checksum
+    };
+
+    // Checkpoint 1, triggered now: a's barrier first, and a blocks; when
+    // the timeout expires the alignment turns unaligned: b's 10 before its
+    // barrier is captured, a (arrived) owes nothing and its 100 was held
+    // back.
+    let now_ns = epoch.elapsed().as_nanos() as u64;
+    a.emit(1, &1u64.to_le_bytes()).unwrap();
+    a.broadcast_event(Event::CheckpointBarrier(CheckpointBarrier {
+        id: 1,
+        timestamp: now_ns,
+        options: CheckpointOptions::default(),
+    }))
+    .unwrap();
+    a.emit(100, &100u64.to_le_bytes()).unwrap();
+    a.flush_all();
+    let mut status = InputStatus::MoreAvailable;
+    for _ in 0..4 {
+        status = input.process(&mut chain).unwrap();
+    }
+    assert!(!matches!(status, InputStatus::Checkpoint(..)), "{status:?}");
+    assert_eq!(chain.sink_result().unwrap().checksum, 1);
+    b.emit(10, &10u64.to_le_bytes()).unwrap();
+    b.partition_mut().announce_barrier(1, now_ns);
+    b.flush_all();
+    let deadline = input.alignment_deadline().expect("aligning");
+    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    let status = input.poll_checkpoints().expect("timed out");
+    assert!(
+        matches!(status, InputStatus::Checkpoint(cp, m) if cp.id == 1 && m.unaligned),
+        "{status:?}"
+    );
+    b.broadcast_event(barrier(1, timeout)).unwrap();
+    let state = channel_state(&mut input, &mut chain, 1);
+    assert!(state.iter().all(|s| s.gate == 1), "only b's channel");
+    assert_eq!(replay(&state), 10);
+    for _ in 0..10 {
+        input.process(&mut chain).unwrap();
+    }
+    assert_eq!(chain.sink_result().unwrap().checksum, 111, "a unblocked");
+
+    // Checkpoint 2 the other way round: b's announcement of a checkpoint
+    // triggered at the epoch, a second ago, is overdue and turns it
+    // unaligned before a's barrier; a is captured up to its barrier.
+    b.partition_mut().announce_barrier(2, 0);
+    let status = input.poll_checkpoints().expect("timed out");
+    assert!(
+        matches!(status, InputStatus::Checkpoint(cp, m) if cp.id == 2 && m.unaligned),
+        "{status:?}"
+    );
+    b.broadcast_event(barrier(2, timeout)).unwrap();
+    a.emit(5, &5u64.to_le_bytes()).unwrap();
+    a.broadcast_event(barrier(2, Alignment::Aligned)).unwrap();
+    a.emit(7, &7u64.to_le_bytes()).unwrap();
+    a.flush_all();
+    b.flush_all();
+    let state = channel_state(&mut input, &mut chain, 2);
+    assert_eq!(replay(&state), 5, "a's 5, before its barrier");
+    for _ in 0..10 {
+        input.process(&mut chain).unwrap();
+    }
+    assert_eq!(chain.sink_result().unwrap().checksum, 111 + 5 + 7);
+    drop((a, b, input));
+    assert!(env.segments().is_full());
+}

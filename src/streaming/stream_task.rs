@@ -203,9 +203,16 @@ impl StreamTask {
             }
             _ => {}
         }
+        let source = matches!(config.kind, StreamTaskKind::Source(_));
         for writer in &mut writers {
             writer.set_flush_always(config.buffer_timeout == BufferTimeout::EveryRecord);
             writer.set_flush_before_wait(config.buffer_timeout != BufferTimeout::Never);
+            if source {
+                // A source takes no overdraft (Flink's `SourceStreamTask.init`
+                // sets its writers' overdraft buffers to 0): it produces
+                // rather than relays, so a record it cannot finish waits.
+                writer.partition_mut().set_max_overdraft_buffers(0);
+            }
         }
         let head = match config.kind {
             StreamTaskKind::Source(spec) => Head::Source {
@@ -301,12 +308,14 @@ impl StreamTask {
             Alignment::AlignedWithTimeout { .. } => (true, !metrics.unaligned),
             Alignment::Aligned | Alignment::AtLeastOnce => (false, true),
         };
-        let unaligned_mode = state.options.alignment == Alignment::Unaligned;
         for writer in self.chain.writers() {
-            if unaligned_mode && writer.is_pointwise_or_broadcast() {
+            if announce && writer.is_pointwise_or_broadcast() {
                 // Pointwise and broadcast edges stay aligned (Flink's
-                // `withUnalignedUnsupported`): the barrier goes in-band,
-                // behind the data, and its consumer aligns on it.
+                // `withUnalignedUnsupported`), in unaligned checkpoints and
+                // in aligned ones with a timeout: the barrier goes in-band,
+                // behind the data, unannounced, and its consumer aligns on
+                // it (or, once it went unaligned elsewhere, captures the
+                // channel up to it).
                 let aligned = CheckpointBarrier {
                     options: crate::checkpoint::CheckpointOptions {
                         alignment: Alignment::Aligned,
@@ -331,16 +340,13 @@ impl StreamTask {
                 writer.broadcast_event(Event::CheckpointBarrier(barrier))?;
             }
         }
-        let mut w = StateWriter::default();
-        if let Head::Source { function, .. } = &self.head {
-            w.u64(function.emitted());
-        }
-        self.chain.snapshot(&mut w).map_err(ChainError::from)?;
+        let task = state.task;
+        let operator_state = self.operator_state()?;
         metrics.sync_ns = started.elapsed().as_nanos() as u64;
         let snapshot = TaskSnapshot {
             checkpoint_id: barrier.id,
-            task: state.task,
-            operator_state: w.0,
+            task,
+            operator_state,
             channel_state: Vec::new(),
         };
         self.checkpoints += 1;
@@ -349,6 +355,50 @@ impl StreamTask {
             self.acknowledge(None);
         } else {
             self.try_acknowledge(barrier.id);
+        }
+        self.snapshot_allocations += AllocationCount::thread_now().since(allocations).allocations;
+        Ok(())
+    }
+
+    /// The source position and the chain's state, serialized.
+    fn operator_state(&mut self) -> Result<Vec<u8>, StreamTaskError> {
+        let mut w = StateWriter::default();
+        if let Head::Source { function, .. } = &self.head {
+            w.u64(function.emitted());
+        }
+        self.chain.snapshot(&mut w).map_err(ChainError::from)?;
+        Ok(w.0)
+    }
+
+    /// Checkpoints after the task finished (Flink's FLIP-147): its state at
+    /// the end stands for it in every checkpoint from now on, and in the
+    /// pending one if it never met that checkpoint's barrier (its channels
+    /// all ended first, so its final state is what the barrier would have
+    /// cut). An unaligned acknowledgement whose in-flight state completed
+    /// at end of input goes first.
+    #[cold]
+    fn report_finished(&mut self) -> Result<(), StreamTaskError> {
+        let Some(task) = self.state.as_ref().map(|s| s.task) else {
+            return Ok(());
+        };
+        let allocations = AllocationCount::thread_now();
+        if let Some(id) = self.pending_ack.as_ref().map(|(s, _)| s.checkpoint_id) {
+            self.try_acknowledge(id);
+            if let (Some(_), Some(state)) = (self.pending_ack.take(), &self.state) {
+                state.decline(
+                    id,
+                    "the task finished before its in-flight state was complete",
+                );
+            }
+        }
+        let operator_state = self.operator_state()?;
+        if let Some(state) = &self.state {
+            state.finished(TaskSnapshot {
+                checkpoint_id: 0,
+                task,
+                operator_state,
+                channel_state: Vec::new(),
+            });
         }
         self.snapshot_allocations += AllocationCount::thread_now().since(allocations).allocations;
         Ok(())
@@ -454,6 +504,7 @@ impl StreamTask {
             for writer in self.chain.writers() {
                 writer.finish()?;
             }
+            self.report_finished()?;
             self.finished = Some(Instant::now());
         }
         Ok(exit)

@@ -121,6 +121,13 @@ pub fn check_cluster_network(
             value("taskmanager.network.memory.floating-buffers-per-gate")
                 .map_or(Some(8), |v| v.trim().parse().ok()),
         ),
+        (
+            "network.max_overdraft_buffers",
+            "taskmanager.network.memory.max-overdraft-buffers-per-gate",
+            u64::from(n.max_overdraft_buffers),
+            value("taskmanager.network.memory.max-overdraft-buffers-per-gate")
+                .map_or(Some(5), |v| v.trim().parse().ok()),
+        ),
     ];
     let debloating = value("taskmanager.network.memory.buffer-debloat.enabled")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));

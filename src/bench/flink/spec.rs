@@ -130,12 +130,21 @@ pub struct NetworkSpec {
     pub buffers_per_channel: u32,
     /// `taskmanager.network.memory.floating-buffers-per-gate`.
     pub floating_buffers: u32,
+    /// `taskmanager.network.memory.max-overdraft-buffers-per-gate`.
+    #[serde(default = "flink_default_overdraft")]
+    pub max_overdraft_buffers: u32,
     /// `taskmanager.memory.network.min` and `.max`, bytes, if set.
     pub memory: Option<u64>,
     /// `taskmanager.network.memory.buffer-debloat.*`, if on: target and
     /// period in milliseconds, samples, minimum buffer bytes, threshold %.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debloat: Option<DebloatSpec>,
+}
+
+/// Flink's default `max-overdraft-buffers-per-gate` (a spec written
+/// before the field).
+fn flink_default_overdraft() -> u32 {
+    5
 }
 
 /// Buffer debloating as Flink configures it.
@@ -168,6 +177,10 @@ impl NetworkSpec {
             (
                 "taskmanager.network.memory.floating-buffers-per-gate".to_string(),
                 self.floating_buffers.to_string(),
+            ),
+            (
+                "taskmanager.network.memory.max-overdraft-buffers-per-gate".to_string(),
+                self.max_overdraft_buffers.to_string(),
             ),
         ];
         if let Some(memory) = self.memory {
@@ -365,6 +378,7 @@ impl JobSpec {
                 segment_size: n.segment_size.bytes(),
                 buffers_per_channel: n.buffers_per_channel,
                 floating_buffers: n.floating_buffers,
+                max_overdraft_buffers: n.max_overdraft_buffers,
                 memory: n.memory.map(|m| m.bytes()),
                 debloat: n
                     .debloat

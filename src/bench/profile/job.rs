@@ -257,6 +257,7 @@ impl Profile {
             },
             buffers_per_channel: n.buffers_per_channel,
             floating_buffers: n.floating_buffers,
+            max_overdraft_buffers: n.max_overdraft_buffers,
             max_record_size: n.max_record_size.unwrap_or(self.records.size).bytes() as usize,
             buffers_request_timeout: n.buffers_request_timeout.0,
             debloat: n.debloat.as_ref().and_then(|d| d.config()),
@@ -274,6 +275,9 @@ impl Profile {
                 invalid("network.buffers_per_channel", e.to_string())
             }
             NetworkConfigError::NoRecordSize => invalid("network.max_record_size", e.to_string()),
+            NetworkConfigError::Overdraft(_) => {
+                invalid("network.max_overdraft_buffers", e.to_string())
+            }
             NetworkConfigError::Debloat { field, problem } => {
                 invalid(format!("network.debloat.{field}"), problem.clone())
             }
@@ -293,7 +297,13 @@ impl Profile {
             None => plan
                 .partitions
                 .iter()
-                .map(|&(_, subpartitions)| u64::from(BufferPool::default_bounds(subpartitions).1))
+                .map(|&(_, subpartitions)| {
+                    // The pool's maximum and its overdraft (a source's
+                    // overdraft goes unused; the few segments are kept
+                    // simple rather than exact).
+                    u64::from(BufferPool::default_bounds(subpartitions).1)
+                        + u64::from(n.max_overdraft_buffers)
+                })
                 .sum::<u64>()
                 .max(1),
         };

@@ -338,6 +338,11 @@ pub struct Network {
     pub buffers_per_channel: u32,
     /// Floating buffers per input gate.
     pub floating_buffers: u32,
+    /// Overdraft buffers a task may take past its output pool to finish a
+    /// record spanning segments (Flink's
+    /// `taskmanager.network.memory.max-overdraft-buffers-per-gate`);
+    /// sources use none.
+    pub max_overdraft_buffers: u32,
     /// When partial buffers are sent: a duration, or "none".
     pub buffer_timeout: Timeout,
     /// Network memory; unset = what every partition's pool may grow to.
@@ -368,6 +373,7 @@ impl Default for Network {
             segment_size: Size(n.memory.segment_size as u64),
             buffers_per_channel: n.buffers_per_channel,
             floating_buffers: n.floating_buffers,
+            max_overdraft_buffers: n.max_overdraft_buffers,
             buffer_timeout: Timeout::After(Duration::from_millis(100)),
             memory: None,
             max_record_size: None,

@@ -240,6 +240,12 @@ impl Profile {
             0..=MAX_BUFFERS,
             " floating buffers per gate",
         )?;
+        within(
+            "network.max_overdraft_buffers",
+            n.max_overdraft_buffers,
+            0..=MAX_BUFFERS,
+            " overdraft buffers per output",
+        )?;
         if let Some(max) = n.max_record_size {
             if max.bytes() == 0 || max.bytes() > MAX_RECORD_SIZE {
                 return Err(invalid(
@@ -441,7 +447,10 @@ impl Profile {
                 ),
             ));
         }
-        let credit = u64::from(n.buffers_per_channel + n.floating_buffers).next_power_of_two();
+        let credit = (u64::from(n.buffers_per_channel + n.floating_buffers)
+            + u64::from(n.max_overdraft_buffers)
+            + 1)
+        .next_power_of_two();
         if channels * credit > MAX_RING_SLOTS {
             return Err(invalid(
                 "network.floating_buffers",

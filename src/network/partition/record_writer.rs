@@ -186,17 +186,21 @@ mod tests {
 
     use crate::sync::{Arc, Parker, WaitStrategy};
 
-    /// A forward writer into one channel of ring capacity `credit`, its
-    /// gate, and its pool.
-    fn one_channel(credit: usize) -> (RecordWriter, InputGate, Arc<BufferPool>) {
+    /// A region of 16 segments of 4 KiB.
+    fn sixteen_segments() -> Arc<SegmentPool> {
         let memory = MemoryConfig {
             segment_size: 4096,
             total_segments: 16,
             huge_pages: false,
         };
-        let segments = Arc::new(SegmentPool::new(&memory).unwrap());
+        Arc::new(SegmentPool::new(&memory).unwrap())
+    }
+
+    /// A forward writer into one channel of ring capacity `credit`, its
+    /// gate, and its pool.
+    fn one_channel(credit: usize) -> (RecordWriter, InputGate, Arc<BufferPool>) {
         let parker = Arc::new(Parker::new());
-        let pool = Arc::new(BufferPool::new(segments, 2, 8, parker.clone()).unwrap());
+        let pool = Arc::new(BufferPool::new(sixteen_segments(), 2, 8, parker.clone()).unwrap());
         let availability = Arc::new(ChannelAvailability::new(1, Arc::new(Parker::new())));
         let (output, input) = local_channel(credit, pool.clone(), &availability, 0, 64);
         let partition = ResultPartition::new(
@@ -303,6 +307,74 @@ mod tests {
         );
         drain(&mut gate);
         assert!(writer.partition().is_available());
+        drop((writer, gate));
+        assert!(pool.is_full());
+    }
+
+    /// Emits a 10 KiB record (three 4 KiB segments with the one open)
+    /// after a flushed small one, into a pool of 2 segments allowing
+    /// `overdraft` more, with the writer's parker interrupted: any wait
+    /// fails the emit.
+    fn spanning_record(overdraft: u32) -> (Result<(), WriteError>, RecordWriter, InputGate) {
+        let parker = Arc::new(Parker::new());
+        let pool = BufferPool::with_overdraft(sixteen_segments(), 2, 2, 3, parker.clone()).unwrap();
+        let pool = Arc::new(pool);
+        let availability = Arc::new(ChannelAvailability::new(1, Arc::new(Parker::new())));
+        // Credit 2, overdraft 3 and an event slot.
+        let (output, input) = local_channel(6, pool.clone(), &availability, 0, 16 << 10);
+        let mut partition = ResultPartition::new(
+            pool,
+            vec![output],
+            16 << 10,
+            parker.clone(),
+            WaitStrategy::default(),
+        )
+        .with_channel_credit(2);
+        partition.set_max_overdraft_buffers(overdraft);
+        let mut writer = RecordWriter::new(partition, Partitioner::Forward, 0);
+        writer.emit(1, &1u64.to_le_bytes()).unwrap();
+        writer.flush_all();
+        assert!(writer.partition().is_available(), "1 of 2 segments out");
+        parker.interrupt();
+        let result = writer.emit(2, &[7u8; 10 << 10]);
+        (result, writer, InputGate::new(availability, vec![input]))
+    }
+
+    #[test]
+    fn a_record_spanning_segments_finishes_on_overdraft_instead_of_blocking() {
+        let (result, mut writer, mut gate) = spanning_record(3);
+        result.expect("no wait: the third segment is an overdraft one");
+        let pool = writer.partition().pool().clone();
+        let m = writer.partition().metrics();
+        assert_eq!((m.hard_back_pressure_waits, m.segments_out), (0, 3));
+        assert_eq!(pool.overdraft_segments(), 1);
+        assert!(
+            !writer.partition().is_available(),
+            "overdraft out and 3 buffers queued on a credit of 2"
+        );
+        writer.flush_all();
+        let mut lengths = Vec::new();
+        while let Poll::Records { .. } = gate.poll(|r| lengths.push(r.len())).unwrap() {}
+        assert_eq!(lengths, [8, 10 << 10]);
+        assert_eq!(
+            pool.overdraft_segments(),
+            0,
+            "the first segment back repaid it"
+        );
+        assert!(writer.partition().is_available());
+        drop((writer, gate));
+        assert!(pool.is_full());
+        assert_eq!(
+            pool.segment_pool().available_segments(),
+            16 - 2,
+            "the overdraft went home; the pool keeps its own two"
+        );
+
+        // A source's writer (overdraft 0) has to wait for the third.
+        let (result, writer, gate) = spanning_record(0);
+        assert!(matches!(result, Err(WriteError::Interrupted)), "{result:?}");
+        let pool = writer.partition().pool().clone();
+        assert_eq!(pool.overdraft_segments(), 0);
         drop((writer, gate));
         assert!(pool.is_full());
     }

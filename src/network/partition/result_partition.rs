@@ -64,8 +64,9 @@ pub struct PartitionMetrics {
     /// The buffer pool's size: the most segments it may hold (its max).
     pub pool_size: u32,
     /// High-water mark of the pool's segments in use (being written, queued
-    /// or being read), sampled right after each request, where the count
-    /// peaks.
+    /// or being read; overdraft included, so up to `pool_size` plus the
+    /// overdraft allowance), sampled right after each request, where the
+    /// count peaks.
     pub max_buffers_in_use: u32,
 }
 
@@ -153,10 +154,24 @@ pub struct ResultPartition {
     /// Per subpartition: bytes in segments finished so far (with the open
     /// builders' lengths, the stream position a barrier cuts at).
     finished_bytes: Vec<u64>,
-    /// Subpartitions whose ring was full after a push (capacity: one per
-    /// subpartition, so it never grows on the data path): while one stays
-    /// full the partition is unavailable.
+    /// Subpartitions whose ring held `credit` items or more after a push
+    /// (capacity: one per subpartition, so it never grows on the data
+    /// path): while one stays so the partition is unavailable.
     backlogged: Vec<u32>,
+    /// Items a channel may queue before the partition is unavailable
+    /// (Flink's `max-buffers-per-channel`); the rings hold more: the
+    /// overdraft a record spanning segments may use, and one slot for an
+    /// event beyond that.
+    credit: usize,
+}
+
+/// Which items a wait for room is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Room {
+    /// A segment: up to the credit plus the pool's overdraft allowance.
+    Data,
+    /// An event: any free slot.
+    Event,
 }
 
 impl ResultPartition {
@@ -174,6 +189,7 @@ impl ResultPartition {
             "a partition has at least one subpartition"
         );
         let n = subpartitions.len();
+        let subpartitions_capacity = subpartitions[0].ring.capacity();
         Self {
             builders: subpartitions.iter().map(|_| None).collect(),
             subpartitions,
@@ -186,9 +202,33 @@ impl ResultPartition {
             metrics: PartitionMetrics::default(),
             finished_bytes: vec![0; n],
             backlogged: Vec::with_capacity(n),
+            credit: subpartitions_capacity,
         }
     }
 
+    /// Sets the channels' credit to `credit` items, below their rings'
+    /// capacity (the rest is overdraft and event room).
+    pub fn with_channel_credit(mut self, credit: usize) -> Self {
+        self.credit = credit.clamp(1, self.subpartitions[0].ring.capacity());
+        self
+    }
+
+    /// Lowers the pool's overdraft allowance (Flink's
+    /// `setMaxOverdraftBuffersPerGate`; a source task sets 0).
+    pub fn set_max_overdraft_buffers(&mut self, n: u32) {
+        self.pool.set_max_overdraft(n);
+    }
+
+    /// The most items a channel may queue when a segment is added: its
+    /// credit plus the overdraft allowance, within its ring.
+    #[inline]
+    fn room_limit(&self, room: Room, index: usize) -> usize {
+        let capacity = self.subpartitions[index].ring.capacity();
+        match room {
+            Room::Event => capacity,
+            Room::Data => (self.credit + self.pool.max_overdraft() as usize).min(capacity),
+        }
+    }
     /// Subpartition `index`'s stream position: bytes written to it so far.
     fn position(&self, index: usize) -> u64 {
         self.finished_bytes[index]
@@ -502,7 +542,7 @@ impl ResultPartition {
     /// A builder for subpartition `index`, its consumer queued in the ring:
     /// waits for room in the ring, then for a free segment.
     fn open_builder(&mut self, index: usize) -> Result<BufferBuilder, WriteError> {
-        self.await_room(index..index + 1)?;
+        self.await_room(index..index + 1, Room::Data)?;
         let mut builder = self.request_builder()?;
         let sp = &self.subpartitions[index];
         let size = sp.availability.buffer_size(sp.channel);
@@ -533,7 +573,7 @@ impl ResultPartition {
     /// a reference of the segment's count).
     fn open_broadcast(&mut self) -> Result<BufferBuilder, WriteError> {
         let n = self.subpartitions.len();
-        self.await_room(0..n)?;
+        self.await_room(0..n, Room::Data)?;
         let builder = self.request_builder()?;
         let mut first = Some(builder.consumer());
         for index in 0..n {
@@ -576,7 +616,7 @@ impl ResultPartition {
     pub fn broadcast_event(&mut self, event: Event) -> Result<(), WriteError> {
         self.finish_all();
         for index in 0..self.subpartitions.len() {
-            self.await_room(index..index + 1)?;
+            self.await_room(index..index + 1, Room::Event)?;
             let sp = &mut self.subpartitions[index];
             if sp.ring.push(ChannelItem::Event(event)).is_err() {
                 return Err(WriteError::ConsumerGone {
@@ -630,30 +670,35 @@ impl ResultPartition {
                 || self
                     .backlogged
                     .iter()
-                    .all(|&i| self.subpartitions[i as usize].ring.has_room()))
+                    .all(|&i| self.subpartitions[i as usize].ring.queued() < self.credit))
     }
 
     /// Notes subpartition `index` as backlogged if its ring is now full,
     /// and forgets those that drained.
     #[inline]
     fn note_backlog(&mut self, index: usize) {
+        let credit = self.credit;
         if !self.backlogged.is_empty() {
             let subpartitions = &self.subpartitions;
             self.backlogged
-                .retain(|&i| !subpartitions[i as usize].ring.has_room());
+                .retain(|&i| subpartitions[i as usize].ring.queued() >= credit);
         }
-        if !self.subpartitions[index].ring.has_room() && !self.backlogged.contains(&(index as u32))
+        if self.subpartitions[index].ring.queued() >= credit
+            && !self.backlogged.contains(&(index as u32))
         {
             self.backlogged.push(index as u32);
         }
     }
 
-    /// Waits until each ring in `range` has room for one more item (hard
-    /// back-pressure: no credit).
-    fn await_room(&mut self, range: std::ops::Range<usize>) -> Result<(), WriteError> {
+    /// Waits until each ring in `range` has room for one more item of
+    /// kind `room` (hard back-pressure: no credit).
+    fn await_room(&mut self, range: std::ops::Range<usize>, room: Room) -> Result<(), WriteError> {
+        let limit = self.room_limit(room, range.start);
+        // Free slots past what the limit leaves unused.
+        let free = 1 + self.subpartitions[range.start].ring.capacity() - limit;
         if self.subpartitions[range.clone()]
             .iter_mut()
-            .all(|sp| sp.ring.has_free_slots(1))
+            .all(|sp| sp.ring.has_free_slots(free))
         {
             return Ok(());
         }
@@ -667,7 +712,7 @@ impl ResultPartition {
             }
             let full = range
                 .clone()
-                .find(|&index| !self.subpartitions[index].ring.has_free_slots(1));
+                .find(|&index| self.subpartitions[index].ring.queued() >= limit);
             let Some(index) = full else {
                 break Ok(());
             };
@@ -677,7 +722,7 @@ impl ResultPartition {
             let ring = &self.subpartitions[index].ring;
             waiter.wait(
                 &self.parker,
-                || ring.has_room() || ring.is_abandoned(),
+                || ring.queued() < limit || ring.is_abandoned(),
                 None,
             );
         };

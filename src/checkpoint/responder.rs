@@ -1,0 +1,319 @@
+//! Flink's `CheckpointResponder` with the async part of a checkpoint
+//! (`AsyncCheckpointRunnable` on the task's async operations pool): a task
+//! hands its snapshot over and goes on; a writer thread persists it (task
+//! file written and fsync'd) and only then acknowledges to the coordinator,
+//! so `_metadata` is written after every task file it names.
+//!
+//! Writers are shards: a task's snapshots and its end go through one
+//! writer, in order, so the coordinator never hears that a task ended
+//! before the acknowledgement it sent first.
+
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use super::coordinator::CheckpointMessage;
+use super::snapshot::{TaskKey, TaskSnapshot};
+use super::storage::CheckpointStorage;
+use super::task_state::TaskCheckpointMetrics;
+use crate::sync::Arc;
+
+/// What a writer thread is handed.
+enum Job {
+    /// Persist a snapshot, then acknowledge it.
+    Persist {
+        snapshot: Box<TaskSnapshot>,
+        metrics: TaskCheckpointMetrics,
+        /// When the task handed it over (the async part starts).
+        at: Instant,
+    },
+    /// The task finished with this final state (after everything it
+    /// handed over).
+    Finished(Box<TaskSnapshot>),
+    /// The task ended (after everything it handed over).
+    Ended(TaskKey),
+    /// Stop after what came before.
+    Stop,
+}
+
+/// How tasks report to the coordinator: directly (memory storage, whose
+/// async part is nothing: the snapshot is already bytes) or through the
+/// writer shard their task key selects.
+#[derive(Clone, Debug)]
+pub struct CheckpointResponder {
+    coordinator: Sender<CheckpointMessage>,
+    writers: Option<std::sync::Arc<[Sender<Job>]>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Persist { snapshot, .. } => write!(
+                f,
+                "Persist({} of {})",
+                snapshot.checkpoint_id, snapshot.task
+            ),
+            Job::Finished(snapshot) => write!(f, "Finished({})", snapshot.task),
+            Job::Ended(task) => write!(f, "Ended({task})"),
+            Job::Stop => f.write_str("Stop"),
+        }
+    }
+}
+
+impl CheckpointResponder {
+    /// Reports straight to `coordinator` (the async part is skipped: only
+    /// for memory storage and tests).
+    pub fn direct(coordinator: Sender<CheckpointMessage>) -> Self {
+        Self {
+            coordinator,
+            writers: None,
+        }
+    }
+
+    fn shard(&self, task: TaskKey) -> Option<&Sender<Job>> {
+        let writers = self.writers.as_ref()?;
+        let k = (task.vertex as usize).wrapping_mul(31) + task.subtask as usize;
+        writers.get(k % writers.len())
+    }
+
+    /// Hands `snapshot` over for persisting and acknowledging (Flink's
+    /// `reportTaskStateSnapshots` after the async part).
+    pub fn acknowledge(&self, snapshot: TaskSnapshot, metrics: TaskCheckpointMetrics) {
+        // The receivers are gone only when the job ended: nothing to tell.
+        match self.shard(snapshot.task) {
+            Some(writer) => {
+                let _ = writer.send(Job::Persist {
+                    snapshot: Box::new(snapshot),
+                    metrics,
+                    at: Instant::now(),
+                });
+            }
+            None => {
+                let state_size = snapshot.state_size();
+                let _ = self.coordinator.send(CheckpointMessage::Acknowledge {
+                    snapshot: Box::new(snapshot),
+                    metrics,
+                    state_size,
+                    async_ns: 0,
+                });
+            }
+        }
+    }
+
+    /// Declines checkpoint `id` (Flink's `declineCheckpoint`).
+    pub fn decline(&self, task: TaskKey, id: u64, reason: &str) {
+        let _ = self.coordinator.send(CheckpointMessage::Decline {
+            task,
+            id,
+            reason: reason.to_string(),
+        });
+    }
+
+    /// The task finished with `snapshot` as its final state; reaches the
+    /// coordinator after every snapshot it handed over.
+    pub fn task_finished(&self, snapshot: TaskSnapshot) {
+        let message = Box::new(snapshot);
+        match self.shard(message.task) {
+            Some(writer) => {
+                let _ = writer.send(Job::Finished(message));
+            }
+            None => {
+                let _ = self
+                    .coordinator
+                    .send(CheckpointMessage::TaskFinished(message));
+            }
+        }
+    }
+
+    /// Task `task` reached a final state; reaches the coordinator after
+    /// every snapshot it handed over.
+    pub fn task_ended(&self, task: TaskKey) {
+        match self.shard(task) {
+            Some(writer) => {
+                let _ = writer.send(Job::Ended(task));
+            }
+            None => {
+                let _ = self.coordinator.send(CheckpointMessage::TaskEnded(task));
+            }
+        }
+    }
+}
+
+/// The writer threads of one job attempt.
+#[derive(Debug)]
+pub struct AsyncCheckpointWriters {
+    senders: std::sync::Arc<[Sender<Job>]>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl AsyncCheckpointWriters {
+    /// The responder for a job storing into `storage` and reporting to
+    /// `coordinator`: `threads` writers for directory storage, none for
+    /// memory.
+    pub fn start(
+        storage: Arc<CheckpointStorage>,
+        coordinator: Sender<CheckpointMessage>,
+        threads: usize,
+    ) -> (Option<Self>, CheckpointResponder) {
+        if matches!(*storage, CheckpointStorage::Memory(_)) || threads == 0 {
+            return (None, CheckpointResponder::direct(coordinator));
+        }
+        let mut senders = Vec::with_capacity(threads);
+        let mut handles = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let (sender, receiver) = crossbeam_channel::unbounded::<Job>();
+            let (storage, coordinator) = (storage.clone(), coordinator.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("checkpoint-io-{i}"))
+                .spawn(move || {
+                    for job in receiver {
+                        match job {
+                            Job::Persist {
+                                snapshot,
+                                metrics,
+                                at,
+                            } => persist(&storage, &coordinator, snapshot, metrics, at),
+                            Job::Finished(snapshot) => {
+                                let message = CheckpointMessage::TaskFinished(snapshot);
+                                let _ = coordinator.send(message);
+                            }
+                            Job::Ended(task) => {
+                                let _ = coordinator.send(CheckpointMessage::TaskEnded(task));
+                            }
+                            Job::Stop => return,
+                        }
+                    }
+                })
+                .expect("spawn a checkpoint writer");
+            senders.push(sender);
+            handles.push(handle);
+        }
+        let senders: std::sync::Arc<[Sender<Job>]> = senders.into();
+        let responder = CheckpointResponder {
+            coordinator,
+            writers: Some(senders.clone()),
+        };
+        (
+            Some(Self {
+                senders,
+                threads: handles,
+            }),
+            responder,
+        )
+    }
+
+    /// Persists what was handed over so far, then stops the threads.
+    pub fn stop(self) {
+        for sender in self.senders.iter() {
+            let _ = sender.send(Job::Stop);
+        }
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The async part of one acknowledgement: the task file, then the
+/// acknowledgement (or a decline naming what failed).
+fn persist(
+    storage: &CheckpointStorage,
+    coordinator: &Sender<CheckpointMessage>,
+    snapshot: Box<TaskSnapshot>,
+    metrics: TaskCheckpointMetrics,
+    at: Instant,
+) {
+    let message = match storage.write_task(&snapshot) {
+        Ok(state_size) => CheckpointMessage::Acknowledge {
+            snapshot,
+            metrics,
+            state_size,
+            async_ns: at.elapsed().as_nanos() as u64,
+        },
+        Err(e) => CheckpointMessage::Decline {
+            task: snapshot.task,
+            id: snapshot.checkpoint_id,
+            reason: format!("the async part failed: {e}"),
+        },
+    };
+    let _ = coordinator.send(message);
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn snapshot(id: u64, subtask: u32) -> TaskSnapshot {
+        TaskSnapshot {
+            checkpoint_id: id,
+            task: TaskKey { vertex: 1, subtask },
+            operator_state: vec![7; 32],
+            channel_state: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_task_file_is_on_disk_before_its_acknowledgement_and_its_end_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(CheckpointStorage::directory(dir.path()).unwrap());
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (writers, responder) = AsyncCheckpointWriters::start(storage, tx, 2);
+        for subtask in 0..4 {
+            responder.acknowledge(snapshot(3, subtask), TaskCheckpointMetrics::default());
+            responder.task_ended(TaskKey { vertex: 1, subtask });
+        }
+        writers.expect("directory storage has writers").stop();
+        let mut acked = Vec::new();
+        for message in rx.try_iter() {
+            match message {
+                CheckpointMessage::Acknowledge {
+                    snapshot,
+                    state_size,
+                    ..
+                } => {
+                    let file = dir.path().join(format!("chk-3/{}.bin", snapshot.task));
+                    assert_eq!(std::fs::metadata(&file).unwrap().len(), state_size);
+                    acked.push(snapshot.task.subtask);
+                }
+                CheckpointMessage::TaskEnded(task) => {
+                    assert!(acked.contains(&task.subtask), "{task} ended first");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        acked.sort_unstable();
+        assert_eq!(acked, [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_failed_write_declines_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(CheckpointStorage::directory(dir.path()).unwrap());
+        // A regular file where checkpoint 5's directory would go.
+        std::fs::write(dir.path().join("chk-5"), b"").unwrap();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (writers, responder) = AsyncCheckpointWriters::start(storage, tx, 1);
+        responder.acknowledge(snapshot(5, 0), TaskCheckpointMetrics::default());
+        writers.unwrap().stop();
+        match rx.try_recv().unwrap() {
+            CheckpointMessage::Decline { id, reason, .. } => {
+                assert_eq!(id, 5);
+                assert!(reason.contains("chk-5"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn memory_storage_acknowledges_directly() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let storage = Arc::new(CheckpointStorage::memory());
+        let (writers, responder) = AsyncCheckpointWriters::start(storage, tx, 2);
+        assert!(writers.is_none());
+        responder.acknowledge(snapshot(1, 0), TaskCheckpointMetrics::default());
+        assert!(matches!(
+            rx.try_recv().unwrap(),
+            CheckpointMessage::Acknowledge { state_size, .. } if state_size == snapshot(1, 0).state_size()
+        ));
+    }
+}
