@@ -97,6 +97,12 @@ fn kind_1_what_would_panic_or_abort_is_refused() {
         &["network.floating_buffers=4294967295"],
         &["network.floating_buffers", "0 to 1024"],
     );
+    // More overdraft than rings are sized for.
+    profile_refused(
+        MAP_SINK,
+        &["network.max_overdraft_buffers=4294967295"],
+        &["network.max_overdraft_buffers", "1024"],
+    );
     // Debloating: a period past what an Instant can hold, no samples, a
     // minimum above a segment.
     profile_refused(
