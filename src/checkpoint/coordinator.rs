@@ -203,11 +203,6 @@ impl CheckpointCoordinator {
         let _ = self.sender.send(CheckpointMessage::Trigger);
     }
 
-    /// Tells the coordinator a task ended.
-    pub fn task_ended(&self, task: TaskKey) {
-        let _ = self.sender.send(CheckpointMessage::TaskEnded(task));
-    }
-
     /// Stops the thread; every checkpoint's statistics, in order.
     pub fn stop(mut self) -> Vec<CheckpointStats> {
         let _ = self.sender.send(CheckpointMessage::Stop);
@@ -334,12 +329,8 @@ impl Loop {
         // Finished tasks are in it with their final state; running sources
         // start it. A source that finishes before it takes the mail is in
         // it with its final state too.
-        let finished: Vec<TaskKey> = self.finished.keys().copied().collect();
-        for task in finished {
-            self.acknowledge_finished(task);
-            if self.pending.is_none() {
-                return; // storing it failed: aborted
-            }
+        if !self.acknowledge_all_finished() {
+            return; // storing one failed: aborted
         }
         for t in self.tasks.iter().filter(|t| t.source) {
             if self.finished.contains_key(&t.task) {
@@ -369,6 +360,19 @@ impl Loop {
             self.acknowledge_finished(task);
             self.complete_if_acknowledged();
         }
+    }
+
+    /// Acknowledges the checkpoint just opened for every finished task;
+    /// false if storing one failed (the checkpoint is aborted then).
+    fn acknowledge_all_finished(&mut self) -> bool {
+        let finished: Vec<TaskKey> = self.finished.keys().copied().collect();
+        for task in finished {
+            self.acknowledge_finished(task);
+            if self.pending.is_none() {
+                return false;
+            }
+        }
+        true
     }
 
     /// Acknowledges the pending checkpoint for finished `task` with its
@@ -443,10 +447,7 @@ impl Loop {
                 return self.storage.discard(id);
             }
             self.open(id, at);
-            let finished: Vec<TaskKey> = self.finished.keys().copied().collect();
-            for task in finished {
-                self.acknowledge_finished(task);
-            }
+            self.acknowledge_all_finished();
         }
         let Some(pending) = self.pending.as_mut().filter(|p| p.id == id) else {
             // A late acknowledgement of an aborted checkpoint: what its

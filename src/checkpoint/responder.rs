@@ -77,28 +77,32 @@ impl CheckpointResponder {
         writers.get(k % writers.len())
     }
 
+    /// Sends `job` through `task`'s writer, or straight to the
+    /// coordinator without writers. The receivers are gone only when the
+    /// job ended: nothing to tell then.
+    fn route(&self, task: TaskKey, job: Job) {
+        match self.shard(task) {
+            Some(writer) => {
+                let _ = writer.send(job);
+            }
+            None => {
+                if let Some(message) = job.into_message() {
+                    let _ = self.coordinator.send(message);
+                }
+            }
+        }
+    }
+
     /// Hands `snapshot` over for persisting and acknowledging (Flink's
     /// `reportTaskStateSnapshots` after the async part).
     pub fn acknowledge(&self, snapshot: TaskSnapshot, metrics: TaskCheckpointMetrics) {
-        // The receivers are gone only when the job ended: nothing to tell.
-        match self.shard(snapshot.task) {
-            Some(writer) => {
-                let _ = writer.send(Job::Persist {
-                    snapshot: Box::new(snapshot),
-                    metrics,
-                    at: Instant::now(),
-                });
-            }
-            None => {
-                let state_size = snapshot.state_size();
-                let _ = self.coordinator.send(CheckpointMessage::Acknowledge {
-                    snapshot: Box::new(snapshot),
-                    metrics,
-                    state_size,
-                    async_ns: 0,
-                });
-            }
-        }
+        let task = snapshot.task;
+        let job = Job::Persist {
+            snapshot: Box::new(snapshot),
+            metrics,
+            at: Instant::now(),
+        };
+        self.route(task, job);
     }
 
     /// Declines checkpoint `id` (Flink's `declineCheckpoint`).
@@ -113,30 +117,34 @@ impl CheckpointResponder {
     /// The task finished with `snapshot` as its final state; reaches the
     /// coordinator after every snapshot it handed over.
     pub fn task_finished(&self, snapshot: TaskSnapshot) {
-        let message = Box::new(snapshot);
-        match self.shard(message.task) {
-            Some(writer) => {
-                let _ = writer.send(Job::Finished(message));
-            }
-            None => {
-                let _ = self
-                    .coordinator
-                    .send(CheckpointMessage::TaskFinished(message));
-            }
-        }
+        self.route(snapshot.task, Job::Finished(Box::new(snapshot)));
     }
 
     /// Task `task` reached a final state; reaches the coordinator after
     /// every snapshot it handed over.
     pub fn task_ended(&self, task: TaskKey) {
-        match self.shard(task) {
-            Some(writer) => {
-                let _ = writer.send(Job::Ended(task));
-            }
-            None => {
-                let _ = self.coordinator.send(CheckpointMessage::TaskEnded(task));
-            }
-        }
+        self.route(task, Job::Ended(task));
+    }
+}
+
+impl Job {
+    /// What the coordinator hears of this job when nothing is to be
+    /// written: a snapshot as it is (memory storage: already bytes), a
+    /// task's end as it is; `None` for `Stop`.
+    fn into_message(self) -> Option<CheckpointMessage> {
+        Some(match self {
+            Job::Persist {
+                snapshot, metrics, ..
+            } => CheckpointMessage::Acknowledge {
+                state_size: snapshot.state_size(),
+                snapshot,
+                metrics,
+                async_ns: 0,
+            },
+            Job::Finished(snapshot) => CheckpointMessage::TaskFinished(snapshot),
+            Job::Ended(task) => CheckpointMessage::TaskEnded(task),
+            Job::Stop => return None,
+        })
     }
 }
 
@@ -174,14 +182,12 @@ impl AsyncCheckpointWriters {
                                 metrics,
                                 at,
                             } => persist(&storage, &coordinator, snapshot, metrics, at),
-                            Job::Finished(snapshot) => {
-                                let message = CheckpointMessage::TaskFinished(snapshot);
-                                let _ = coordinator.send(message);
-                            }
-                            Job::Ended(task) => {
-                                let _ = coordinator.send(CheckpointMessage::TaskEnded(task));
-                            }
                             Job::Stop => return,
+                            other => {
+                                if let Some(message) = other.into_message() {
+                                    let _ = coordinator.send(message);
+                                }
+                            }
                         }
                     }
                 })

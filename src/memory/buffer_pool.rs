@@ -123,31 +123,27 @@ impl BufferPool {
     /// A segment past `max`, while the overdraft allows one.
     #[cold]
     fn overdraw(&self) -> Option<u32> {
-        let max = self.max_overdraft.load(Ordering::Relaxed);
-        // Relaxed: a count; the segment itself is handed over by the
-        // global pool's free list.
-        self.overdraft
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()?;
-        let segment = self.segments.take();
-        if segment.is_none() {
-            self.overdraft.fetch_sub(1, Ordering::Relaxed);
-        }
-        segment
+        self.take_counted(&self.overdraft, self.max_overdraft())
     }
 
     #[cold]
     fn grow(&self) -> Option<u32> {
-        self.owned
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |owned| {
-                (owned < self.max).then_some(owned + 1)
+        self.take_counted(&self.owned, self.max)
+    }
+
+    /// A segment from the global pool, counted in `count` while it stays
+    /// under `limit` (the count is undone if the global pool is empty).
+    fn take_counted(&self, count: &AtomicU32, limit: u32) -> Option<u32> {
+        // Relaxed: a count; the segment itself is handed over by the
+        // global pool's free list.
+        count
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < limit).then_some(n + 1)
             })
             .ok()?;
         let segment = self.segments.take();
         if segment.is_none() {
-            self.owned.fetch_sub(1, Ordering::Relaxed);
+            count.fetch_sub(1, Ordering::Relaxed);
         }
         segment
     }
