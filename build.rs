@@ -2,6 +2,9 @@
 //! `-dirty` mark when tracked files had changes, as `TASKBENCH_GIT_REVISION`
 //! ("unknown" without git or outside a repository). Results carry it, so a
 //! result names its build even when the binary runs elsewhere.
+//!
+//! With the `loom` feature it also sets `cfg(loom)` on this crate's targets
+//! (the loom models, scripts/loom.sh), and on no dependency.
 
 use std::process::Command;
 
@@ -13,6 +16,9 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 fn main() {
+    if std::env::var_os("CARGO_FEATURE_LOOM").is_some() {
+        println!("cargo:rustc-cfg=loom");
+    }
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=Cargo.toml");

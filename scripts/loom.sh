@@ -5,9 +5,8 @@
 #   scripts/loom.sh              full models (preemption bound 3)
 #   LOOM_MAX_PREEMPTIONS=2 scripts/loom.sh   the reduced models CI runs
 #
-# Built in its own target directory: `--cfg loom` rebuilds every crate.
+# The `loom` feature sets `cfg(loom)` on this crate only (build.rs), so the
+# dependencies are the ones `cargo test` already built.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export RUSTFLAGS="--cfg loom ${RUSTFLAGS:-}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/loom}"
-exec cargo test --profile loom --lib --test loom "$@"
+exec cargo test --features loom --lib --test loom "$@"

@@ -25,7 +25,7 @@
 //!
 //! # Modules, bottom up
 //!
-//! * [`sync`]: the atomics shim (loom under `--cfg loom`), [`sync::Parker`],
+//! * [`sync`]: the atomics shim (loom under `cfg(loom)`, the `loom` feature), [`sync::Parker`],
 //!   [`sync::WaitStrategy`].
 //! * [`memory`]: the pre-faulted region, [`memory::SegmentPool`],
 //!   [`memory::BufferPool`], [`memory::Buffer`] handles.

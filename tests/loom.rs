@@ -9,7 +9,7 @@
 //! repaid while a reader recycles.
 //!
 //! Run: `scripts/loom.sh` (or
-//! `RUSTFLAGS="--cfg loom" cargo test --release --test loom`).
+//! `cargo test --features loom --test loom`).
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicBool, Ordering};

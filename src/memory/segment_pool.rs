@@ -407,7 +407,7 @@ mod tests {
 /// loom model of the wait/notify handshake between a setup waiting for
 /// segments and a pool giving its segments back (no lost wake-up: a lost
 /// one leaves the waiter parked for good, which loom reports as a deadlock).
-/// Run with `RUSTFLAGS="--cfg loom" cargo test --release --lib segment_pool`.
+/// Run with `cargo test --features loom --lib segment_pool`.
 #[cfg(all(test, loom))]
 mod loom_models {
     use super::*;

@@ -1,8 +1,8 @@
 //! Synchronisation primitives every lock-free part of taskbench builds on.
 //!
 //! Atomics, `UnsafeCell`, `Mutex` and threads are imported from here rather
-//! than from `std`, so that `RUSTFLAGS="--cfg loom"` swaps them for loom's
-//! model-checked versions (see `tests/loom.rs`). Under loom, capacities that
+//! than from `std`, so that `cfg(loom)` (the `loom` feature) swaps them for
+//! loom's model-checked versions (see `tests/loom.rs`). Under loom, capacities that
 //! matter for interleavings are shrunk by the callers.
 
 #[cfg(all(target_os = "linux", not(loom)))]
