@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::barrier::CheckpointOptions;
 use super::snapshot::{TaskKey, TaskSnapshot};
-use super::storage::{CheckpointStorage, CompletedCheckpoint};
+use super::storage::{CheckpointStorage, CompletedCheckpoint, StoredTask};
 use super::task_state::TaskCheckpointMetrics;
 use crate::mailbox::{Mail, TaskMailbox};
 use crate::sync::Arc;
@@ -71,8 +71,8 @@ pub enum CheckpointMessage {
         snapshot: Box<TaskSnapshot>,
         /// What the task measured.
         metrics: TaskCheckpointMetrics,
-        /// Bytes stored (`checkpointedSize`).
-        state_size: u64,
+        /// What storing it wrote (its size is `checkpointedSize`).
+        stored: StoredTask,
         /// The async part: from the hand-over to stored, ns.
         async_ns: u64,
     },
@@ -147,6 +147,8 @@ struct Pending {
     triggered: Instant,
     stats: CheckpointStats,
     acks: BTreeMap<TaskKey, TaskSnapshot>,
+    /// What storing each acknowledged snapshot wrote (for `_metadata`).
+    stored: BTreeMap<TaskKey, StoredTask>,
 }
 
 /// The coordinator's thread.
@@ -251,9 +253,9 @@ impl Loop {
                 Ok(CheckpointMessage::Acknowledge {
                     snapshot,
                     metrics,
-                    state_size,
+                    stored,
                     async_ns,
-                }) => self.acknowledge(*snapshot, metrics, state_size, async_ns),
+                }) => self.acknowledge(*snapshot, metrics, stored, async_ns),
                 Ok(CheckpointMessage::Decline { task, id, reason }) => {
                     if self.pending.as_ref().is_some_and(|p| p.id == id) {
                         self.abort(format!("{task} declined: {reason}"));
@@ -388,11 +390,12 @@ impl Loop {
         };
         let started = Instant::now();
         match self.storage.write_task(&snapshot) {
-            Ok(bytes) => {
+            Ok(stored) => {
                 let s = &mut pending.stats;
-                s.state_size += bytes;
+                s.state_size += stored.bytes;
                 s.async_ns = s.async_ns.max(started.elapsed().as_nanos() as u64);
                 s.finished_tasks += 1;
+                pending.stored.insert(task, stored);
                 pending.acks.insert(task, snapshot);
             }
             Err(e) => self.abort(format!("storing finished {task}: {e}")),
@@ -424,6 +427,7 @@ impl Loop {
                 ..CheckpointStats::default()
             },
             acks: BTreeMap::new(),
+            stored: BTreeMap::new(),
         });
         trigger_ns
     }
@@ -432,7 +436,7 @@ impl Loop {
         &mut self,
         snapshot: TaskSnapshot,
         metrics: TaskCheckpointMetrics,
-        state_size: u64,
+        stored: StoredTask,
         async_ns: u64,
     ) {
         let at = Instant::now();
@@ -456,7 +460,7 @@ impl Loop {
             return;
         };
         let s = &mut pending.stats;
-        s.state_size += state_size;
+        s.state_size += stored.bytes;
         s.processed_in_flight_bytes += metrics.processed_in_flight_bytes;
         s.persisted_in_flight_bytes += metrics.persisted_in_flight_bytes;
         s.unaligned |= metrics.unaligned;
@@ -464,6 +468,7 @@ impl Loop {
         s.alignment_ns = s.alignment_ns.max(metrics.alignment_ns);
         s.sync_ns = s.sync_ns.max(metrics.sync_ns);
         s.async_ns = s.async_ns.max(async_ns);
+        pending.stored.insert(snapshot.task, stored);
         pending.acks.insert(snapshot.task, snapshot);
         self.complete_if_acknowledged();
     }
@@ -476,7 +481,7 @@ impl Loop {
             id,
             tasks: pending.acks,
         };
-        if let Err(e) = self.storage.complete(checkpoint) {
+        if let Err(e) = self.storage.complete(checkpoint, &pending.stored) {
             stats.failure = Some(format!("completing: {e}"));
             self.storage.discard(id);
             self.notify(Mail::NotifyCheckpointAborted { id });

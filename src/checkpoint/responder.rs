@@ -15,7 +15,7 @@ use crossbeam_channel::Sender;
 
 use super::coordinator::CheckpointMessage;
 use super::snapshot::{TaskKey, TaskSnapshot};
-use super::storage::CheckpointStorage;
+use super::storage::{CheckpointStorage, StoredTask};
 use super::task_state::TaskCheckpointMetrics;
 use crate::sync::Arc;
 
@@ -136,7 +136,7 @@ impl Job {
             Job::Persist {
                 snapshot, metrics, ..
             } => CheckpointMessage::Acknowledge {
-                state_size: snapshot.state_size(),
+                stored: StoredTask::in_memory(&snapshot),
                 snapshot,
                 metrics,
                 async_ns: 0,
@@ -230,10 +230,10 @@ fn persist(
     at: Instant,
 ) {
     let message = match storage.write_task(&snapshot) {
-        Ok(state_size) => CheckpointMessage::Acknowledge {
+        Ok(stored) => CheckpointMessage::Acknowledge {
             snapshot,
             metrics,
-            state_size,
+            stored,
             async_ns: at.elapsed().as_nanos() as u64,
         },
         Err(e) => CheckpointMessage::Decline {
@@ -273,12 +273,12 @@ mod tests {
         for message in rx.try_iter() {
             match message {
                 CheckpointMessage::Acknowledge {
-                    snapshot,
-                    state_size,
-                    ..
+                    snapshot, stored, ..
                 } => {
                     let file = dir.path().join(format!("chk-3/{}.bin", snapshot.task));
-                    assert_eq!(std::fs::metadata(&file).unwrap().len(), state_size);
+                    let bytes = std::fs::read(&file).unwrap();
+                    assert_eq!(bytes.len() as u64, stored.bytes);
+                    assert_eq!(crc32fast::hash(&bytes), stored.crc32);
                     acked.push(snapshot.task.subtask);
                 }
                 CheckpointMessage::TaskEnded(task) => {
@@ -319,7 +319,7 @@ mod tests {
         responder.acknowledge(snapshot(1, 0), TaskCheckpointMetrics::default());
         assert!(matches!(
             rx.try_recv().unwrap(),
-            CheckpointMessage::Acknowledge { state_size, .. } if state_size == snapshot(1, 0).state_size()
+            CheckpointMessage::Acknowledge { stored, .. } if stored.bytes == snapshot(1, 0).state_size()
         ));
     }
 }

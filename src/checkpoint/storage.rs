@@ -23,6 +23,26 @@ pub struct CompletedCheckpoint {
     pub tasks: BTreeMap<TaskKey, TaskSnapshot>,
 }
 
+/// What storing one task's snapshot wrote: the checkpoint's `_metadata`
+/// records it, so completing a checkpoint never encodes a snapshot again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoredTask {
+    /// Bytes stored (`checkpointedSize`).
+    pub bytes: u64,
+    /// CRC-32 of the task file (0 in memory storage, which has no file).
+    pub crc32: u32,
+}
+
+impl StoredTask {
+    /// Memory storage's record of `snapshot`: its size, no file.
+    pub fn in_memory(snapshot: &TaskSnapshot) -> Self {
+        Self {
+            bytes: snapshot.state_size(),
+            crc32: 0,
+        }
+    }
+}
+
 /// Why storing or loading a checkpoint failed; names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -101,25 +121,38 @@ impl CheckpointStorage {
     }
 
     /// The async part of one task's acknowledgement: writes its file and
-    /// fsyncs it (directory storage); returns the bytes written.
-    pub fn write_task(&self, snapshot: &TaskSnapshot) -> Result<u64, StorageError> {
+    /// fsyncs it (directory storage); returns what it wrote.
+    pub fn write_task(&self, snapshot: &TaskSnapshot) -> Result<StoredTask, StorageError> {
         match self {
-            CheckpointStorage::Memory(_) => Ok(snapshot.state_size()),
+            CheckpointStorage::Memory(_) => Ok(StoredTask::in_memory(snapshot)),
             CheckpointStorage::Directory(root) => {
                 let dir = Self::checkpoint_dir(root, snapshot.checkpoint_id);
                 fs::create_dir_all(&dir).map_err(io(&dir))?;
                 let path = dir.join(format!("{}.bin", snapshot.task));
                 let bytes = snapshot.encode();
                 write_synced(&path, &bytes)?;
-                Ok(bytes.len() as u64)
+                Ok(StoredTask {
+                    bytes: bytes.len() as u64,
+                    crc32: crc32fast::hash(&bytes),
+                })
             }
         }
     }
 
     /// Completes checkpoint `checkpoint.id`: in a directory, writes
-    /// `_metadata` last (through a temporary file, fsync'd and renamed),
-    /// then drops older checkpoints; in memory, keeps it.
-    pub fn complete(&self, checkpoint: CompletedCheckpoint) -> Result<(), StorageError> {
+    /// `_metadata` last (through a temporary file, fsync'd and renamed)
+    /// from what [`write_task`](Self::write_task) returned for each task
+    /// (`stored`), then drops older checkpoints; in memory, keeps it.
+    ///
+    /// # Errors
+    ///
+    /// The file system's, naming the file; a task in `checkpoint` that
+    /// `stored` lacks is a metadata error naming the task.
+    pub fn complete(
+        &self,
+        checkpoint: CompletedCheckpoint,
+        stored: &BTreeMap<TaskKey, StoredTask>,
+    ) -> Result<(), StorageError> {
         match self {
             CheckpointStorage::Memory(slot) => {
                 *slot.lock().expect("storage lock") = Some(checkpoint);
@@ -127,25 +160,25 @@ impl CheckpointStorage {
             }
             CheckpointStorage::Directory(root) => {
                 let dir = Self::checkpoint_dir(root, checkpoint.id);
+                let tmp = dir.join("_metadata.inprogress");
+                let tasks = checkpoint.tasks.keys().map(|&task| {
+                    let file = stored.get(&task).ok_or_else(|| StorageError::Metadata {
+                        path: tmp.clone(),
+                        reason: format!("{task} acknowledged without a stored file"),
+                    })?;
+                    Ok(MetadataTask {
+                        vertex: task.vertex,
+                        subtask: task.subtask,
+                        file: format!("{task}.bin"),
+                        bytes: file.bytes,
+                        crc32: file.crc32,
+                    })
+                });
                 let metadata = Metadata {
                     checkpoint_id: checkpoint.id,
-                    tasks: checkpoint
-                        .tasks
-                        .values()
-                        .map(|s| {
-                            let bytes = s.encode();
-                            MetadataTask {
-                                vertex: s.task.vertex,
-                                subtask: s.task.subtask,
-                                file: format!("{}.bin", s.task),
-                                bytes: bytes.len() as u64,
-                                crc32: crc32fast::hash(&bytes),
-                            }
-                        })
-                        .collect(),
+                    tasks: tasks.collect::<Result<_, StorageError>>()?,
                 };
                 let json = serde_json::to_vec_pretty(&metadata).expect("metadata serializes");
-                let tmp = dir.join("_metadata.inprogress");
                 write_synced(&tmp, &json)?;
                 let path = dir.join("_metadata");
                 fs::rename(&tmp, &path).map_err(io(&path))?;
@@ -289,10 +322,12 @@ mod tests {
     }
 
     fn store(storage: &CheckpointStorage, c: &CompletedCheckpoint) {
-        for s in c.tasks.values() {
-            storage.write_task(s).unwrap();
-        }
-        storage.complete(c.clone()).unwrap();
+        let stored = c
+            .tasks
+            .values()
+            .map(|s| (s.task, storage.write_task(s).unwrap()))
+            .collect();
+        storage.complete(c.clone(), &stored).unwrap();
     }
 
     #[test]
@@ -331,6 +366,29 @@ mod tests {
             e.contains("chk-4/_metadata") && e.contains("not a valid"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn metadata_comes_from_what_was_stored_and_names_a_task_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = CheckpointStorage::directory(dir.path()).unwrap();
+        let c = checkpoint(6);
+        let mut stored: BTreeMap<_, _> = c
+            .tasks
+            .values()
+            .map(|s| (s.task, storage.write_task(s).unwrap()))
+            .collect();
+        let missing = TaskKey {
+            vertex: 0,
+            subtask: 1,
+        };
+        let file = stored.remove(&missing).unwrap();
+        let e = storage.complete(c.clone(), &stored).unwrap_err().to_string();
+        assert!(e.contains(&missing.to_string()), "{e}");
+        assert!(storage.latest().unwrap().is_none(), "no _metadata written");
+        stored.insert(missing, file);
+        storage.complete(c.clone(), &stored).unwrap();
+        assert_eq!(storage.latest().unwrap(), Some(c));
     }
 
     #[test]
