@@ -35,6 +35,7 @@
 //! * [`runtime`]: the task's [`runtime::ExecutionState`] machine.
 //! * [`checkpoint`]: the coordinator, barriers and their alignment,
 //!   snapshots, storage and restore.
+//! * [`files`]: reading only regular files, and only so much of them.
 //! * [`mod@bench`]: the two-thread channel run behind `taskbench demo`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
@@ -45,6 +46,8 @@
 pub mod bench;
 #[forbid(unsafe_code)]
 pub mod checkpoint;
+#[forbid(unsafe_code)]
+pub mod files;
 #[forbid(unsafe_code)]
 pub mod job;
 #[forbid(unsafe_code)]

@@ -446,3 +446,108 @@ fn compare_thresholds_are_percentages() {
         );
     }
 }
+
+/// What a fresh pair of eyes found in the checkpoint, debloating, credit
+/// and history inputs: each refused with exit 2 and a message naming it.
+#[test]
+fn checkpoint_network_and_history_inputs_are_refused_by_name() {
+    // A credit of 1 would leave the output waiting on the buffer it fills.
+    profile_refused(
+        MAP_SINK,
+        &[
+            "network.buffers_per_channel=1",
+            "network.floating_buffers=0",
+        ],
+        &["network.buffers_per_channel", "credit of at least 2"],
+    );
+    profile_refused(
+        MAP_SINK,
+        &["network.debloat.target=\"2h\""],
+        &["network.debloat.target", "1h"],
+    );
+    profile_refused(
+        MAP_SINK,
+        &["network.debloat.min_buffer_size=\"5GiB\""],
+        &["network.debloat.min_buffer_size", "5GiB", "segment_size"],
+    );
+    profile_refused(
+        MAP_SINK,
+        &["checkpoint.timeout=\"1ns\""],
+        &["checkpoint.timeout", "1ms to 24h"],
+    );
+    for (set, says) in [
+        ("checkpoint=1", "checkpoint is a table"),
+        ("network.debloat=1", "network.debloat is a table"),
+    ] {
+        refused(&["validate", "map-sink", "--set", set], &[says]);
+    }
+    profile_refused(
+        &MAP_SINK.replace("[records]", "[network]\ndebloat = 5\n[records]"),
+        &[],
+        &["a [network.debloat] table"],
+    );
+
+    // Checkpoint directories that cannot be created.
+    let dir = tempfile::tempdir().unwrap();
+    let regular = dir.path().join("regular");
+    std::fs::write(&regular, b"").unwrap();
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+    for (path, says) in [
+        (regular.join("sub"), "is not a directory"),
+        (dangling.clone(), "symbolic link to nothing"),
+    ] {
+        let set = format!("checkpoint.dir={:?}", path.display().to_string());
+        profile_refused(MAP_SINK, &[&set], &["checkpoint.dir", says]);
+    }
+    profile_refused(
+        MAP_SINK,
+        &["checkpoint.dir=\"a\\u0000b\""],
+        &["checkpoint.dir", "NUL"],
+    );
+    // Only creating it tells: the run's first job, still exit 2.
+    refused(
+        &[
+            "run",
+            "map-sink",
+            "--set",
+            "checkpoint.dir=\"/proc/taskbench-no-such-dir\"",
+        ],
+        &["checkpoint directory cannot be created", "/proc/taskbench"],
+    );
+
+    // History: a database that is not a regular file, or not a database.
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    let garbage = dir.path().join("garbage.sqlite");
+    std::fs::write(&garbage, vec![7u8; 4096]).unwrap();
+    let mut dbs = vec![
+        (dir.path().to_path_buf(), "not a regular file"),
+        (garbage, "not an SQLite database"),
+    ];
+    if made.is_ok_and(|s| s.success()) {
+        dbs.push((fifo, "not a regular file"));
+    }
+    for (db, says) in dbs {
+        let db = db.display().to_string();
+        refused(&["history", "show", "--no-charts", "--db", &db], &[says]);
+    }
+    assert!(
+        !dir.path().join("fifo-journal").exists(),
+        "nothing is written beside a FIFO"
+    );
+    let charts = regular.display().to_string();
+    let db = dir.path().join("h.sqlite").display().to_string();
+    refused(
+        &["history", "show", "--charts", &charts, "--db", &db],
+        &["--charts", "not a directory"],
+    );
+    // A result of a schema this taskbench does not read.
+    let future = dir.path().join("future.json");
+    std::fs::write(&future, br#"{"schema_version": 99, "kind": "run"}"#).unwrap();
+    let future = future.display().to_string();
+    refused(
+        &["history", "add", "--db", &db, &future],
+        &["schema_version 99", "reads 1 to"],
+    );
+}

@@ -343,10 +343,10 @@ fn keyed_state_is_restored_with_the_rest() {
     assert_eq!(failed.sink_totals(), clean.sink_totals());
 }
 
-#[test]
-fn directory_storage_writes_metadata_last_and_restores() {
-    let dir = tempfile::tempdir().unwrap();
-    let graph = unhurried(
+/// Two unhurried sources of 10,000 records each; the maps fail once at
+/// their 5,000th, long after the first checkpoints completed.
+fn failing_halfway() -> JobGraph {
+    unhurried(
         job(
             2,
             10_000,
@@ -354,7 +354,13 @@ fn directory_storage_writes_metadata_last_and_restores() {
             Some(fail(FailurePoint::Processing, 5_000, 0)),
         ),
         10_000,
-    );
+    )
+}
+
+#[test]
+fn directory_storage_writes_metadata_last_and_restores() {
+    let dir = tempfile::tempdir().unwrap();
+    let graph = failing_halfway();
     let options = JobOptions {
         checkpoint_dir: Some(dir.path().to_path_buf()),
         ..options(Alignment::Aligned, 1)
@@ -375,6 +381,84 @@ fn directory_storage_writes_metadata_last_and_restores() {
     assert_eq!(chk.len(), 1, "{chk:?}");
     let files = std::fs::read_dir(&chk[0]).unwrap().count();
     assert_eq!(files, 2 + 2 + 1 + 1, "2 sources, 2 maps, 1 sink, _metadata");
+}
+
+/// Rewrites every completed checkpoint's `_metadata` under `dir` with
+/// `mutate` (once each) until `stop`, so whatever the job restores from is
+/// damaged; returns how many it rewrote.
+fn damage_metadata(
+    dir: std::path::PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    mutate: fn(&[u8]) -> Vec<u8>,
+) -> std::thread::JoinHandle<usize> {
+    std::thread::spawn(move || {
+        let mut done = std::collections::BTreeSet::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let runs = std::fs::read_dir(&dir).into_iter().flatten().flatten();
+            for chk in runs.flat_map(|run| std::fs::read_dir(run.path()).into_iter().flatten()) {
+                let metadata = chk.unwrap().path().join("_metadata");
+                if done.contains(&metadata) {
+                    continue;
+                }
+                if let Ok(bytes) = std::fs::read(&metadata) {
+                    std::fs::write(&metadata, mutate(&bytes)).unwrap();
+                    done.insert(metadata);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        done.len()
+    })
+}
+
+#[test]
+fn a_checkpoint_that_cannot_be_restored_fails_the_job_naming_why() {
+    fn garbage(_: &[u8]) -> Vec<u8> {
+        b"{ not json".to_vec()
+    }
+    // A task's entry gone: the checkpoint would restore that task empty.
+    fn one_task_less(bytes: &[u8]) -> Vec<u8> {
+        let mut metadata: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        metadata["tasks"].as_array_mut().unwrap().pop();
+        serde_json::to_vec(&metadata).unwrap()
+    }
+    for (mutate, says) in [
+        (
+            garbage as fn(&[u8]) -> Vec<u8>,
+            "not a valid checkpoint metadata file",
+        ),
+        (one_task_less, "holds no state for task-2-0"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let graph = failing_halfway();
+        let mut options = JobOptions {
+            checkpoint_dir: Some(dir.path().to_path_buf()),
+            ..options(Alignment::Aligned, 1)
+        };
+        if let Some(c) = &mut options.checkpointing {
+            // Time for the damage to reach the newest checkpoint.
+            c.restart = RestartStrategy::FixedDelay {
+                attempts: 1,
+                delay: Duration::from_millis(200),
+            };
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let damage = damage_metadata(dir.path().to_path_buf(), stop.clone(), mutate);
+        let result = run_job(&graph, &options).unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(damage.join().unwrap() > 0, "no checkpoint completed");
+        let failure = result.failure.as_deref().unwrap_or_default();
+        assert!(!result.is_finished(), "restored a damaged checkpoint");
+        assert!(
+            failure.contains("restoring the latest checkpoint failed")
+                && failure.contains(says)
+                && failure.contains("FailOnce"),
+            "{failure}"
+        );
+        assert_eq!(result.restarts, 0);
+        assert!(result.recovered_failures.is_empty());
+        assert!(result.pools_full);
+    }
 }
 
 /// A small deterministic generator for failure schedules.

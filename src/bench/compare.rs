@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::figures::{self, Figure};
 use super::report::thousands;
-use super::result::{ResultFile, RunResult, Stats, Status, OLDEST_SCHEMA_VERSION, SCHEMA_VERSION};
+use super::result::{check_schema_version, ResultFile, RunResult, Stats, Status};
 use super::testbed::Testbed;
 use super::validate::{self, ConfigChanged, ConfigDifference, FigureError};
 use super::verdict::{self, Judgement, Verdict};
@@ -126,14 +126,7 @@ fn load(name: &str, text: &str) -> Result<ResultFile, CompareError> {
     };
     let value: Value =
         serde_json::from_str(text).map_err(|e| bad(format!("not a JSON result: {e}")))?;
-    let version = value.get("schema_version").and_then(Value::as_u64);
-    let readable = u64::from(OLDEST_SCHEMA_VERSION)..=u64::from(SCHEMA_VERSION);
-    if !version.is_some_and(|v| readable.contains(&v)) {
-        return Err(bad(format!(
-            "schema_version {}, this taskbench reads {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}",
-            version.map_or("(none)".into(), |v| v.to_string())
-        )));
-    }
+    check_schema_version(&value).map_err(bad)?;
     serde_json::from_value(value).map_err(|e| {
         bad(format!(
             "does not match the result schema (a run or a sweep, told by its kind): {e}"

@@ -76,7 +76,10 @@ impl RunError {
         match self {
             RunError::Profile(_) => 2,
             RunError::Deploy(
-                JobError::Graph(_) | JobError::Network(_) | JobError::Pinning { .. },
+                JobError::Graph(_)
+                | JobError::Network(_)
+                | JobError::Pinning { .. }
+                | JobError::CheckpointDirectory(_),
             ) => 2,
             RunError::Deploy(_) | RunError::Hung(_) => 1,
         }

@@ -57,6 +57,13 @@ pub enum HistoryError {
         /// The version in the file.
         found: i64,
     },
+    /// `--db` names something other than a regular file (a directory,
+    /// FIFO or device): SQLite would write beside it, or block.
+    #[error("{0}: not a regular file; give a history database file")]
+    NotAFile(std::path::PathBuf),
+    /// `--db` names a regular file that is not an SQLite database.
+    #[error("{0}: not an SQLite database; give a history database file")]
+    NotADatabase(std::path::PathBuf),
     /// Creating the database's folder.
     #[error("history database folder: {0}")]
     Io(#[from] std::io::Error),
@@ -129,11 +136,30 @@ pub struct History {
 
 impl History {
     /// Opens (creating if needed) the database at `path`.
+    ///
+    /// # Errors
+    ///
+    /// [`HistoryError::NotAFile`] when `path` exists and is not a regular
+    /// file, [`HistoryError::NotADatabase`] when it is one SQLite does not
+    /// read, [`HistoryError::Schema`] for another taskbench's database.
     pub fn open(path: &Path) -> Result<Self, HistoryError> {
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(HistoryError::NotAFile(path.to_path_buf()));
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        Self::init(Connection::open(path)?)
+        Connection::open(path)
+            .map_err(HistoryError::from)
+            .and_then(Self::init)
+            .map_err(|e| match e {
+                HistoryError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::NotADatabase =>
+                {
+                    HistoryError::NotADatabase(path.to_path_buf())
+                }
+                e => e,
+            })
     }
 
     /// A database that lives in memory only.
@@ -159,6 +185,7 @@ impl History {
     pub fn add(&mut self, result_json: &str) -> Result<usize, HistoryError> {
         let value: Value = serde_json::from_str(result_json)
             .map_err(|e| HistoryError::BadResult(e.to_string()))?;
+        super::result::check_schema_version(&value).map_err(HistoryError::BadResult)?;
         let bad = |e: serde_json::Error| HistoryError::BadResult(e.to_string());
         match value.get("kind").and_then(Value::as_str) {
             Some("run") => self.add_run(&serde_json::from_value(value).map_err(bad)?, None),

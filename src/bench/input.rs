@@ -3,32 +3,26 @@
 //! opening a FIFO for reading waits for a writer that may never come, and
 //! a device such as `/dev/zero` would be read forever.
 
-use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io;
 use std::path::Path;
 
 use super::units::Size;
+use crate::files::RegularFileError;
 
 /// The text of the regular file at `path`, refused when it is something
 /// else or holds more than `max_bytes` (`what` names what it should be:
 /// "a profile's .toml file").
 pub fn read_regular(path: &Path, max_bytes: u64, what: &str) -> io::Result<String> {
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other(format!("not a regular file; give {what}")));
-    }
-    let mut text = String::new();
-    file.take(max_bytes + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > max_bytes {
-        return Err(io::Error::other(format!(
-            "larger than {}; give {what}",
-            Size(max_bytes)
-        )));
-    }
-    Ok(text)
+    let bytes = crate::files::read_regular(path, max_bytes).map_err(|e| match e {
+        RegularFileError::Io(e) => e,
+        RegularFileError::NotRegular => {
+            io::Error::other(format!("not a regular file; give {what}"))
+        }
+        RegularFileError::TooLarge(max) => {
+            io::Error::other(format!("larger than {}; give {what}", Size(max)))
+        }
+    })?;
+    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]
@@ -36,20 +30,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_regular_files_of_bounded_size_are_read() {
+    fn refusals_say_what_to_give_and_text_must_be_utf8() {
+        let err = read_regular(Path::new("/dev/zero"), 10, "a profile").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("not a regular file; give a profile"),
+            "{err}"
+        );
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
-        if made.is_ok_and(|s| s.success()) {
-            let err = read_regular(&fifo, 10, "a file").unwrap_err();
-            assert!(err.to_string().contains("not a regular file"), "{err}");
-        }
-        let err = read_regular(Path::new("/dev/zero"), 10, "a file").unwrap_err();
-        assert!(err.to_string().contains("not a regular file"), "{err}");
         let file = dir.path().join("f");
         std::fs::write(&file, "0123456789x").unwrap();
-        let err = read_regular(&file, 10, "a file").unwrap_err();
-        assert!(err.to_string().contains("larger than 10B"), "{err}");
-        assert_eq!(read_regular(&file, 11, "a file").unwrap(), "0123456789x");
+        let err = read_regular(&file, 10, "a profile").unwrap_err();
+        assert!(
+            err.to_string().contains("larger than 10B; give a profile"),
+            "{err}"
+        );
+        assert_eq!(read_regular(&file, 11, "a profile").unwrap(), "0123456789x");
+        std::fs::write(&file, [0xff, 0xfe]).unwrap();
+        let err = read_regular(&file, 11, "a profile").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }
 }

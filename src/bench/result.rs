@@ -19,6 +19,22 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// The oldest schema version this taskbench reads.
 pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
+/// Whether the parsed result `value` carries a `schema_version` this
+/// taskbench reads; the refusal names the version found.
+pub fn check_schema_version(value: &serde_json::Value) -> Result<(), String> {
+    let version = value
+        .get("schema_version")
+        .and_then(serde_json::Value::as_u64);
+    let readable = u64::from(OLDEST_SCHEMA_VERSION)..=u64::from(SCHEMA_VERSION);
+    if version.is_some_and(|v| readable.contains(&v)) {
+        return Ok(());
+    }
+    Err(format!(
+        "schema_version {}, this taskbench reads {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}",
+        version.map_or("(none)".into(), |v| v.to_string())
+    ))
+}
+
 // `kind` is the tag results are told apart by; read through the tagged
 // `Loaded` enum of `compare` it is consumed, and these fill it back in.
 fn run_kind() -> String {

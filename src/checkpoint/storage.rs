@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::snapshot::{StateError, TaskKey, TaskSnapshot};
+use crate::files::RegularFileError;
 
 /// A checkpoint every task acknowledged.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -61,6 +62,16 @@ pub enum StorageError {
         path: PathBuf,
         /// What is wrong.
         source: StateError,
+    },
+    /// A task file's length is not the one `_metadata` records.
+    #[error("{path}: {actual} bytes, the checkpoint's _metadata says {recorded}")]
+    Length {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        actual: u64,
+        /// The length recorded.
+        recorded: u64,
     },
     /// `_metadata` is not valid.
     #[error("{path}: not a valid checkpoint metadata file: {reason}")]
@@ -243,8 +254,24 @@ fn checkpoint_dirs(root: &Path) -> Vec<(u64, PathBuf)> {
         .collect()
 }
 
+/// The most `_metadata` a checkpoint may have (a task's entry is ~100 B).
+const MAX_METADATA_BYTES: u64 = 64 << 20;
+
+/// Reads `path` if it is a regular file of at most `max` bytes (a FIFO or
+/// device in a checkpoint directory is refused, never waited on or read
+/// without end).
+fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, StorageError> {
+    crate::files::read_regular(path, max).map_err(|e| StorageError::Io {
+        path: path.to_path_buf(),
+        source: match e {
+            RegularFileError::Io(source) => source,
+            other => std::io::Error::other(other.to_string()),
+        },
+    })
+}
+
 fn load(id: u64, dir: &Path, path: &Path) -> Result<CompletedCheckpoint, StorageError> {
-    let json = fs::read(path).map_err(io(path))?;
+    let json = read_file(path, MAX_METADATA_BYTES)?;
     let bad = |reason: String| StorageError::Metadata {
         path: path.to_path_buf(),
         reason,
@@ -262,8 +289,16 @@ fn load(id: u64, dir: &Path, path: &Path) -> Result<CompletedCheckpoint, Storage
             return Err(bad(format!("task file name {:?} is not plain", t.file)));
         }
         let file = dir.join(&t.file);
-        let bytes = fs::read(&file).map_err(io(&file))?;
-        if bytes.len() as u64 != t.bytes || crc32fast::hash(&bytes) != t.crc32 {
+        // One byte past the record tells a longer file from a whole one.
+        let bytes = read_file(&file, t.bytes.saturating_add(1))?;
+        if bytes.len() as u64 != t.bytes {
+            return Err(StorageError::Length {
+                path: file,
+                actual: bytes.len() as u64,
+                recorded: t.bytes,
+            });
+        }
+        if crc32fast::hash(&bytes) != t.crc32 {
             return Err(StorageError::Corrupt {
                 path: file,
                 source: StateError::Checksum {
@@ -358,7 +393,32 @@ mod tests {
         bytes[10] ^= 1;
         fs::write(&task, &bytes).unwrap();
         let e = storage.latest().unwrap_err().to_string();
-        assert!(e.contains("chk-4/task-0-1.bin"), "{e}");
+        assert!(
+            e.contains("chk-4/task-0-1.bin") && e.contains("checksum"),
+            "{e}"
+        );
+        // Truncated, or longer: the lengths, not a checksum.
+        let whole = bytes.len();
+        for len in [whole - 3, whole + 1, whole + 100] {
+            bytes.resize(len, 0);
+            fs::write(&task, &bytes).unwrap();
+            let e = storage.latest().unwrap_err().to_string();
+            assert!(e.contains("chk-4/task-0-1.bin"), "{e}");
+            assert!(
+                e.contains(&format!("says {whole}")) || e.contains("larger than"),
+                "{e}"
+            );
+        }
+        // A FIFO where a task file was: refused, not waited on.
+        fs::remove_file(&task).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&task).status();
+        if made.is_ok_and(|s| s.success()) {
+            let e = storage.latest().unwrap_err().to_string();
+            assert!(
+                e.contains("chk-4/task-0-1.bin") && e.contains("not a regular file"),
+                "{e}"
+            );
+        }
         let metadata = dir.path().join("chk-4/_metadata");
         fs::write(&metadata, b"{ not json").unwrap();
         let e = storage.latest().unwrap_err().to_string();
@@ -383,7 +443,10 @@ mod tests {
             subtask: 1,
         };
         let file = stored.remove(&missing).unwrap();
-        let e = storage.complete(c.clone(), &stored).unwrap_err().to_string();
+        let e = storage
+            .complete(c.clone(), &stored)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(&missing.to_string()), "{e}");
         assert!(storage.latest().unwrap().is_none(), "no _metadata written");
         stored.insert(missing, file);

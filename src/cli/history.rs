@@ -75,9 +75,11 @@ fn p_value(text: &str) -> Result<f64, String> {
 impl From<HistoryError> for CliError {
     fn from(e: HistoryError) -> Self {
         match e {
-            HistoryError::BadResult(_) | HistoryError::Figure(_) | HistoryError::Schema { .. } => {
-                CliError::Usage(e.to_string())
-            }
+            HistoryError::BadResult(_)
+            | HistoryError::Figure(_)
+            | HistoryError::Schema { .. }
+            | HistoryError::NotAFile(_)
+            | HistoryError::NotADatabase(_) => CliError::Usage(e.to_string()),
             HistoryError::Sqlite(_) | HistoryError::Io(_) => CliError::Failed(e.to_string()),
         }
     }
@@ -135,6 +137,12 @@ fn show(
     profile: Option<&str>,
     charts: Option<PathBuf>,
 ) -> Result<(), CliError> {
+    if let Some(dir) = charts.as_ref().filter(|d| d.exists() && !d.is_dir()) {
+        return Err(CliError::Usage(format!(
+            "--charts {}: not a directory; give a folder for the charts (or --no-charts)",
+            dir.display()
+        )));
+    }
     let h = History::open(db)?;
     let profiles = match profile {
         Some(p) => vec![p.to_string()],

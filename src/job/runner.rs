@@ -112,6 +112,18 @@ pub enum JobError {
     /// Checkpoint storage could not be opened or read.
     #[error("checkpoint storage: {0}")]
     Checkpoint(#[from] StorageError),
+    /// The checkpoint directory cannot be created (bad input: the path).
+    #[error("the checkpoint directory cannot be created: {0}")]
+    CheckpointDirectory(StorageError),
+    /// A completed checkpoint lacks a task of the job (its `_metadata`
+    /// was not written by this job).
+    #[error("checkpoint {id} holds no state for {task}")]
+    IncompleteCheckpoint {
+        /// The checkpoint.
+        id: u64,
+        /// The task it lacks.
+        task: TaskKey,
+    },
 }
 
 /// One subtask's end.
@@ -251,7 +263,8 @@ pub fn run_job_on(
     // In a directory, each run gets a subdirectory of its own (Flink's
     // `<checkpoint dir>/<job id>/chk-N`): a job restores only what it took.
     let storage = Arc::new(match &options.checkpoint_dir {
-        Some(dir) => CheckpointStorage::directory(dir.join(run_directory_name()))?,
+        Some(dir) => CheckpointStorage::directory(dir.join(run_directory_name()))
+            .map_err(JobError::CheckpointDirectory)?,
         None => CheckpointStorage::memory(),
     });
     let mut restore: Option<CompletedCheckpoint> = None;
@@ -275,30 +288,71 @@ pub fn run_job_on(
             .max()
             .unwrap_or(attempt.first_checkpoint);
         checkpoints.append(&mut result.checkpoints);
-        let delay = match (&result.failure, checkpointing.restart) {
+        let restart = match (&result.failure, checkpointing.restart) {
             (Some(_), RestartStrategy::FixedDelay { attempts, delay })
                 if attempt.number < attempts =>
             {
-                delay
+                Some(delay)
             }
-            _ => {
-                result.checkpoints = checkpoints;
-                result.restarts = attempt.number;
-                result.restored_from = restored_from;
-                result.recovered_failures = recovered;
-                result.elapsed = started.elapsed();
-                result.pools_full = pools_full;
-                return Ok(result);
-            }
+            _ => None,
         };
-        recovered.extend(result.failure.take());
-        std::thread::sleep(delay);
-        // Checkpoints taken since the last restore complete in storage;
-        // restore the latest (Flink's `restoreLatestCheckpointedState`).
-        restore = storage.latest()?;
-        restored_from.push(restore.as_ref().map(|c| c.id));
-        attempt.number += 1;
+        if let Some(delay) = restart {
+            std::thread::sleep(delay);
+            // Checkpoints taken since the last restore complete in storage;
+            // restore the latest (Flink's `restoreLatestCheckpointedState`).
+            // One that cannot be read fails the job, as in Flink.
+            match storage.latest().map_err(JobError::from).and_then(|latest| {
+                covers_every_task(latest.as_ref(), &plan)?;
+                Ok(latest)
+            }) {
+                Ok(latest) => {
+                    recovered.extend(result.failure.take());
+                    restore = latest;
+                    restored_from.push(restore.as_ref().map(|c| c.id));
+                    attempt.number += 1;
+                    continue;
+                }
+                Err(e) => {
+                    let cause = result.failure.take().unwrap_or_default();
+                    result.failure = Some(format!(
+                        "{cause}; restoring the latest checkpoint failed: {e}"
+                    ));
+                }
+            }
+        }
+        result.checkpoints = checkpoints;
+        result.restarts = attempt.number;
+        result.restored_from = restored_from;
+        result.recovered_failures = recovered;
+        result.elapsed = started.elapsed();
+        result.pools_full = pools_full;
+        return Ok(result);
     }
+}
+
+/// Whether `checkpoint` (if any) holds every subtask of `plan`: every
+/// task acknowledges a completed checkpoint, finished ones with their
+/// final state, so a gap means its `_metadata` is not this job's.
+fn covers_every_task(
+    checkpoint: Option<&CompletedCheckpoint>,
+    plan: &ExecutionGraph,
+) -> Result<(), JobError> {
+    let Some(checkpoint) = checkpoint else {
+        return Ok(());
+    };
+    for (vertex, v) in plan.vertices.iter().enumerate() {
+        for subtask in 0..v.parallelism {
+            let task = TaskKey {
+                vertex: vertex as u32,
+                subtask,
+            };
+            if !checkpoint.tasks.contains_key(&task) {
+                let id = checkpoint.id;
+                return Err(JobError::IncompleteCheckpoint { id, task });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `job-<ns since the epoch>-<pid>`: unique per run of a job.

@@ -56,6 +56,13 @@ pub enum NetworkConfigError {
     /// No exclusive buffer per channel.
     #[error("buffers_per_channel is 0: every input channel needs at least 1 exclusive buffer")]
     NoChannelBuffers,
+    /// A channel credit of 1: the buffer a producer is filling takes it, so
+    /// between records the output would wait for a buffer it holds itself.
+    #[error(
+        "buffers_per_channel + floating_buffers is {0}: a channel needs a credit of at least 2 \
+         (one buffer being filled, one on its way)"
+    )]
+    CreditTooSmall(usize),
     /// More overdraft buffers than a ring is sized for.
     #[error("max_overdraft_buffers is {0}: use at most {MAX_OVERDRAFT_BUFFERS}")]
     Overdraft(u32),
@@ -82,6 +89,9 @@ impl NetworkConfig {
         self.memory.validate()?;
         if self.buffers_per_channel == 0 {
             return Err(NetworkConfigError::NoChannelBuffers);
+        }
+        if self.channel_credit() < 2 {
+            return Err(NetworkConfigError::CreditTooSmall(self.channel_credit()));
         }
         if self.max_overdraft_buffers > MAX_OVERDRAFT_BUFFERS {
             return Err(NetworkConfigError::Overdraft(self.max_overdraft_buffers));
@@ -124,7 +134,8 @@ impl NetworkConfig {
     /// all of them, which with the defaults (2 + 8) equals Flink's
     /// `max-buffers-per-channel` of 10.
     pub fn channel_credit(&self) -> usize {
-        (self.buffers_per_channel + self.floating_buffers) as usize
+        // Summed as usize: two u32 fields cannot overflow it.
+        self.buffers_per_channel as usize + self.floating_buffers as usize
     }
 
     /// A channel ring's slots: its credit, the overdraft a record may use

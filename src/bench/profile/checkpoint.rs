@@ -31,7 +31,11 @@ pub enum CheckpointMode {
 
 /// Checkpointing and restarts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a [checkpoint] table (interval, mode, timeout, …)"
+)]
 pub struct CheckpointSection {
     /// From one trigger to the next (Flink's `execution.checkpointing.interval`);
     /// "0ms": the next checkpoint starts `min_pause` after the last ended.
@@ -119,6 +123,37 @@ impl CheckpointSection {
     }
 }
 
+/// What stands in the way of creating directory `dir`, as far as can be
+/// told without creating it: a NUL byte, a symbolic link to nothing, or a
+/// path (or its nearest existing ancestor) that is not a directory. What
+/// only trying tells (permissions, special file systems) fails the run's
+/// first job with exit 2.
+fn directory_problem(dir: &std::path::Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let shown = dir.display();
+    if dir.as_os_str().as_bytes().contains(&0) {
+        return Some(format!("{shown:?} contains a NUL byte"));
+    }
+    if dir.symlink_metadata().is_ok() && !dir.exists() {
+        return Some(format!("{shown} is a symbolic link to nothing"));
+    }
+    let mut existing = dir;
+    while !existing.as_os_str().is_empty() && !existing.exists() {
+        existing = existing.parent()?;
+    }
+    if existing.as_os_str().is_empty() || existing.is_dir() {
+        return None;
+    }
+    Some(if existing == dir {
+        format!("{shown} exists and is not a directory")
+    } else {
+        format!(
+            "{} is not a directory, so {shown} cannot be created",
+            existing.display()
+        )
+    })
+}
+
 impl Profile {
     /// Range checks of `[checkpoint]`.
     pub(super) fn check_checkpoint(&self) -> Result<(), ProfileError> {
@@ -135,7 +170,7 @@ impl Profile {
                 return Err(invalid(field, format!("{span} is over an hour")));
             }
         }
-        if c.timeout.0.is_zero() || c.timeout.0 > Duration::from_secs(24 * 3600) {
+        if c.timeout.0 < Duration::from_millis(1) || c.timeout.0 > Duration::from_secs(24 * 3600) {
             return Err(invalid(
                 "checkpoint.timeout",
                 format!("{}: use from 1ms to 24h", c.timeout),
@@ -173,11 +208,8 @@ impl Profile {
             if dir.as_os_str().is_empty() {
                 return Err(invalid("checkpoint.dir", "an empty path"));
             }
-            if dir.exists() && !dir.is_dir() {
-                return Err(invalid(
-                    "checkpoint.dir",
-                    format!("{} exists and is not a directory", dir.display()),
-                ));
+            if let Some(problem) = directory_problem(dir) {
+                return Err(invalid("checkpoint.dir", problem));
             }
         }
         Ok(())

@@ -1,8 +1,6 @@
 //! A profile's `[network.debloat]` table: Flink's buffer debloating
 //! (`taskmanager.network.memory.buffer-debloat.*`).
 
-use std::time::Duration;
-
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +11,11 @@ use crate::network::DebloatConfig;
 /// queued before it takes about `target` to process. Present and
 /// `enabled` (the default once the table is written): on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields, default)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a [network.debloat] table (enabled, target, period, …)"
+)]
 pub struct Debloat {
     /// On or off (`buffer-debloat.enabled`); a sweep may flip it.
     pub enabled: bool,
@@ -48,7 +50,7 @@ impl Debloat {
     /// The engine's configuration, if on.
     pub fn config(&self) -> Option<DebloatConfig> {
         self.enabled.then(|| DebloatConfig {
-            target: self.target.0.min(Duration::from_secs(3600)),
+            target: self.target.0,
             period: self.period.0,
             samples: self.samples,
             min_buffer_size: u32::try_from(self.min_buffer_size.0).unwrap_or(u32::MAX),

@@ -271,13 +271,28 @@ impl Profile {
                 "network.segment_size",
                 format!("{}: {e}", self.network.segment_size),
             ),
-            NetworkConfigError::NoChannelBuffers => {
+            NetworkConfigError::NoChannelBuffers | NetworkConfigError::CreditTooSmall(_) => {
                 invalid("network.buffers_per_channel", e.to_string())
             }
             NetworkConfigError::NoRecordSize => invalid("network.max_record_size", e.to_string()),
             NetworkConfigError::Overdraft(_) => {
                 invalid("network.max_overdraft_buffers", e.to_string())
             }
+            // The size as written: the engine's field is 32-bit.
+            NetworkConfigError::Debloat {
+                field: "min_buffer_size",
+                ..
+            } => invalid(
+                "network.debloat.min_buffer_size",
+                format!(
+                    "{} is not within 64B..=segment_size ({})",
+                    self.network
+                        .debloat
+                        .as_ref()
+                        .map_or(Size(0), |d| d.min_buffer_size),
+                    self.network.segment_size
+                ),
+            ),
             NetworkConfigError::Debloat { field, problem } => {
                 invalid(format!("network.debloat.{field}"), problem.clone())
             }

@@ -16,7 +16,16 @@ pub const MAX_PATH_PARTS: usize = 8;
 const MAX_VALUE_DEPTH: usize = 32;
 
 /// Top-level fields that are tables: they take fields, not a value.
-const TABLES: [&str; 5] = ["flink", "records", "network", "runtime", "measure"];
+/// The profile's tables, each with a field to name in the hint.
+const TABLES: [(&str, &str); 7] = [
+    ("flink", "ops_per_ms"),
+    ("records", "count"),
+    ("network", "segment_size"),
+    ("network.debloat", "enabled"),
+    ("runtime", "wait"),
+    ("measure", "repetitions"),
+    ("checkpoint", "interval"),
+];
 
 /// A TOML value as `--set` takes it (strings unquoted).
 pub fn value_text(value: &toml::Value) -> String {
@@ -56,19 +65,11 @@ fn parse(assignment: &str) -> Result<(Vec<&str>, toml::Value), String> {
     if path.iter().any(|p| p.chars().any(char::is_control)) {
         return Err("the path has a control character".into());
     }
-    if let [table] = path.as_slice() {
-        if TABLES.contains(table) {
-            return Err(format!(
-                "{table} is a table: set one of its fields, e.g. {table}.{}=…",
-                match *table {
-                    "records" => "count",
-                    "network" => "segment_size",
-                    "runtime" => "wait",
-                    "measure" => "repetitions",
-                    _ => "ops_per_ms",
-                }
-            ));
-        }
+    let joined = path.join(".");
+    if let Some((table, field)) = TABLES.iter().find(|(t, _)| *t == joined) {
+        return Err(format!(
+            "{table} is a table: set one of its fields, e.g. {table}.{field}=…"
+        ));
     }
     let text = text.trim();
     if nesting(text) > MAX_VALUE_DEPTH {
