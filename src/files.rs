@@ -45,6 +45,44 @@ pub fn read_regular(path: &Path, max_bytes: u64) -> Result<Vec<u8>, RegularFileE
     Ok(bytes)
 }
 
+/// What stands in the way of creating directory `dir`, as far as can be
+/// told without creating it: a NUL byte, a symbolic link to nothing, or a
+/// path (or its nearest existing ancestor) that is not a directory. What
+/// only trying tells (permissions, special file systems) fails the run's
+/// first job with exit 2 (`checkpoint.dir`) or its open (`history --db`).
+pub fn directory_problem(dir: &std::path::Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let shown = dir.display();
+    if dir.as_os_str().as_bytes().contains(&0) {
+        return Some(format!("{shown:?} contains a NUL byte"));
+    }
+    let mut existing = dir;
+    loop {
+        if existing.as_os_str().is_empty() {
+            return None; // relative, under the working directory
+        }
+        if existing.exists() {
+            break;
+        }
+        if existing.symlink_metadata().is_ok() {
+            let link = existing.display();
+            return Some(format!("{link} is a symbolic link to nothing"));
+        }
+        existing = existing.parent()?;
+    }
+    if existing.is_dir() {
+        return None;
+    }
+    Some(if existing == dir {
+        format!("{shown} exists and is not a directory")
+    } else {
+        format!(
+            "{} is not a directory, so {shown} cannot be created",
+            existing.display()
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -542,6 +542,54 @@ fn checkpoint_network_and_history_inputs_are_refused_by_name() {
         &["history", "show", "--charts", &charts, "--db", &db],
         &["--charts", "not a directory"],
     );
+    let dangling_db = dangling.display().to_string();
+    let under_file = regular.join("h.sqlite").display().to_string();
+    for (db, says) in [
+        (&dangling_db, "symbolic link to nothing"),
+        (&under_file, "is not a directory"),
+    ] {
+        refused(&["history", "show", "--no-charts", "--db", db], &[says]);
+    }
+    // A result that is not complete.
+    let interrupted = dir.path().join("interrupted.json");
+    let out = taskbench()
+        .args(["run", "map-sink", "-r", "1", "-w", "0", "--quiet"])
+        .args([
+            "--set",
+            "records.count=1000",
+            "--output",
+            "-",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(r#""status": "complete""#), "{text}");
+    std::fs::write(
+        &interrupted,
+        text.replace(r#""status": "complete""#, r#""status": "interrupted""#),
+    )
+    .unwrap();
+    let interrupted = interrupted.display().to_string();
+    refused(
+        &["history", "add", "--db", &db, &interrupted],
+        &["status interrupted", "only complete results"],
+    );
+    // ab: a candidate that cannot run, a budget of no time, a figure the
+    // profile does not measure — before any run.
+    let noexec = dir.path().join("noexec");
+    std::fs::write(&noexec, "#!/bin/sh\n").unwrap();
+    let noexec = noexec.display().to_string();
+    refused(
+        &["ab", "map-sink", "--candidate", &noexec],
+        &["not executable"],
+    );
+    refused(&["ab", "map-sink", "--max-time", "0s"], &["--max-time"]);
+    refused(
+        &["ab", "map-sink", "--figure", "latency_p99_ns"],
+        &["latency_p99_ns", "measures no latency"],
+    );
     // A result of a schema this taskbench does not read.
     let future = dir.path().join("future.json");
     std::fs::write(&future, br#"{"schema_version": 99, "kind": "run"}"#).unwrap();

@@ -450,3 +450,29 @@ fn the_result_matches_its_documented_schema() {
         );
     }
 }
+
+#[test]
+fn a_restarted_run_counts_its_throughput_over_every_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    // 20,000 records over ~200 ms; the map fails at its 15,000th, long
+    // after checkpoints every 2 ms completed, and the restarted map (its
+    // count starts again) passes the rest.
+    let text = MAP_SINK.replace(
+        "kind = \"map\"",
+        "kind = \"fail-after\"\nfail_after = 15000",
+    ) + "[records]\ncount = 20000\nrate = 100000\n\
+           [checkpoint]\ninterval = \"2ms\"\nrestart_attempts = 1\nrestart_delay = \"300ms\"\n";
+    let path = profile_file(dir.path(), "restart.toml", &text);
+    let result =
+        json_stdout(taskbench().args(["run", &path, "-r", "1", "-w", "0", "--output", "-"]));
+    assert_eq!(result["status"], "complete");
+    let rep = &result["repetitions"][0];
+    assert_eq!(rep["restarts"], 1);
+    assert_eq!(rep["records"], 20_000, "exactly once over the restart");
+    // Restored sink counts hold the first attempt's records: the window is
+    // the whole run, the restart delay in it.
+    let seconds = rep["seconds"].as_f64().unwrap();
+    assert!(seconds >= 0.3, "{seconds} s leaves out the restart");
+    let rate = rep["records_per_sec"].as_f64().unwrap();
+    assert!((rate - 20_000.0 / seconds).abs() < 1.0, "{rate}");
+}

@@ -330,10 +330,12 @@ fn repetition(
     latency: &Option<Histogram<u64>>,
 ) -> Repetition {
     let (records, checksum) = job.sink_totals();
-    let seconds = job
-        .data_window()
-        .map_or(job.elapsed.as_secs_f64(), |d| d.as_secs_f64())
-        .max(1e-9);
+    let seconds = match job.data_window() {
+        // Restored sink counts hold what the attempts before delivered.
+        Some(window) if job.restarts == 0 => window.as_secs_f64(),
+        _ => job.elapsed.as_secs_f64(),
+    }
+    .max(1e-9);
     let bytes = records.saturating_mul(profile.records.size.bytes());
     let data_start = job.data_start();
     Repetition {

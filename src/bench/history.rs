@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::changepoint::{self, ChangePoint};
 use super::figures;
-use super::result::{RunResult, Stats, SweepResult};
+use super::result::{RunResult, Stats, Status, SweepResult};
 use super::validate::{self, FigureError};
 use super::verdict::Direction;
 
@@ -61,6 +61,9 @@ pub enum HistoryError {
     /// FIFO or device): SQLite would write beside it, or block.
     #[error("{0}: not a regular file; give a history database file")]
     NotAFile(std::path::PathBuf),
+    /// `--db` is a path no database can be created at.
+    #[error("{0}; give a history database file")]
+    BadPath(String),
     /// `--db` names a regular file that is not an SQLite database.
     #[error("{0}: not an SQLite database; give a history database file")]
     NotADatabase(std::path::PathBuf),
@@ -146,6 +149,16 @@ impl History {
         if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
             return Err(HistoryError::NotAFile(path.to_path_buf()));
         }
+        if path.symlink_metadata().is_ok() && !path.exists() {
+            let link = path.display();
+            return Err(HistoryError::BadPath(format!(
+                "{link} is a symbolic link to nothing"
+            )));
+        }
+        let parent = path.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(problem) = parent.and_then(crate::files::directory_problem) {
+            return Err(HistoryError::BadPath(problem));
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -191,6 +204,10 @@ impl History {
             Some("run") => self.add_run(&serde_json::from_value(value).map_err(bad)?, None),
             Some("sweep") => {
                 let sweep: SweepResult = serde_json::from_value(value).map_err(bad)?;
+                complete(sweep.status)?;
+                for point in &sweep.points {
+                    complete(point.result.status)?;
+                }
                 let mut added = 0;
                 for point in &sweep.points {
                     let label = format!("{} [{}]", sweep.profile.name, point.overrides.join(", "));
@@ -211,6 +228,7 @@ impl History {
         run: &RunResult,
         label: Option<String>,
     ) -> Result<usize, HistoryError> {
+        complete(run.status)?;
         validate::repetitions(&run.repetitions)?;
         let profile = label.unwrap_or_else(|| run.profile.name.clone());
         let (git_revision, dirty) = match run.testbed.git_revision.as_deref() {
@@ -359,6 +377,21 @@ impl History {
     }
 }
 
+/// Only complete results go into the history: a failed or interrupted
+/// run's figures cover part of a job and would read as a change.
+fn complete(status: Status) -> Result<(), HistoryError> {
+    match status {
+        Status::Complete => Ok(()),
+        other => Err(HistoryError::BadResult(format!(
+            "status {}: only complete results are added",
+            serde_json::to_value(other)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -383,6 +416,7 @@ mod tests {
             .iter()
             .map(|r| repetition(*r as u64, 1.0, None))
             .collect();
+        run.status = Status::Complete;
         run
     }
 
@@ -444,6 +478,15 @@ mod tests {
             err.to_string().contains("repetitions[0].records_per_sec"),
             "{err}"
         );
+        for status in [Status::Running, Status::Failed, Status::Interrupted] {
+            let mut partial = run(&date(0), "abc", &[100.0]);
+            partial.status = status;
+            let err = h
+                .add(&serde_json::to_string(&partial).unwrap())
+                .unwrap_err();
+            assert!(err.to_string().contains("only complete results"), "{err}");
+        }
+        assert!(h.profiles().unwrap().is_empty(), "nothing added");
     }
 
     #[test]

@@ -188,7 +188,9 @@ pub struct Repetition {
     /// Wrapping sum of the values that reached the sinks.
     pub checksum: u64,
     /// How long records flowed: the first source turn to the last end of
-    /// input (the throughput denominator).
+    /// input (the throughput denominator). A job that restarted counts
+    /// from its first deployment to its end, every attempt and restart
+    /// delay in: its sinks' counts include what earlier attempts delivered.
     pub seconds: f64,
     /// `records / seconds`.
     pub records_per_sec: f64,

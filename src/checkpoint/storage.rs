@@ -30,7 +30,8 @@ pub struct CompletedCheckpoint {
 pub struct StoredTask {
     /// Bytes stored (`checkpointedSize`).
     pub bytes: u64,
-    /// CRC-32 of the task file (0 in memory storage, which has no file).
+    /// CRC-32 of the task file's content, without the CRC-32 it ends with
+    /// (0 in memory storage, which has no file).
     pub crc32: u32,
 }
 
@@ -144,7 +145,7 @@ impl CheckpointStorage {
                 write_synced(&path, &bytes)?;
                 Ok(StoredTask {
                     bytes: bytes.len() as u64,
-                    crc32: crc32fast::hash(&bytes),
+                    crc32: content_crc(&bytes),
                 })
             }
         }
@@ -298,12 +299,13 @@ fn load(id: u64, dir: &Path, path: &Path) -> Result<CompletedCheckpoint, Storage
                 recorded: t.bytes,
             });
         }
-        if crc32fast::hash(&bytes) != t.crc32 {
+        let computed = content_crc(&bytes);
+        if computed != t.crc32 {
             return Err(StorageError::Corrupt {
                 path: file,
                 source: StateError::Checksum {
                     stored: t.crc32,
-                    computed: crc32fast::hash(&bytes),
+                    computed,
                 },
             });
         }
@@ -327,6 +329,13 @@ fn load(id: u64, dir: &Path, path: &Path) -> Result<CompletedCheckpoint, Storage
         tasks.insert(key, snapshot);
     }
     Ok(CompletedCheckpoint { id, tasks })
+}
+
+/// CRC-32 of a task file's content: all but the CRC-32 it ends with (a
+/// CRC over data followed by its own CRC is the same constant for every
+/// file, so it would bind `_metadata` to nothing).
+fn content_crc(file: &[u8]) -> u32 {
+    crc32fast::hash(&file[..file.len().saturating_sub(4)])
 }
 
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
@@ -452,6 +461,13 @@ mod tests {
         stored.insert(missing, file);
         storage.complete(c.clone(), &stored).unwrap();
         assert_eq!(storage.latest().unwrap(), Some(c));
+        // Each file's own checksum, not the constant a CRC over a file
+        // ending in its CRC would give.
+        let metadata: Metadata =
+            serde_json::from_slice(&fs::read(dir.path().join("chk-6/_metadata")).unwrap()).unwrap();
+        let crcs: Vec<u32> = metadata.tasks.iter().map(|t| t.crc32).collect();
+        assert_eq!(crcs.len(), 2);
+        assert_ne!(crcs[0], crcs[1]);
     }
 
     #[test]

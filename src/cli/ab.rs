@@ -259,16 +259,31 @@ fn commands(args: &AbArgs) -> Result<[Vec<OsString>; 2], CliError> {
     let a_bin = args.baseline.clone().unwrap_or(this);
     let b_bin = args.candidate.clone().unwrap_or_else(|| a_bin.clone());
     for bin in [&a_bin, &b_bin] {
-        if !bin.is_file() {
-            return Err(CliError::Usage(format!(
-                "{}: not a file; give the path of a taskbench binary",
-                bin.display()
-            )));
-        }
+        use std::os::unix::fs::PermissionsExt;
+        let problem = match std::fs::metadata(bin) {
+            Ok(m) if !m.is_file() => "not a file",
+            Ok(m) if m.permissions().mode() & 0o111 == 0 => "not executable",
+            Ok(_) => continue,
+            Err(_) => "not a file",
+        };
+        return Err(CliError::Usage(format!(
+            "{}: {problem}; give the path of a taskbench binary",
+            bin.display()
+        )));
+    }
+    if args.max_time.is_zero() {
+        return Err(CliError::Usage(
+            "--max-time 0s leaves no time for a pair; give e.g. 120s".into(),
+        ));
     }
     let side = |bin: &PathBuf, own: &[String]| -> Result<Vec<OsString>, CliError> {
         let sets: Vec<String> = args.set.iter().chain(own).cloned().collect();
-        builtin::load(args.profile.as_deref(), &sets)?;
+        let (profile, origin) = builtin::load(args.profile.as_deref(), &sets)?;
+        if args.figure == "latency_p99_ns" && !profile.measures_latency() {
+            return Err(CliError::Usage(format!(
+                "--figure latency_p99_ns: {origin} measures no latency (set measure.latency=true)"
+            )));
+        }
         let mut argv: Vec<OsString> = vec![bin.clone().into(), "run".into()];
         argv.extend(args.profile.iter().map(OsString::from));
         for s in &sets {

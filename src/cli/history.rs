@@ -79,6 +79,7 @@ impl From<HistoryError> for CliError {
             | HistoryError::Figure(_)
             | HistoryError::Schema { .. }
             | HistoryError::NotAFile(_)
+            | HistoryError::BadPath(_)
             | HistoryError::NotADatabase(_) => CliError::Usage(e.to_string()),
             HistoryError::Sqlite(_) | HistoryError::Io(_) => CliError::Failed(e.to_string()),
         }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::record;
 use super::{ChainError, OperatorChain};
+use crate::checkpoint::StateError;
 
 /// What a source emits, as a deployment descriptor carries it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -183,11 +184,22 @@ impl SourceFunction {
     /// Rewinds to a checkpoint's position: the next record emitted is the
     /// one after the last record before the barrier (Flink's source reader
     /// restoring its split's offset).
-    pub fn restore_position(&mut self, emitted: u64) {
+    ///
+    /// # Errors
+    ///
+    /// A position past the records this source emits in all: the state is
+    /// not this source's (it would never end).
+    pub fn restore_position(&mut self, emitted: u64) -> Result<(), StateError> {
+        if let Some(total) = self.spec.records.filter(|&total| emitted > total) {
+            return Err(StateError::Mismatch(format!(
+                "source position {emitted} is past the source's {total} records"
+            )));
+        }
         self.emitted = emitted;
         if let Some(every) = self.spec.checkpoint_every.filter(|&k| k > 0) {
             self.induced = emitted / every;
         }
+        Ok(())
     }
 
     /// The checkpoint this source induces now, if its position reached the
@@ -358,6 +370,18 @@ mod tests {
         };
         let chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Latency), Vec::new(), 64);
         (SourceFunction::new(spec, 0, 1, Instant::now()), chain)
+    }
+
+    #[test]
+    fn a_position_past_the_sources_records_is_not_restored() {
+        let (mut source, _) = rate_limited_into_latency_sink(10);
+        assert!(source.restore_position(10).is_ok(), "at its end: finished");
+        assert_eq!(source.emitted(), 10);
+        for past in [11, u64::MAX] {
+            let e = source.restore_position(past).unwrap_err().to_string();
+            assert!(e.contains(&format!("source position {past}")), "{e}");
+            assert_eq!(source.emitted(), 10, "left where it was");
+        }
     }
 
     #[test]

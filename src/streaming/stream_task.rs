@@ -273,7 +273,10 @@ impl StreamTask {
         };
         let mut r = StateReader::new(&snapshot.operator_state);
         if let Head::Source { function, .. } = &mut self.head {
-            function.restore_position(r.u64("source position").map_err(RestoreError::from)?);
+            let position = r.u64("source position").map_err(RestoreError::from)?;
+            function
+                .restore_position(position)
+                .map_err(RestoreError::from)?;
         }
         self.chain.restore(&mut r)?;
         r.finish("the task's state").map_err(RestoreError::from)?;

@@ -123,37 +123,6 @@ impl CheckpointSection {
     }
 }
 
-/// What stands in the way of creating directory `dir`, as far as can be
-/// told without creating it: a NUL byte, a symbolic link to nothing, or a
-/// path (or its nearest existing ancestor) that is not a directory. What
-/// only trying tells (permissions, special file systems) fails the run's
-/// first job with exit 2.
-fn directory_problem(dir: &std::path::Path) -> Option<String> {
-    use std::os::unix::ffi::OsStrExt;
-    let shown = dir.display();
-    if dir.as_os_str().as_bytes().contains(&0) {
-        return Some(format!("{shown:?} contains a NUL byte"));
-    }
-    if dir.symlink_metadata().is_ok() && !dir.exists() {
-        return Some(format!("{shown} is a symbolic link to nothing"));
-    }
-    let mut existing = dir;
-    while !existing.as_os_str().is_empty() && !existing.exists() {
-        existing = existing.parent()?;
-    }
-    if existing.as_os_str().is_empty() || existing.is_dir() {
-        return None;
-    }
-    Some(if existing == dir {
-        format!("{shown} exists and is not a directory")
-    } else {
-        format!(
-            "{} is not a directory, so {shown} cannot be created",
-            existing.display()
-        )
-    })
-}
-
 impl Profile {
     /// Range checks of `[checkpoint]`.
     pub(super) fn check_checkpoint(&self) -> Result<(), ProfileError> {
@@ -208,7 +177,7 @@ impl Profile {
             if dir.as_os_str().is_empty() {
                 return Err(invalid("checkpoint.dir", "an empty path"));
             }
-            if let Some(problem) = directory_problem(dir) {
+            if let Some(problem) = crate::files::directory_problem(dir) {
                 return Err(invalid("checkpoint.dir", problem));
             }
         }
