@@ -260,15 +260,7 @@ fn checkpoints_go_on_after_tasks_finish_and_restore_them_finished() {
     const PER_SOURCE: u64 = 10_000;
     const SHORT: u64 = 1_000;
     for mode in EXACTLY_ONCE {
-        let mut graph = unhurried(
-            job(
-                1,
-                PER_SOURCE,
-                Partitioner::Forward,
-                Some(fail(FailurePoint::Processing, PER_SOURCE / 2, 0)),
-            ),
-            PER_SOURCE,
-        );
+        let mut graph = failing_at(1, PER_SOURCE, PER_SOURCE / 2);
         graph.vertices.push(JobVertex {
             source: Some(SourceSpec {
                 records: Some(SHORT),
@@ -343,18 +335,23 @@ fn keyed_state_is_restored_with_the_rest() {
     assert_eq!(failed.sink_totals(), clean.sink_totals());
 }
 
-/// Two unhurried sources of 10,000 records each; the maps fail once at
-/// their 5,000th, long after the first checkpoints completed.
-fn failing_halfway() -> JobGraph {
+/// `p` unhurried sources of `per_source` records each; the maps fail once
+/// at their `at`th record, long after the first checkpoints completed.
+fn failing_at(p: u32, per_source: u64, at: u64) -> JobGraph {
     unhurried(
         job(
-            2,
-            10_000,
+            p,
+            per_source,
             Partitioner::Forward,
-            Some(fail(FailurePoint::Processing, 5_000, 0)),
+            Some(fail(FailurePoint::Processing, at, 0)),
         ),
-        10_000,
+        per_source,
     )
+}
+
+/// [`failing_at`] halfway through 2 × 10,000 records.
+fn failing_halfway() -> JobGraph {
+    failing_at(2, 10_000, 5_000)
 }
 
 #[test]
@@ -575,15 +572,7 @@ fn externally_induced_checkpoints_cut_at_the_sources_positions() {
         // Unhurried: 2,000 records take 20 ms, so sources that start a few
         // ms apart still cut each checkpoint before the next one supersedes
         // it.
-        let mut graph = unhurried(
-            job(
-                2,
-                PER_SOURCE,
-                Partitioner::Forward,
-                Some(fail(FailurePoint::Processing, 15_000, 0)),
-            ),
-            PER_SOURCE,
-        );
+        let mut graph = failing_at(2, PER_SOURCE, 15_000);
         if let Some(source) = &mut graph.vertices[0].source {
             source.checkpoint_every = Some(2_000);
         }
