@@ -202,16 +202,107 @@ fn a_failing_run_is_exit_1_naming_it() {
     let t = template(dir.path());
     let junk = stand_in(dir.path(), "junk", &[serde_json::json!({"kind": "run"})]);
     let good = stand_in(dir.path(), "good", &[at_rate(&t, 1e6)]);
+    let out = dir.path().join("ab.json");
     taskbench()
         .args(["ab", "--quiet", "--baseline"])
         .arg(&good)
         .arg("--candidate")
         .arg(&junk)
+        .arg("--output")
+        .arg(&out)
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
             "run 1 (B) failed: its output is not a run's JSON result",
         ));
+    // The session is written all the same: the run before it, marked failed.
+    let r = read(&out);
+    assert_eq!(r["schema_version"], 2);
+    assert_eq!(r["status"], "failed");
+    assert!(
+        r["failure"]
+            .as_str()
+            .unwrap()
+            .starts_with("run 1 (B) failed: its output is not a run's JSON result"),
+        "{r}"
+    );
+    assert_eq!(r["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(r["runs"][0]["side"], "A");
+    assert!(r.get("stop").is_none(), "{r}");
+}
+
+#[test]
+fn sigterm_writes_the_session_marked_interrupted_and_kills_the_run_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = template(dir.path());
+    let a = stand_in(dir.path(), "a", &[at_rate(&t, 1e6)]);
+    // B answers its first run, then hangs in its second (run 2 in ABBA
+    // order), its pid written down.
+    std::fs::write(dir.path().join("b.json"), at_rate(&t, 1e6).to_string()).unwrap();
+    let b = dir.path().join("b");
+    std::fs::write(
+        &b,
+        format!(
+            "#!/bin/sh
+d='{}'
+if [ -e \"$d/b.ran\" ]; then echo $$ > \"$d/b.tmp\"; mv \"$d/b.tmp\" \"$d/b.pid\"; exec sleep 120; fi
+touch \"$d/b.ran\"
+cat \"$d/b.json\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.path().join("ab.json");
+    let session = std::process::Command::new(common::binary())
+        .args(["ab", "--quiet", "--baseline"])
+        .arg(&a)
+        .arg("--candidate")
+        .arg(&b)
+        .arg("--output")
+        .arg(&out)
+        .env("CI", "true")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid_file = dir.path().join("b.pid");
+    let waited = std::time::Instant::now();
+    while !pid_file.exists() {
+        assert!(
+            waited.elapsed().as_secs() < 60,
+            "B's second run never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let hung = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let kill = |args: &[&str]| {
+        std::process::Command::new("kill")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    };
+    assert!(kill(&["-TERM", &session.id().to_string()]).success());
+    let ended = session.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&ended.stderr);
+    assert_eq!(ended.status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    let r = read(&out);
+    assert_eq!(r["status"], "interrupted");
+    assert_eq!(r["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(r["pairs"].as_array().unwrap().len(), 1);
+    assert!(r.get("stop").is_none() && r.get("failure").is_none(), "{r}");
+    // The hung run was killed, not left measuring (a zombie until init
+    // reaps it, so give that a moment).
+    let gone = std::time::Instant::now();
+    while kill(&["-0", &hung]).success() {
+        assert!(gone.elapsed().as_secs() < 30, "run {hung} still alive");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 #[test]

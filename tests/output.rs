@@ -6,11 +6,14 @@
 //! `taskbench schema` prints.
 #![cfg(not(loom))]
 
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
+use common::binary;
 use serde_json::Value;
 
 fn taskbench() -> Command {
@@ -18,10 +21,6 @@ fn taskbench() -> Command {
     cmd.env("CI", "true");
     cmd.timeout(Duration::from_secs(300));
     cmd
-}
-
-fn binary() -> std::path::PathBuf {
-    assert_cmd::cargo::cargo_bin("taskbench")
 }
 
 /// A quick run: few records, one repetition, no warm-up.

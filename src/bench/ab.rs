@@ -20,8 +20,16 @@ use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use super::result::Status;
 use super::validate::FigureError;
 use super::verdict::{self, Direction, Judgement, Verdict};
+
+/// Version of the `ab` result's schema, always its first field. Version 1
+/// was the result before it carried one: no `schema_version`, `status` or
+/// `failure`, and `stop` always present. Version 2 added them, so a failed
+/// or interrupted session is written too. (Run and sweep results have
+/// their own [`SCHEMA_VERSION`](super::SCHEMA_VERSION).)
+pub const AB_SCHEMA_VERSION: u32 = 2;
 
 /// One side of the comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,11 +157,23 @@ pub enum Stop {
     MaxTime,
 }
 
-/// Everything an A/B session measured and concluded.
+/// Everything an A/B session measured and concluded, as it grows: the
+/// driver updates it after every run, so a session that fails or is
+/// interrupted keeps what it measured.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AbResult {
+    /// [`AB_SCHEMA_VERSION`].
+    pub schema_version: u32,
     /// `"ab"`.
     pub kind: String,
+    /// `running` while the session goes on, `complete` once decided or
+    /// out of budget, `failed` when a run failed, `interrupted` when
+    /// SIGINT or SIGTERM stopped it. The runs, pairs and verdict so far are
+    /// kept in every case.
+    pub status: Status,
+    /// Which run failed and why, when `status` is failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
     /// The profile run (filled in by the caller).
     #[serde(default)]
     pub profile: String,
@@ -170,11 +190,31 @@ pub struct AbResult {
     pub pairs: Vec<Pair>,
     /// The paired verdict over every pair (`None` before the first pair).
     pub judgement: Option<Judgement>,
-    /// Why it ended.
-    pub stop: Stop,
+    /// Why a complete session ended; absent while it runs and when it
+    /// failed or was interrupted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stop>,
 }
 
 impl AbResult {
+    /// A session about to start: no runs, `running`.
+    pub fn new(figure: &str, settings: Settings) -> Self {
+        AbResult {
+            schema_version: AB_SCHEMA_VERSION,
+            kind: "ab".into(),
+            status: Status::Running,
+            failure: None,
+            profile: String::new(),
+            figure: figure.into(),
+            sides: Vec::new(),
+            settings,
+            runs: Vec::new(),
+            pairs: Vec::new(),
+            judgement: None,
+            stop: None,
+        }
+    }
+
     /// The verdict, inconclusive without a pair.
     pub fn verdict(&self) -> Verdict {
         self.judgement
@@ -183,11 +223,12 @@ impl AbResult {
     }
 }
 
-/// A session that could not go on.
+/// A session that could not go on (the session keeps the runs before it,
+/// marked failed).
 #[derive(Debug, thiserror::Error)]
 pub enum AbError<E: std::fmt::Display> {
-    /// A run failed; the runs before it are kept.
-    #[error("run {index} (side {side:?}) failed: {error}")]
+    /// A run failed.
+    #[error("run {index} ({side:?}) failed: {error}")]
     Run {
         /// The failing run's index.
         index: usize,
@@ -195,91 +236,114 @@ pub enum AbError<E: std::fmt::Display> {
         side: Side,
         /// Why.
         error: E,
-        /// Every run completed before it.
-        runs: Vec<AbRun>,
     },
     /// A run gave a figure no ratio can be taken of.
     #[error(transparent)]
     Figure(#[from] FigureError),
 }
 
-/// Runs an A/B session against the wall clock.
+/// Runs the A/B session `session` (from [`AbResult::new`]) against the
+/// wall clock, calling `progress` after every run.
 pub fn run<R: Runner>(
     runner: &mut R,
-    figure: &str,
-    settings: Settings,
-) -> Result<AbResult, AbError<R::Error>> {
+    session: &mut AbResult,
+    progress: &mut dyn FnMut(&AbResult),
+) -> Result<(), AbError<R::Error>> {
     let start = Instant::now();
-    run_with_clock(runner, figure, settings, &mut || start.elapsed())
+    run_with_clock(runner, session, &mut || start.elapsed(), progress)
 }
 
-/// Runs an A/B session; `elapsed` tells the time since the session began
-/// (tests pass a clock that only moves when told).
+/// [`run`], with `elapsed` telling the time since the session began
+/// (tests pass a clock that only moves when told). On an error the session
+/// is marked failed, its runs, pairs and verdict so far kept.
 pub fn run_with_clock<R: Runner>(
     runner: &mut R,
-    figure: &str,
-    settings: Settings,
+    session: &mut AbResult,
     elapsed: &mut dyn FnMut() -> Duration,
-) -> Result<AbResult, AbError<R::Error>> {
+    progress: &mut dyn FnMut(&AbResult),
+) -> Result<(), AbError<R::Error>> {
+    session.status = Status::Running;
+    match drive(runner, session, elapsed, progress) {
+        Ok(stop) => {
+            session.status = Status::Complete;
+            session.stop = Some(stop);
+            Ok(())
+        }
+        Err(e) => {
+            session.status = Status::Failed;
+            session.failure = Some(e.to_string());
+            Err(e)
+        }
+    }
+}
+
+/// Pairs until decided or out of budget; says why it stopped.
+fn drive<R: Runner>(
+    runner: &mut R,
+    session: &mut AbResult,
+    elapsed: &mut dyn FnMut() -> Duration,
+    progress: &mut dyn FnMut(&AbResult),
+) -> Result<Stop, AbError<R::Error>> {
+    let settings = session.settings;
     let mut coin = match settings.order {
         Order::Random { seed } => Some(ChaCha8Rng::seed_from_u64(seed)),
         Order::Abba => None,
     };
-    let mut runs: Vec<AbRun> = Vec::new();
-    let mut pairs: Vec<Pair> = Vec::new();
-    let mut judgement = None;
     let budget = settings.budget;
-    let stop = loop {
-        if runs.len() + 2 > budget.max_runs {
-            break Stop::MaxRuns;
+    loop {
+        let (runs, pairs) = (session.runs.len(), session.pairs.len());
+        if runs + 2 > budget.max_runs {
+            return Ok(Stop::MaxRuns);
         }
         if let Some(max) = budget.max_time {
             let now = elapsed();
-            let per_pair = if pairs.is_empty() {
+            let per_pair = if pairs == 0 {
                 Duration::ZERO
             } else {
-                now / pairs.len() as u32
+                now / pairs as u32
             };
             if now + per_pair > max {
-                break Stop::MaxTime;
+                return Ok(Stop::MaxTime);
             }
         }
         let a_first = match &mut coin {
             Some(rng) => rng.random_bool(0.5),
-            None => pairs.len() % 2 == 0,
+            None => pairs % 2 == 0,
         };
         let order = if a_first {
             [Side::A, Side::B]
         } else {
             [Side::B, Side::A]
         };
-        for side in order {
-            let index = runs.len();
-            let value = runner.run(side).map_err(|error| AbError::Run {
-                index,
-                side,
-                error,
-                runs: runs.clone(),
-            })?;
-            runs.push(AbRun {
+        for (k, side) in order.into_iter().enumerate() {
+            let index = session.runs.len();
+            let value = runner
+                .run(side)
+                .map_err(|error| AbError::Run { index, side, error })?;
+            session.runs.push(AbRun {
                 index,
                 side,
                 figure: value,
                 elapsed_secs: elapsed().as_secs_f64(),
             });
+            if k == 0 {
+                progress(session);
+            }
         }
-        let (first, second) = (runs.len() - 2, runs.len() - 1);
+        let (first, second) = (session.runs.len() - 2, session.runs.len() - 1);
         let (a, b) = if a_first {
             (first, second)
         } else {
             (second, first)
         };
-        pairs.push(Pair {
+        let runs = &session.runs;
+        session.pairs.push(Pair {
             a,
             b,
             ratio: runs[b].figure / runs[a].figure,
         });
-        let sides: Vec<(f64, f64)> = pairs
+        let sides: Vec<(f64, f64)> = session
+            .pairs
             .iter()
             .map(|p| (runs[p.a].figure, runs[p.b].figure))
             .collect();
@@ -291,22 +355,12 @@ pub fn run_with_clock<R: Runner>(
             None => verdict::judge_paired(&sides, settings.direction, settings.verdict)?,
         };
         let decided = j.verdict != Verdict::Inconclusive;
-        judgement = Some(j);
+        session.judgement = Some(j);
+        progress(session);
         if decided {
-            break Stop::Decided;
+            return Ok(Stop::Decided);
         }
-    };
-    Ok(AbResult {
-        kind: "ab".into(),
-        profile: String::new(),
-        figure: figure.into(),
-        sides: Vec::new(),
-        settings,
-        runs,
-        pairs,
-        judgement,
-        stop,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -360,7 +414,10 @@ mod tests {
     }
 
     fn session(stand_in: &mut StandIn, settings: Settings) -> AbResult {
-        run_with_clock(stand_in, "records_per_sec", settings, &mut ticking()).unwrap()
+        let mut r = AbResult::new("records_per_sec", settings);
+        run_with_clock(stand_in, &mut r, &mut ticking(), &mut |_| {}).unwrap();
+        assert_eq!(r.status, Status::Complete);
+        r
     }
 
     fn untimed() -> Settings {
@@ -383,7 +440,7 @@ mod tests {
                 "seed {seed}: {:?}",
                 r.judgement
             );
-            assert_eq!(r.stop, Stop::Decided);
+            assert_eq!(r.stop, Some(Stop::Decided));
             let j = r.judgement.unwrap();
             assert!((j.ratio - 0.95).abs() < 0.01, "{j}");
         }
@@ -399,7 +456,7 @@ mod tests {
                 "seed {seed}: {:?}",
                 r.judgement
             );
-            assert_eq!(r.stop, Stop::Decided);
+            assert_eq!(r.stop, Some(Stop::Decided));
         }
     }
 
@@ -413,7 +470,7 @@ mod tests {
             ..Settings::default()
         };
         let r = session(&mut StandIn::new(0.98, 0.30, 1), settings);
-        assert_eq!(r.stop, Stop::MaxRuns);
+        assert_eq!(r.stop, Some(Stop::MaxRuns));
         assert_eq!(r.verdict(), Verdict::Inconclusive);
         assert_eq!((r.runs.len(), r.pairs.len()), (12, 6));
         assert!(r.judgement.unwrap().more.is_some());
@@ -430,7 +487,7 @@ mod tests {
             ..Settings::default()
         };
         let r = session(&mut StandIn::new(1.0, 0.30, 2), settings);
-        assert_eq!(r.stop, Stop::MaxTime);
+        assert_eq!(r.stop, Some(Stop::MaxTime));
         assert!(
             r.runs.last().unwrap().elapsed_secs <= 200.0,
             "{:?}",
@@ -478,7 +535,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_run_keeps_the_runs_before_it() {
+    fn a_failed_run_keeps_the_session_before_it_marked_failed() {
         struct Failing(usize);
         impl Runner for Failing {
             type Error = String;
@@ -491,15 +548,35 @@ mod tests {
                 }
             }
         }
-        let err = run_with_clock(&mut Failing(0), "x", untimed(), &mut ticking()).unwrap_err();
-        match err {
-            AbError::Run {
-                index, side, runs, ..
-            } => {
-                assert_eq!((index, side, runs.len()), (3, Side::A, 3));
-            }
+        let mut r = AbResult::new("x", untimed());
+        let err = run_with_clock(&mut Failing(0), &mut r, &mut ticking(), &mut |_| {}).unwrap_err();
+        match &err {
+            AbError::Run { index, side, .. } => assert_eq!((*index, *side), (3, Side::A)),
             other => panic!("{other}"),
         }
+        assert_eq!((r.status, r.stop), (Status::Failed, None));
+        assert_eq!(
+            r.failure.as_deref(),
+            Some("run 3 (A) failed: exit status 101")
+        );
+        assert_eq!((r.runs.len(), r.pairs.len()), (3, 1));
+        assert!(r.judgement.is_some());
+    }
+
+    #[test]
+    fn progress_sees_every_run_while_the_session_is_running() {
+        let mut seen: Vec<(usize, usize, Status)> = Vec::new();
+        let mut r = AbResult::new("records_per_sec", untimed());
+        let mut s = StandIn::new(0.95, 0.01, 0);
+        run_with_clock(&mut s, &mut r, &mut ticking(), &mut |x| {
+            seen.push((x.runs.len(), x.pairs.len(), x.status));
+        })
+        .unwrap();
+        let expected: Vec<_> = (1..=r.runs.len())
+            .map(|n| (n, n / 2, Status::Running))
+            .collect();
+        assert_eq!(seen, expected);
+        assert_eq!(r.status, Status::Complete);
     }
 
     #[test]
@@ -520,8 +597,11 @@ mod tests {
             direction: Direction::SmallerIsBetter,
             ..untimed()
         };
-        let run =
-            |factor| run_with_clock(&mut Counts(factor), "ipr", settings, &mut ticking()).unwrap();
+        let run = |factor| {
+            let mut r = AbResult::new("ipr", settings);
+            run_with_clock(&mut Counts(factor), &mut r, &mut ticking(), &mut |_| {}).unwrap();
+            r
+        };
         let worse = run(1.01);
         assert_eq!(
             (worse.verdict(), worse.pairs.len()),
@@ -535,7 +615,9 @@ mod tests {
     fn the_result_round_trips_through_json() {
         let r = session(&mut StandIn::new(0.95, 0.01, 0), untimed());
         let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["schema_version"], AB_SCHEMA_VERSION);
         assert_eq!(json["kind"], "ab");
+        assert_eq!(json["status"], "complete");
         assert_eq!(json["settings"]["order"]["kind"], "abba");
         assert_eq!(json["judgement"]["verdict"], "regression");
         assert_eq!(json["stop"], "decided");

@@ -1,6 +1,8 @@
 //! `taskbench ab`: check the sides → run them as separate processes,
-//! interleaved and paired ([`taskbench::bench::ab`]) → per-pair ratios and
-//! the verdict → the result → exit 0 or 3.
+//! interleaved and paired ([`taskbench::bench::ab`]), the result saved
+//! after every run → per-pair ratios and the verdict → the result → exit
+//! 0, 3 (a regression), or 1 (a run failed: the result keeps the runs
+//! before it, marked failed).
 //!
 //! Each run is `BINARY run [PROFILE] --quiet --output - --format json`
 //! with the side's `--set`s, so either side can be another build; its
@@ -8,20 +10,23 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use clap::Args;
-use taskbench::bench::ab::{self, AbError, AbResult, Budget, Order, Side, SideInfo, Stop};
+use taskbench::bench::ab::{self, AbResult, Budget, Order, Side, SideInfo, Stop};
 use taskbench::bench::builtin;
-use taskbench::bench::export::{exporter, Format};
+use taskbench::bench::export::Format;
 use taskbench::bench::figures;
 use taskbench::bench::result::{RunResult, Stats};
 use taskbench::bench::validate;
 use taskbench::bench::verdict::{self, Direction, Verdict};
 
-use super::save::Target;
+use super::interrupt::park_if_interrupted;
+use super::save::{Saver, Target};
 use super::term::{note, print_or_note};
 use super::{percentage, CliError};
 
@@ -115,16 +120,67 @@ impl Processes {
     }
 }
 
+/// The run in progress, for the signal thread to kill. While it is here it
+/// has not been waited for, so its pid is still its own.
+static RUNNING: Mutex<Option<Child>> = Mutex::new(None);
+
+fn running() -> MutexGuard<'static, Option<Child>> {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Kills the run in progress, if any (SIGINT or SIGTERM ended the session).
+pub fn kill_running() {
+    if let Some(child) = running().as_mut() {
+        let _ = child.kill();
+    }
+}
+
+/// Runs `argv` to its end: its exit status, stdout and stderr.
+fn run_child(argv: &[OsString]) -> std::io::Result<std::process::Output> {
+    let mut child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let (out, err) = (child.stdout.take(), child.stderr.take());
+    *running() = Some(child);
+    let (stdout, stderr) = std::thread::scope(|scope| {
+        let stderr = scope.spawn(|| drain(err));
+        let stdout = drain(out);
+        (
+            stdout,
+            stderr.join().expect("reading a pipe does not panic"),
+        )
+    });
+    let mut child = running().take().expect("the run in progress is ours");
+    let status = child.wait()?;
+    Ok(std::process::Output {
+        status,
+        stdout: stdout?,
+        stderr: stderr?,
+    })
+}
+
+/// Everything a child writes to `pipe` until it closes it.
+fn drain(pipe: Option<impl Read>) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if let Some(mut p) = pipe {
+        p.read_to_end(&mut bytes)?;
+    }
+    Ok(bytes)
+}
+
 impl ab::Runner for Processes {
     type Error = String;
 
     fn run(&mut self, side: Side) -> Result<f64, String> {
         let argv = self.command(side);
-        let out = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("cannot start {}: {e}", argv[0].to_string_lossy()))?;
+        let out = run_child(argv);
+        park_if_interrupted();
+        let out = out.map_err(|e| format!("cannot run {}: {e}", argv[0].to_string_lossy()))?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
@@ -207,48 +263,36 @@ pub fn ab(args: AbArgs) -> Result<(), CliError> {
         },
         exact_tolerance: args.instructions.then_some(verdict::EXACT_TOLERANCE),
     };
-    let mut processes = Processes {
-        commands,
-        figure: figure.clone(),
-        quiet: args.quiet,
-    };
-    let mut result = match ab::run(&mut processes, &figure, settings) {
-        Ok(r) => r,
-        Err(AbError::Run {
-            index, side, error, ..
-        }) => {
-            return Err(CliError::Failed(format!(
-                "run {index} ({side:?}) failed: {error}"
-            )))
-        }
-        Err(AbError::Figure(e)) => return Err(CliError::Failed(e.to_string())),
-    };
-    result.profile = args.profile.clone().unwrap_or_else(|| "quickstart".into());
-    result.sides = [Side::A, Side::B]
+    let mut session = AbResult::new(&figure, settings);
+    session.profile = args.profile.clone().unwrap_or_else(|| "quickstart".into());
+    session.sides = [Side::A, Side::B]
         .into_iter()
         .map(|side| SideInfo {
             side,
-            command: processes
-                .command(side)
+            command: commands[side as usize]
                 .iter()
                 .map(|a| a.to_string_lossy().into_owned())
                 .collect(),
         })
         .collect();
+    let mut processes = Processes {
+        commands,
+        figure,
+        quiet: args.quiet,
+    };
     let to_stdout = matches!(target, Some(Target::Stdout));
-    let mut outcomes = vec![print_or_note(&report(&result), to_stdout)];
-    match &target {
-        Some(Target::Stdout) => {
-            outcomes.push(super::term::print(&exporter(args.format).ab(&result)))
-        }
-        Some(Target::File(f)) => outcomes.push(
-            f.write(exporter(args.format).ab(&result).as_bytes())
-                .map_err(CliError::from),
-        ),
-        None => {}
-    }
-    outcomes.push(ended(&result, args.strict));
-    CliError::all(outcomes)
+    let saver = Saver::new(target, args.format);
+    saver.ab(&session);
+    let outcome = ab::run(&mut processes, &mut session, &mut |s| saver.ab(s));
+    saver.ab(&session);
+    CliError::all(vec![
+        print_or_note(&report(&session), to_stdout),
+        saver.finish(),
+        match outcome {
+            Ok(()) => ended(&session, args.strict),
+            Err(e) => Err(CliError::Failed(e.to_string())),
+        },
+    ])
 }
 
 /// The command line of each side's runs, the profile and `--set`s checked
@@ -318,9 +362,10 @@ fn report(r: &AbResult) -> String {
         );
     }
     let why = match r.stop {
-        Stop::Decided => "decided",
-        Stop::MaxRuns => "--max-runs spent",
-        Stop::MaxTime => "--max-time spent",
+        Some(Stop::Decided) => "decided",
+        Some(Stop::MaxRuns) => "--max-runs spent",
+        Some(Stop::MaxTime) => "--max-time spent",
+        None => "a run failed",
     };
     let elapsed = r.runs.last().map_or(0.0, |x| x.elapsed_secs);
     let _ = match &r.judgement {

@@ -1,12 +1,19 @@
 //! SIGINT and SIGTERM: the run stops at once, as before, but first the
 //! result measured so far is written, marked `interrupted`; the exit code
-//! is the shell's for the signal (130, 143).
+//! is the shell's for the signal (130, 143). An `ab` session's run in
+//! progress (a child process) is killed first, so it does not go on
+//! measuring after the session has ended.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use super::save;
 use super::term::note;
+
+/// Set by the signal thread before it does anything else.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// Starts the thread that waits for SIGINT or SIGTERM. Without it (the
 /// handler could not be installed) the signals keep their default action,
@@ -19,6 +26,9 @@ pub fn install() {
         .name("signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
+                // Release: pairs with the Acquire in `park_if_interrupted`.
+                INTERRUPTED.store(true, Ordering::Release);
+                super::ab::kill_running();
                 save::interrupt_all();
                 note(&format!(
                     "interrupted by {}",
@@ -33,5 +43,15 @@ pub fn install() {
         });
     if started.is_err() {
         note("warning: no signal thread; an interrupted run leaves the result of its last write");
+    }
+}
+
+/// Once a signal has arrived, the signal thread ends the process (with the
+/// signal's exit code); a thread that would otherwise end it (say, because
+/// the child the signal killed failed) waits here for that instead.
+pub fn park_if_interrupted() {
+    // Acquire: pairs with the Release in `install`'s signal thread.
+    while INTERRUPTED.load(Ordering::Acquire) {
+        std::thread::park();
     }
 }

@@ -3,11 +3,14 @@
 //! of thousands of repetitions does not copy itself thousands of times),
 //! written to its file when the throttle says the measuring since the last
 //! write outweighs that write, written at the end, and written once more,
-//! marked `interrupted`, when SIGINT or SIGTERM stops the run.
+//! marked `interrupted`, when SIGINT or SIGTERM stops the run. After that
+//! write the saver takes nothing more, so the file keeps `interrupted`
+//! whatever the run's own thread does before the process exits.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
+use taskbench::bench::ab::AbResult;
 use taskbench::bench::export::{exporter, Exporter, Format};
 use taskbench::bench::output::{OutputFile, Throttle};
 use taskbench::bench::{RunResult, Status, SweepResult};
@@ -40,6 +43,7 @@ impl Target {
 enum Latest {
     Run(Box<RunResult>),
     Sweep(Box<SweepResult>),
+    Ab(Box<AbResult>),
 }
 
 impl Latest {
@@ -47,6 +51,7 @@ impl Latest {
         match self {
             Latest::Run(r) => &mut r.status,
             Latest::Sweep(s) => &mut s.status,
+            Latest::Ab(a) => &mut a.status,
         }
     }
 }
@@ -58,6 +63,8 @@ struct Slot {
     throttle: Throttle,
     /// Write errors so far, each path's first.
     error: Option<String>,
+    /// A signal's write was made: the result is final.
+    interrupted: bool,
 }
 
 impl Slot {
@@ -65,6 +72,7 @@ impl Slot {
         Some(match self.latest.as_ref()? {
             Latest::Run(r) => self.exporter.run(r),
             Latest::Sweep(s) => self.exporter.sweep(s),
+            Latest::Ab(a) => self.exporter.ab(a),
         })
     }
 
@@ -83,7 +91,7 @@ impl Slot {
     }
 
     fn save(&mut self) {
-        if self.throttle.due() {
+        if !self.interrupted && self.throttle.due() {
             if let Err(e) = self.write_file() {
                 self.error.get_or_insert(e);
             }
@@ -92,6 +100,9 @@ impl Slot {
 
     /// The final write, to the file or stdout.
     fn finish(&mut self) -> Result<(), CliError> {
+        if self.interrupted {
+            return Ok(());
+        }
         match &self.target {
             Target::Stdout => self.render().map_or(Ok(()), |text| print(&text)),
             Target::File(_) => match self.write_file() {
@@ -122,6 +133,9 @@ pub fn interrupt_all() {
     let savers: Vec<_> = lock(&SAVERS).iter().filter_map(Weak::upgrade).collect();
     for saver in savers {
         let mut slot = lock(&saver);
+        if slot.interrupted {
+            continue;
+        }
         if let Some(latest) = slot.latest.as_mut() {
             *latest.status() = Status::Interrupted;
             let written = match slot.target {
@@ -132,6 +146,7 @@ pub fn interrupt_all() {
                 note(&format!("error: {e}"));
             }
         }
+        slot.interrupted = true;
     }
 }
 
@@ -151,6 +166,7 @@ impl Saver {
                 latest: None,
                 throttle: Throttle::default(),
                 error: None,
+                interrupted: false,
             }))
         });
         if let Some(slot) = &slot {
@@ -166,6 +182,9 @@ impl Saver {
     pub fn measured(&self, result: &RunResult) {
         let Some(slot) = &self.slot else { return };
         let mut slot = lock(slot);
+        if slot.interrupted {
+            return;
+        }
         match &mut slot.latest {
             Some(Latest::Run(mirror)) if mirror.repetitions.len() <= result.repetitions.len() => {
                 let known = mirror.repetitions.len();
@@ -187,6 +206,9 @@ impl Saver {
     pub fn swept(&self, sweep: &SweepResult) {
         let Some(slot) = &self.slot else { return };
         let mut slot = lock(slot);
+        if slot.interrupted {
+            return;
+        }
         match &mut slot.latest {
             Some(Latest::Sweep(mirror)) if mirror.points.len() <= sweep.points.len() => {
                 let known = mirror.points.len();
@@ -198,17 +220,47 @@ impl Saver {
         slot.save();
     }
 
+    /// An A/B session ran another run (or ended): mirror what is new, and
+    /// write if due.
+    pub fn ab(&self, session: &AbResult) {
+        let Some(slot) = &self.slot else { return };
+        let mut slot = lock(slot);
+        if slot.interrupted {
+            return;
+        }
+        match &mut slot.latest {
+            Some(Latest::Ab(mirror))
+                if mirror.runs.len() <= session.runs.len()
+                    && mirror.pairs.len() <= session.pairs.len() =>
+            {
+                let (runs, pairs) = (mirror.runs.len(), mirror.pairs.len());
+                mirror.runs.extend_from_slice(&session.runs[runs..]);
+                mirror.pairs.extend_from_slice(&session.pairs[pairs..]);
+                mirror.judgement.clone_from(&session.judgement);
+                mirror.status = session.status;
+                mirror.failure.clone_from(&session.failure);
+                mirror.stop = session.stop;
+            }
+            latest => *latest = Some(Latest::Ab(Box::new(session.clone()))),
+        }
+        slot.save();
+    }
+
     /// The run stopped on an error after measuring: keep what was measured,
     /// marked failed.
     pub fn failed(&self, why: &str) {
         let Some(slot) = &self.slot else { return };
         let mut slot = lock(slot);
+        if slot.interrupted {
+            return;
+        }
         match &mut slot.latest {
             Some(Latest::Run(r)) => {
                 r.status = Status::Failed;
                 r.failure.get_or_insert_with(|| why.to_string());
             }
             Some(Latest::Sweep(s)) => s.status = Status::Failed,
+            Some(Latest::Ab(a)) => a.status = Status::Failed,
             None => {}
         }
     }

@@ -227,13 +227,17 @@ impl JobResult {
         self.results().filter_map(|r| r.finished).max()
     }
 
-    /// Records and checksum summed over every sink.
+    /// Records and checksum summed over every sink (the count saturating:
+    /// restored counts come from checkpoint files).
     pub fn sink_totals(&self) -> (u64, u64) {
         self.subtasks
             .iter()
             .filter_map(|s| s.result.as_ref()?.sink.as_ref())
             .fold((0, 0), |(n, c), sink| {
-                (n + sink.records, c.wrapping_add(sink.checksum))
+                (
+                    n.saturating_add(sink.records),
+                    c.wrapping_add(sink.checksum),
+                )
             })
     }
 }

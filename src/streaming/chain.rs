@@ -132,6 +132,37 @@ impl Verifier {
         self.counts.distinct = r.u64("verifying sink's count")?;
         self.counts.duplicated = r.u64("verifying sink's duplicates")?;
         self.counts.out_of_order = r.u64("verifying sink's out-of-order count")?;
+        self.check_restored()
+    }
+
+    /// Whether restored state is one this verifier could have written: its
+    /// count is the records its seen-set holds (no bit past the expected
+    /// records) and no position is past a source's records.
+    fn check_restored(&self) -> Result<(), StateError> {
+        let bits = self.sources * self.per_source;
+        let stray = match (self.seen.last(), bits % 64) {
+            (Some(&last), used) if used > 0 => last >> used,
+            _ => 0,
+        };
+        let held: u64 = self.seen.iter().map(|w| u64::from(w.count_ones())).sum();
+        let mismatch = |what: String| Err(StateError::Mismatch(what));
+        if stray != 0 {
+            return mismatch(format!(
+                "the verifying sink's seen-set marks records past the {bits} expected"
+            ));
+        }
+        if held != self.counts.distinct {
+            return mismatch(format!(
+                "the verifying sink's count {} is not the {held} records its seen-set holds",
+                self.counts.distinct
+            ));
+        }
+        if let Some(next) = self.next.iter().find(|&&n| n > self.per_source) {
+            return mismatch(format!(
+                "a verifying sink's source position {next} is past the source's {} records",
+                self.per_source
+            ));
+        }
         Ok(())
     }
 }
@@ -415,6 +446,42 @@ impl OperatorChain {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_verifier_restores_only_state_it_could_have_written() {
+        let mut v = Verifier::new(2, 10);
+        for value in [0, 1, 2, 3, 5] {
+            v.record(value);
+        }
+        let mut w = StateWriter(Vec::new());
+        v.snapshot(&mut w);
+        let restore = |bytes: &[u8]| Verifier::new(2, 10).restore(&mut StateReader::new(bytes));
+        restore(&w.0).unwrap();
+        // The state is seen-set, positions, then the three counts: forge
+        // the count of distinct records (which `lost` subtracts from the
+        // expected 20) past what the seen-set holds.
+        let forged = |at_end: usize, value: u64| {
+            let mut bytes = w.0.clone();
+            let at = bytes.len() - at_end;
+            bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+            bytes
+        };
+        let err = restore(&forged(24, 21)).unwrap_err().to_string();
+        assert!(err.contains("count 21 is not the 5 records"), "{err}");
+        let mut stray = Verifier::new(2, 10);
+        stray.seen[0] |= 1 << 40;
+        stray.counts.distinct = 1;
+        let mut w = StateWriter(Vec::new());
+        stray.snapshot(&mut w);
+        let err = restore(&w.0).unwrap_err().to_string();
+        assert!(err.contains("past the 20 expected"), "{err}");
+        let mut ahead = Verifier::new(2, 10);
+        ahead.next[1] = 11;
+        let mut w = StateWriter(Vec::new());
+        ahead.snapshot(&mut w);
+        let err = restore(&w.0).unwrap_err().to_string();
+        assert!(err.contains("position 11 is past the source's 10"), "{err}");
+    }
     use crate::streaming::{FilterFunction, MapFunction};
 
     #[test]

@@ -14,6 +14,12 @@ pub fn taskbench() -> Command {
     cmd
 }
 
+/// The binary's path, for a test that starts it as a plain process (to
+/// signal it).
+pub fn binary() -> PathBuf {
+    assert_cmd::cargo::cargo_bin("taskbench")
+}
+
 /// A real quickstart result of `repetitions` × `records`, with `sets`.
 pub fn quick_result(
     dir: &Path,

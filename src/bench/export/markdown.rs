@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::Exporter;
 use crate::bench::ab::AbResult;
 use crate::bench::report::{nanos, thousands};
-use crate::bench::result::{RunResult, SweepResult};
+use crate::bench::result::{RunResult, Status, SweepResult};
 
 /// Markdown.
 pub struct Markdown;
@@ -72,10 +72,51 @@ impl Exporter for Markdown {
         if let Some(j) = &result.judgement {
             let _ = writeln!(out, "\n{}: {}", cell(&result.figure), cell(&j.to_string()));
         }
+        match result.status {
+            Status::Complete => {}
+            Status::Failed => {
+                let why = result.failure.as_deref().unwrap_or("a run failed");
+                let _ = writeln!(out, "\nThe session failed: {}", cell(why));
+            }
+            Status::Interrupted => {
+                let _ = writeln!(out, "\nThe session was interrupted.");
+            }
+            Status::Running => {
+                let _ = writeln!(out, "\nThe session is still running.");
+            }
+        }
         out
     }
 
     fn extension(&self) -> &'static str {
         "md"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::ab::{AbRun, Settings, Side};
+
+    #[test]
+    fn a_session_that_did_not_complete_says_so() {
+        let mut r = AbResult::new("records_per_sec", Settings::default());
+        r.runs.push(AbRun {
+            index: 0,
+            side: Side::A,
+            figure: 1e6,
+            elapsed_secs: 1.0,
+        });
+        r.status = Status::Failed;
+        r.failure = Some("run 1 (B) failed: exit status: 1 (a | b)".into());
+        let md = Markdown.ab(&r);
+        assert!(
+            md.ends_with("The session failed: run 1 (B) failed: exit status: 1 (a \\| b)\n"),
+            "{md}"
+        );
+        r.status = Status::Interrupted;
+        assert!(Markdown.ab(&r).ends_with("The session was interrupted.\n"));
+        r.status = Status::Complete;
+        assert!(!Markdown.ab(&r).contains("The session"));
     }
 }
