@@ -190,15 +190,21 @@ fn a_failing_run_is_exit_1_naming_it() {
     let bad = dir.path().join("bad");
     std::fs::write(&bad, "#!/bin/sh\necho 'task map failed' >&2\nexit 1\n").unwrap();
     std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let earlier = dir.path().join("earlier.json");
+    std::fs::write(&earlier, "{}").unwrap();
     taskbench()
         .args(["ab", "--quiet", "--baseline"])
         .arg(&bad)
+        .arg("--output")
+        .arg(&earlier)
         .assert()
         .code(1)
         .stderr(
             predicate::str::contains("run 0 (A) failed")
                 .and(predicate::str::contains("task map failed")),
         );
+    // No run ended: an earlier file is kept, not replaced by an empty session.
+    assert_eq!(std::fs::read_to_string(&earlier).unwrap(), "{}");
     let t = template(dir.path());
     let junk = stand_in(dir.path(), "junk", &[serde_json::json!({"kind": "run"})]);
     let good = stand_in(dir.path(), "good", &[at_rate(&t, 1e6)]);

@@ -281,10 +281,14 @@ pub fn ab(args: AbArgs) -> Result<(), CliError> {
         quiet: args.quiet,
     };
     let to_stdout = matches!(target, Some(Target::Stdout));
+    // Saved from its first run on, as `run` saves from its first
+    // repetition: a session ended before then leaves an earlier file at
+    // `--output` as it was.
     let saver = Saver::new(target, args.format);
-    saver.ab(&session);
     let outcome = ab::run(&mut processes, &mut session, &mut |s| saver.ab(s));
-    saver.ab(&session);
+    if !session.runs.is_empty() {
+        saver.ab(&session);
+    }
     CliError::all(vec![
         print_or_note(&report(&session), to_stdout),
         saver.finish(),
