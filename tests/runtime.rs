@@ -118,6 +118,7 @@ fn tdd(execution: u64, allocation: u64, config: StreamTaskConfig) -> TaskDeploym
             job_id: JOB,
             job_name: "test".into(),
             checkpointing: None,
+            max_sink_records: None,
         },
         task_information: TaskInformation {
             task_name: format!("task-{execution}"),

@@ -37,6 +37,9 @@ pub struct TaskStateManager {
     /// The state to restore before the task runs (Flink's
     /// `JobManagerTaskRestore`), if the job restarts from a checkpoint.
     pub restore: Option<Arc<TaskSnapshot>>,
+    /// The most records a sink subtask of the job can count: a restored
+    /// count past it is state that is not this job's.
+    pub max_sink_records: Option<u64>,
     responder: CheckpointResponder,
 }
 
@@ -52,8 +55,17 @@ impl TaskStateManager {
             task,
             options,
             restore,
+            max_sink_records: None,
             responder,
         }
+    }
+
+    /// Refuses to restore a sink count past `max` records (`None`: no
+    /// bound).
+    #[must_use]
+    pub fn bounding_sinks_at(mut self, max: Option<u64>) -> Self {
+        self.max_sink_records = max;
+        self
     }
 
     /// Acknowledges a checkpoint with the task's snapshot (Flink's

@@ -2,7 +2,7 @@
 //! and the chaining rule that fuses vertices into one task.
 
 use crate::network::Partitioner;
-use crate::streaming::{BufferTimeout, OperatorSpec, SinkKind, SourceSpec};
+use crate::streaming::{BufferTimeout, FlatMapFunction, OperatorSpec, SinkKind, SourceSpec};
 
 /// The most channels a job may have. Each is a ring, an input channel with
 /// its spill buffer and two exclusive segments, laid out at deployment;
@@ -141,6 +141,37 @@ pub enum GraphError {
 }
 
 impl JobGraph {
+    /// The most records any sink subtask can count: every source subtask's
+    /// records, times each flat-map's fan-out, each broadcast edge's
+    /// consumers and each vertex's number of outputs (loose, and exact for
+    /// a pipeline of one-in-one-out operators); `None` when a source emits
+    /// for a duration rather than a number of records. A restored sink
+    /// count past it is state that is not this job's.
+    pub fn max_sink_records(&self) -> Option<u64> {
+        let mut records = 0u64;
+        let mut fan_out = 1u64;
+        for (i, v) in self.vertices.iter().enumerate() {
+            if let Some(source) = &v.source {
+                let all = source.records?.saturating_mul(u64::from(v.parallelism));
+                records = records.saturating_add(all);
+            }
+            for op in &v.operators {
+                if let OperatorSpec::FlatMap(FlatMapFunction::Explode(n)) = op {
+                    fan_out = fan_out.saturating_mul(u64::from(*n));
+                }
+            }
+            let outputs = self.outputs_of(i).count().max(1) as u64;
+            fan_out = fan_out.saturating_mul(outputs);
+        }
+        for e in &self.edges {
+            if e.partitioner == Partitioner::Broadcast {
+                let consumers = self.vertices.get(e.to).map_or(1, |v| v.parallelism);
+                fan_out = fan_out.saturating_mul(u64::from(consumers));
+            }
+        }
+        Some(records.saturating_mul(fan_out))
+    }
+
     /// Checks the graph; the error names the offending vertex or edge.
     pub fn validate(&self) -> Result<(), GraphError> {
         let n = self.vertices.len();
@@ -286,5 +317,76 @@ impl JobGraph {
             && self.vertices[edge.from].parallelism == self.vertices[edge.to].parallelism
             && self.inputs_of(edge.to).count() == 1
             && self.outputs_of(edge.from).count() == 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::streaming::MapFunction;
+
+    fn vertex(parallelism: u32, source: Option<u64>, operators: Vec<OperatorSpec>) -> JobVertex {
+        JobVertex {
+            name: "v".into(),
+            parallelism,
+            source: source.map(|records| SourceSpec {
+                records: Some(records),
+                ..SourceSpec::default()
+            }),
+            operators,
+            sink: None,
+        }
+    }
+
+    fn graph(vertices: Vec<JobVertex>, edges: Vec<JobEdge>) -> JobGraph {
+        JobGraph {
+            name: "g".into(),
+            vertices,
+            edges,
+            chaining: true,
+            buffer_timeout: BufferTimeout::default(),
+        }
+    }
+
+    #[test]
+    fn the_sink_bound_counts_sources_fan_outs_and_broadcasts() {
+        let map = || vec![OperatorSpec::Map(MapFunction::MultiplyByTwo)];
+        let explode = |n| vec![OperatorSpec::FlatMap(FlatMapFunction::Explode(n))];
+        // 2 sources × 1,000 records, one-in-one-out to the sink: exact.
+        let straight = graph(
+            vec![vertex(2, Some(1_000), vec![]), vertex(4, None, map())],
+            vec![JobEdge::new(0, 1, Partitioner::Rebalance)],
+        );
+        assert_eq!(straight.max_sink_records(), Some(2_000));
+        // A flat-map of 3, then a broadcast to 4 consumers.
+        let fanned = graph(
+            vec![vertex(1, Some(1_000), explode(3)), vertex(4, None, vec![])],
+            vec![JobEdge::new(0, 1, Partitioner::Broadcast)],
+        );
+        assert_eq!(fanned.max_sink_records(), Some(12_000));
+        // Two outputs of one vertex each carry every record; a second
+        // source adds its own.
+        let diamond = graph(
+            vec![
+                vertex(1, Some(1_000), vec![]),
+                vertex(1, None, map()),
+                vertex(1, None, map()),
+                vertex(1, None, vec![]),
+                vertex(1, Some(10), vec![]),
+            ],
+            vec![
+                JobEdge::new(0, 1, Partitioner::Forward),
+                JobEdge::new(0, 2, Partitioner::Forward),
+                JobEdge::new(1, 3, Partitioner::Forward),
+                JobEdge::new(2, 3, Partitioner::Forward),
+            ],
+        );
+        assert_eq!(diamond.max_sink_records(), Some(2_020));
+        // A source bounded by time has no bound; huge ones saturate.
+        let mut timed = straight.clone();
+        timed.vertices[0].source.as_mut().unwrap().records = None;
+        assert_eq!(timed.max_sink_records(), None);
+        let huge = graph(vec![vertex(4, Some(u64::MAX / 2), explode(1_000))], vec![]);
+        assert_eq!(huge.max_sink_records(), Some(u64::MAX));
     }
 }

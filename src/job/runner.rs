@@ -454,6 +454,7 @@ fn run_attempt(
         })
     };
 
+    let max_sink_records = graph.max_sink_records();
     // Execution ids and slots: subtask k of the job gets id k and slot k.
     let mut descriptors = Vec::with_capacity(subtasks);
     let mut base = Vec::with_capacity(plan.vertices.len());
@@ -469,6 +470,7 @@ fn run_attempt(
                     job_id: job,
                     job_name: graph.name.clone(),
                     checkpointing: attempt.checkpointing.as_ref().map(|(c, _)| c.options),
+                    max_sink_records,
                 },
                 task_information: TaskInformation {
                     task_name: vertex.name.clone(),

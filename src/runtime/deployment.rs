@@ -17,6 +17,10 @@ pub struct JobInformation {
     /// What its checkpoints ask, if it checkpoints (Flink's
     /// `JobCheckpointingSettings`).
     pub checkpointing: Option<CheckpointOptions>,
+    /// The most records a sink subtask can count
+    /// ([`JobGraph::max_sink_records`](crate::job::JobGraph::max_sink_records)):
+    /// a restored count past it is refused.
+    pub max_sink_records: Option<u64>,
 }
 
 /// Vertex-wide information (Flink's `TaskInformation`).

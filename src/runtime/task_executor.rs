@@ -146,12 +146,15 @@ impl TaskExecutor {
         // The descriptor's restore goes into the task's state manager, with
         // the job's checkpoint responder (Flink's `submitTask`).
         let state = match (&tdd.job_information.checkpointing, connection.responder) {
-            (Some(options), Some(responder)) => Some(TaskStateManager::new(
-                tdd.task_key(),
-                *options,
-                tdd.task_restore.as_ref().map(|r| r.state.clone()),
-                responder,
-            )),
+            (Some(options), Some(responder)) => Some(
+                TaskStateManager::new(
+                    tdd.task_key(),
+                    *options,
+                    tdd.task_restore.as_ref().map(|r| r.state.clone()),
+                    responder,
+                )
+                .bounding_sinks_at(tdd.job_information.max_sink_records),
+            ),
             _ => None,
         };
         let task = Arc::new(Task::new(

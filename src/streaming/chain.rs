@@ -421,13 +421,26 @@ impl OperatorChain {
         Ok(())
     }
 
-    /// Reads what [`snapshot`](Self::snapshot) wrote.
-    pub fn restore(&mut self, r: &mut StateReader<'_>) -> Result<(), RestoreError> {
+    /// Reads what [`snapshot`](Self::snapshot) wrote; a sink count past
+    /// `max_sink_records` (the job's bound, if it has one) is state that is
+    /// not this job's.
+    pub fn restore(
+        &mut self,
+        r: &mut StateReader<'_>,
+        max_sink_records: Option<u64>,
+    ) -> Result<(), RestoreError> {
         for op in &mut self.operators {
             op.restore(r)?;
         }
         if let Some(sink) = &mut self.sink {
             sink.records = r.u64("sink count")?;
+            if let Some(max) = max_sink_records.filter(|&max| sink.records > max) {
+                return Err(StateError::Mismatch(format!(
+                    "sink count {} is past the {max} records the job's sources can deliver",
+                    sink.records
+                ))
+                .into());
+            }
             sink.checksum = r.u64("sink checksum")?;
             if let Some(verify) = &mut sink.verify {
                 verify.restore(r)?;
@@ -446,6 +459,29 @@ impl OperatorChain {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sink_count_past_the_jobs_records_is_not_restored() {
+        let mut chain = OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 8);
+        for v in 0..10u64 {
+            chain.process(&v.to_le_bytes()).unwrap();
+        }
+        let mut w = StateWriter(Vec::new());
+        chain.snapshot(&mut w).unwrap();
+        let restore = |max| {
+            let mut into =
+                OperatorChain::new(&[], ChainEnd::Sink(SinkKind::Checksum), Vec::new(), 8);
+            into.restore(&mut StateReader::new(&w.0), max)
+                .map(|()| into.sink_result().unwrap().records)
+        };
+        assert_eq!(restore(None).unwrap(), 10);
+        assert_eq!(restore(Some(10)).unwrap(), 10);
+        let err = restore(Some(9)).unwrap_err().to_string();
+        assert!(
+            err.contains("sink count 10 is past the 9 records the job's sources can deliver"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_verifier_restores_only_state_it_could_have_written() {

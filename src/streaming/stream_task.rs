@@ -278,7 +278,8 @@ impl StreamTask {
                 .restore_position(position)
                 .map_err(RestoreError::from)?;
         }
-        self.chain.restore(&mut r)?;
+        let max_sink_records = self.state.as_ref().and_then(|s| s.max_sink_records);
+        self.chain.restore(&mut r, max_sink_records)?;
         r.finish("the task's state").map_err(RestoreError::from)?;
         // Recovered in-flight data goes through the chain before new input.
         for state in &snapshot.channel_state {
