@@ -1,5 +1,6 @@
 //! loom models of the lock-free protocols: the SPSC ring (hand-off and
-//! close), the parker (no lost wake-up), pool recycling with shared
+//! close), the parker (no lost wake-up), the segment pool's wait for
+//! segments given back, pool recycling with shared
 //! (broadcast) segments, the gate's availability queue end to end, and the
 //! BufferBuilder/BufferConsumer protocol: the reader slicing while the
 //! writer appends and flushes, finish and recycle (to a writer waiting for
@@ -16,7 +17,7 @@ use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 
-use taskbench::memory::{BufferPool, MemoryConfig, SegmentPool};
+use taskbench::memory::{BufferPool, MemoryConfig, SegmentPool, SegmentWait};
 use taskbench::network::ring::{self, PushError};
 use taskbench::network::{
     local_channel, ChannelAvailability, GateKey, InputGate, NetworkConfig, PartitionKey,
@@ -31,6 +32,27 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
         builder.preemption_bound = Some(3);
     }
     builder.check(f);
+}
+
+/// A setup waiting for segments and a pool giving its segments back: no
+/// lost wake-up (a lost one leaves the waiter parked for good, which loom
+/// reports as a deadlock).
+#[test]
+fn a_pool_given_back_wakes_a_waiting_setup() {
+    model(|| {
+        let config = MemoryConfig {
+            segment_size: 4096,
+            total_segments: 2,
+            huge_pages: false,
+        };
+        let global = Arc::new(SegmentPool::new(&config).unwrap());
+        let held = BufferPool::new(global.clone(), 2, 2, Arc::new(Parker::new())).unwrap();
+        let releaser = thread::spawn(move || drop(held));
+        let parker = Arc::new(Parker::new());
+        while global.wait_for_segments(2, &parker, None) != SegmentWait::Available {}
+        releaser.join().unwrap();
+        assert!(global.is_full());
+    });
 }
 
 #[test]

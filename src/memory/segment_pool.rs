@@ -403,35 +403,3 @@ mod tests {
         assert!(global.is_full());
     }
 }
-
-/// loom model of the wait/notify handshake between a setup waiting for
-/// segments and a pool giving its segments back (no lost wake-up: a lost
-/// one leaves the waiter parked for good, which loom reports as a deadlock).
-/// Run with `cargo test --features loom --lib segment_pool`.
-#[cfg(all(test, loom))]
-mod loom_models {
-    use super::*;
-    use crate::memory::{BufferPool, MemoryConfig};
-
-    #[test]
-    fn a_pool_given_back_wakes_a_waiting_setup() {
-        let mut builder = loom::model::Builder::new();
-        if builder.preemption_bound.is_none() {
-            builder.preemption_bound = Some(3);
-        }
-        builder.check(|| {
-            let config = MemoryConfig {
-                segment_size: 4096,
-                total_segments: 2,
-                huge_pages: false,
-            };
-            let global = Arc::new(SegmentPool::new(&config).unwrap());
-            let held = BufferPool::new(global.clone(), 2, 2, Arc::new(Parker::new())).unwrap();
-            let releaser = loom::thread::spawn(move || drop(held));
-            let parker = Arc::new(Parker::new());
-            while global.wait_for_segments(2, &parker, None) != SegmentWait::Available {}
-            releaser.join().unwrap();
-            assert!(global.is_full());
-        });
-    }
-}
