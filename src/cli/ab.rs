@@ -25,7 +25,7 @@ use taskbench::bench::result::{RunResult, Stats};
 use taskbench::bench::validate;
 use taskbench::bench::verdict::{self, Direction, Verdict};
 
-use super::interrupt::park_if_interrupted;
+use super::interrupt::{interrupted, park_if_interrupted};
 use super::save::{Saver, Target};
 use super::term::{note, print_or_note};
 use super::{percentage, CliError};
@@ -147,6 +147,11 @@ fn run_child(argv: &[OsString]) -> std::io::Result<std::process::Output> {
         .spawn()?;
     let (out, err) = (child.stdout.take(), child.stderr.take());
     *running() = Some(child);
+    // A signal that came before the child was in `RUNNING` found nothing
+    // to kill; its flag was set before it looked, so it is seen here.
+    if interrupted() {
+        kill_running();
+    }
     let (stdout, stderr) = std::thread::scope(|scope| {
         let stderr = scope.spawn(|| drain(err));
         let stdout = drain(out);

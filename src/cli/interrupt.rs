@@ -26,7 +26,7 @@ pub fn install() {
         .name("signals".into())
         .spawn(move || {
             if let Some(signal) = signals.forever().next() {
-                // Release: pairs with the Acquire in `park_if_interrupted`.
+                // Release: pairs with the Acquire in `interrupted`.
                 INTERRUPTED.store(true, Ordering::Release);
                 super::ab::kill_running();
                 save::interrupt_all();
@@ -46,12 +46,17 @@ pub fn install() {
     }
 }
 
+/// Whether SIGINT or SIGTERM has arrived.
+pub fn interrupted() -> bool {
+    // Acquire: pairs with the Release in `install`'s signal thread.
+    INTERRUPTED.load(Ordering::Acquire)
+}
+
 /// Once a signal has arrived, the signal thread ends the process (with the
 /// signal's exit code); a thread that would otherwise end it (say, because
 /// the child the signal killed failed) waits here for that instead.
 pub fn park_if_interrupted() {
-    // Acquire: pairs with the Release in `install`'s signal thread.
-    while INTERRUPTED.load(Ordering::Acquire) {
+    while interrupted() {
         std::thread::park();
     }
 }
