@@ -36,16 +36,19 @@
 //! * [`checkpoint`]: the coordinator, barriers and their alignment,
 //!   snapshots, storage and restore.
 //! * [`files`]: reading only regular files, and only so much of them.
+//! * [`child`]: child processes waited for, stopped with their process
+//!   group at a deadline or a signal.
 //! * [`mod@bench`]: the two-thread channel run behind `taskbench demo`.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
-// Unsafe code lives in `sync`, `memory` and `network::ring` only; the
-// compiler holds every other module to that (`bench` and `metrics` forbid
-// it in their own headers).
+// Unsafe code lives in `sync`, `memory` and `network::ring` only, and in
+// one kill(2) call in `child`; the compiler holds every other module to
+// that (`bench` and `metrics` forbid it in their own headers).
 pub mod bench;
 #[forbid(unsafe_code)]
 pub mod checkpoint;
+pub mod child;
 #[forbid(unsafe_code)]
 pub mod files;
 #[forbid(unsafe_code)]

@@ -19,13 +19,18 @@ fn stand_in(dir: &Path, name: &str, outputs: &[Value]) -> PathBuf {
     for (k, out) in outputs.iter().enumerate() {
         std::fs::write(dir.join(format!("{name}.{k}.json")), out.to_string()).unwrap();
     }
-    let script = format!(
+    let text = format!(
         "#!/bin/sh\nd='{dir}'\nn=$(cat \"$d/{name}.count\" 2>/dev/null || echo 0)\necho $((n + 1)) > \"$d/{name}.count\"\necho \"$@\" >> \"$d/{name}.log\"\ncat \"$d/{name}.$((n % {len})).json\"\n",
         dir = dir.display(),
         len = outputs.len()
     );
+    script(dir, name, &text)
+}
+
+/// An executable shell script `name` in `dir`.
+fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
-    std::fs::write(&path, script).unwrap();
+    std::fs::write(&path, text).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
@@ -187,9 +192,11 @@ fn a_and_b_sets_reach_only_their_side() {
 #[test]
 fn a_failing_run_is_exit_1_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = dir.path().join("bad");
-    std::fs::write(&bad, "#!/bin/sh\necho 'task map failed' >&2\nexit 1\n").unwrap();
-    std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bad = script(
+        dir.path(),
+        "bad",
+        "#!/bin/sh\necho 'task map failed' >&2\nexit 1\n",
+    );
     let earlier = dir.path().join("earlier.json");
     std::fs::write(&earlier, "{}").unwrap();
     taskbench()
@@ -203,8 +210,14 @@ fn a_failing_run_is_exit_1_naming_it() {
             predicate::str::contains("run 0 (A) failed")
                 .and(predicate::str::contains("task map failed")),
         );
-    // No run ended: an earlier file is kept, not replaced by an empty session.
-    assert_eq!(std::fs::read_to_string(&earlier).unwrap(), "{}");
+    // A failed session is written even without a run: its failure says why.
+    let r = read(&earlier);
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["runs"].as_array().unwrap().len(), 0);
+    assert!(
+        r["failure"].as_str().unwrap().contains("task map failed"),
+        "{r}"
+    );
     let t = template(dir.path());
     let junk = stand_in(dir.path(), "junk", &[serde_json::json!({"kind": "run"})]);
     let good = stand_in(dir.path(), "good", &[at_rate(&t, 1e6)]);
@@ -238,6 +251,116 @@ fn a_failing_run_is_exit_1_naming_it() {
 }
 
 #[test]
+fn a_result_that_is_not_a_complete_run_is_a_failed_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = template(dir.path());
+    let good = stand_in(dir.path(), "good", &[at_rate(&t, 1e6)]);
+    for (edit, says) in [
+        (
+            ("status", serde_json::json!("failed")),
+            "its result is failed, not complete",
+        ),
+        (
+            ("status", serde_json::json!("running")),
+            "its result is running, not complete",
+        ),
+        (
+            ("kind", serde_json::json!("sweep")),
+            "its kind is \"sweep\"",
+        ),
+        (("schema_version", serde_json::json!(9)), "schema_version 9"),
+    ] {
+        let mut v = at_rate(&t, 1e6);
+        v[edit.0] = edit.1;
+        let name = format!("bad-{}", edit.0);
+        let bad = stand_in(dir.path(), &name, &[v]);
+        taskbench()
+            .args(["ab", "--quiet", "--baseline"])
+            .arg(&good)
+            .arg("--candidate")
+            .arg(&bad)
+            .assert()
+            .code(1)
+            .stderr(
+                predicate::str::contains("run 1 (B) failed").and(predicate::str::contains(says)),
+            );
+    }
+}
+
+#[test]
+fn a_run_still_going_when_max_time_is_spent_is_stopped_with_what_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = template(dir.path());
+    let a = stand_in(dir.path(), "a", &[at_rate(&t, 1e6)]);
+    // B's `sleep` runs in the background and holds the output pipe: only
+    // stopping B's whole process group ends the run.
+    let b = script(
+        dir.path(),
+        "b",
+        &format!(
+            "#!/bin/sh\nsleep 120 &\necho $! > '{}/sleep.pid'\nwait\n",
+            dir.path().display()
+        ),
+    );
+    let out = dir.path().join("ab.json");
+    let started = std::time::Instant::now();
+    taskbench()
+        .args(["ab", "--quiet", "--max-time", "2s", "--baseline"])
+        .arg(&a)
+        .arg("--candidate")
+        .arg(&b)
+        .arg("--output")
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "run 1 (B) failed: still running when --max-time (2s) was spent; stopped",
+        ));
+    assert!(started.elapsed().as_secs() < 60);
+    let r = read(&out);
+    assert_eq!(r["status"], "failed");
+    assert_eq!(r["runs"].as_array().unwrap().len(), 1);
+    assert_ends(&std::fs::read_to_string(dir.path().join("sleep.pid")).unwrap());
+}
+
+#[test]
+fn a_ci_format_that_cannot_hold_the_figure_and_a_max_time_under_a_second_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ab.json");
+    let out = out.to_str().unwrap();
+    for (args, says) in [
+        (
+            vec!["--output", out, "--format", "github-action-benchmark-smaller"],
+            "--format github-action-benchmark-smaller writes only figures where smaller is better, and in records_per_sec bigger is: use --format github-action-benchmark",
+        ),
+        (
+            vec!["--figure", "core_ns_per_record", "--output", out, "--format", "github-action-benchmark"],
+            "use --format github-action-benchmark-smaller",
+        ),
+        (vec!["--max-time", "1ns"], "--max-time 1ns leaves no time for a pair"),
+    ] {
+        taskbench()
+            .arg("ab")
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(says));
+    }
+    assert!(!std::path::Path::new(out).exists());
+}
+
+/// Waits until process `pid` is gone (or a zombie until whoever inherited
+/// it reaps it); fails after 10 s.
+fn assert_ends(pid: &str) {
+    let stat = format!("/proc/{}/stat", pid.trim());
+    let waited = std::time::Instant::now();
+    while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z ")) {
+        assert!(waited.elapsed().as_secs() < 10, "process {pid} still runs");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+#[test]
 fn sigterm_writes_the_session_marked_interrupted_and_kills_the_run_in_progress() {
     let dir = tempfile::tempdir().unwrap();
     let t = template(dir.path());
@@ -245,10 +368,10 @@ fn sigterm_writes_the_session_marked_interrupted_and_kills_the_run_in_progress()
     // B answers its first run, then hangs in its second (run 2 in ABBA
     // order), its pid written down.
     std::fs::write(dir.path().join("b.json"), at_rate(&t, 1e6).to_string()).unwrap();
-    let b = dir.path().join("b");
-    std::fs::write(
-        &b,
-        format!(
+    let b = script(
+        dir.path(),
+        "b",
+        &format!(
             "#!/bin/sh
 d='{}'
 if [ -e \"$d/b.ran\" ]; then echo $$ > \"$d/b.tmp\"; mv \"$d/b.tmp\" \"$d/b.pid\"; exec sleep 120; fi
@@ -256,9 +379,7 @@ touch \"$d/b.ran\"
 cat \"$d/b.json\"\n",
             dir.path().display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let out = dir.path().join("ab.json");
     let session = std::process::Command::new(common::binary())
         .args(["ab", "--quiet", "--baseline"])
@@ -285,14 +406,11 @@ cat \"$d/b.json\"\n",
         .unwrap()
         .trim()
         .to_string();
-    let kill = |args: &[&str]| {
-        std::process::Command::new("kill")
-            .args(args)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap()
-    };
-    assert!(kill(&["-TERM", &session.id().to_string()]).success());
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &session.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
     let ended = session.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&ended.stderr);
     assert_eq!(ended.status.code(), Some(143), "{stderr}");
@@ -302,13 +420,8 @@ cat \"$d/b.json\"\n",
     assert_eq!(r["runs"].as_array().unwrap().len(), 2);
     assert_eq!(r["pairs"].as_array().unwrap().len(), 1);
     assert!(r.get("stop").is_none() && r.get("failure").is_none(), "{r}");
-    // The hung run was killed, not left measuring (a zombie until init
-    // reaps it, so give that a moment).
-    let gone = std::time::Instant::now();
-    while kill(&["-0", &hung]).success() {
-        assert!(gone.elapsed().as_secs() < 30, "run {hung} still alive");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // The hung run was killed, not left measuring.
+    assert_ends(&hung);
 }
 
 #[test]
@@ -376,8 +489,4 @@ fn ci_formats_carry_the_ratio_and_its_interval() {
     let gab = run("github-action-benchmark");
     assert_eq!(gab[0]["name"], "quickstart A/B records_per_sec ratio");
     assert!((gab[0]["value"].as_f64().unwrap() - 1.1).abs() < 1e-9);
-    assert_eq!(
-        run("github-action-benchmark-smaller"),
-        serde_json::json!([])
-    );
 }

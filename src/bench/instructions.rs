@@ -87,11 +87,10 @@ pub fn count(exe: &Path, run_args: &[OsString]) -> Result<Counted, InstructionsE
     cmd.arg(exe)
         .args(run_args)
         .arg("--output")
-        .arg(&result_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let out = cmd
-        .output()
+        .arg(&result_file);
+    // In a process group of its own: SIGINT or SIGTERM stops valgrind's
+    // tool process too, and removes the directory.
+    let out = crate::child::run(&mut cmd, None, Some(dir.path().to_path_buf()))
         .map_err(|e| InstructionsError::NoValgrind(e.to_string()))?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);

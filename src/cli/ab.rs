@@ -10,22 +10,20 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::io::Read;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use taskbench::bench::ab::{self, AbResult, Budget, Order, Side, SideInfo, Stop};
 use taskbench::bench::builtin;
 use taskbench::bench::export::Format;
 use taskbench::bench::figures;
-use taskbench::bench::result::{RunResult, Stats};
+use taskbench::bench::result::{check_schema_version, RunResult, Stats, Status};
 use taskbench::bench::validate;
 use taskbench::bench::verdict::{self, Direction, Verdict};
 
-use super::interrupt::{interrupted, park_if_interrupted};
+use super::interrupt::park_if_interrupted;
 use super::save::{Saver, Target};
 use super::term::{note, print_or_note};
 use super::{percentage, CliError};
@@ -112,6 +110,10 @@ struct Processes {
     commands: [Vec<OsString>; 2],
     figure: String,
     quiet: bool,
+    /// `--max-time`, and when it is spent: a run still going then is
+    /// stopped.
+    max_time: Duration,
+    deadline: Instant,
 }
 
 impl Processes {
@@ -120,72 +122,24 @@ impl Processes {
     }
 }
 
-/// The run in progress, for the signal thread to kill. While it is here it
-/// has not been waited for, so its pid is still its own.
-static RUNNING: Mutex<Option<Child>> = Mutex::new(None);
-
-fn running() -> MutexGuard<'static, Option<Child>> {
-    RUNNING
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Kills the run in progress, if any (SIGINT or SIGTERM ended the session).
-pub fn kill_running() {
-    if let Some(child) = running().as_mut() {
-        let _ = child.kill();
-    }
-}
-
-/// Runs `argv` to its end: its exit status, stdout and stderr.
-fn run_child(argv: &[OsString]) -> std::io::Result<std::process::Output> {
-    let mut child = Command::new(&argv[0])
-        .args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let (out, err) = (child.stdout.take(), child.stderr.take());
-    *running() = Some(child);
-    // A signal that came before the child was in `RUNNING` found nothing
-    // to kill; its flag was set before it looked, so it is seen here.
-    if interrupted() {
-        kill_running();
-    }
-    let (stdout, stderr) = std::thread::scope(|scope| {
-        let stderr = scope.spawn(|| drain(err));
-        let stdout = drain(out);
-        (
-            stdout,
-            stderr.join().expect("reading a pipe does not panic"),
-        )
-    });
-    let mut child = running().take().expect("the run in progress is ours");
-    let status = child.wait()?;
-    Ok(std::process::Output {
-        status,
-        stdout: stdout?,
-        stderr: stderr?,
-    })
-}
-
-/// Everything a child writes to `pipe` until it closes it.
-fn drain(pipe: Option<impl Read>) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    if let Some(mut p) = pipe {
-        p.read_to_end(&mut bytes)?;
-    }
-    Ok(bytes)
-}
-
 impl ab::Runner for Processes {
     type Error = String;
 
     fn run(&mut self, side: Side) -> Result<f64, String> {
         let argv = self.command(side);
-        let out = run_child(argv);
+        let out = taskbench::child::run(
+            Command::new(&argv[0]).args(&argv[1..]),
+            Some(self.deadline),
+            None,
+        );
         park_if_interrupted();
         let out = out.map_err(|e| format!("cannot run {}: {e}", argv[0].to_string_lossy()))?;
+        if out.timed_out {
+            return Err(format!(
+                "still running when --max-time ({}) was spent; stopped",
+                humantime::format_duration(self.max_time)
+            ));
+        }
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
@@ -205,8 +159,26 @@ impl ab::Runner for Processes {
 
 /// The median of `figure` over the repetitions of a run's JSON result.
 fn figure_of(stdout: &[u8], figure: &str) -> Result<f64, String> {
-    let run: RunResult = serde_json::from_slice(stdout)
-        .map_err(|e| format!("its output is not a run's JSON result: {e}"))?;
+    let not_a_run =
+        |e: &dyn std::fmt::Display| format!("its output is not a run's JSON result: {e}");
+    let value: serde_json::Value = serde_json::from_slice(stdout).map_err(|e| not_a_run(&e))?;
+    check_schema_version(&value).map_err(|e| not_a_run(&e))?;
+    if value.get("kind").and_then(|k| k.as_str()) != Some("run") {
+        return Err(not_a_run(&format!(
+            "its kind is {}",
+            value.get("kind").unwrap_or(&serde_json::Value::Null)
+        )));
+    }
+    let run: RunResult = serde_json::from_value(value).map_err(|e| not_a_run(&e))?;
+    if run.status != Status::Complete {
+        let why = run
+            .failure
+            .as_deref()
+            .map(|f| format!(": {f}"))
+            .unwrap_or_default();
+        let status = format!("{:?}", run.status).to_lowercase();
+        return Err(format!("its result is {status}, not complete{why}"));
+    }
     if run.instructions.is_none() {
         validate::repetitions(&run.repetitions).map_err(|e| e.to_string())?;
     }
@@ -243,6 +215,33 @@ pub fn ab(args: AbArgs) -> Result<(), CliError> {
             FIGURES[..4].join(", ")
         )));
     }
+    let direction = Direction::of_figure(&figure);
+    let one_way = match args.format {
+        Format::GithubActionBenchmark => {
+            Some((Direction::BiggerIsBetter, "github-action-benchmark-smaller"))
+        }
+        Format::GithubActionBenchmarkSmaller => {
+            Some((Direction::SmallerIsBetter, "github-action-benchmark"))
+        }
+        _ => None,
+    };
+    if let Some((writes, other)) =
+        one_way.filter(|(writes, _)| args.output.is_some() && *writes != direction)
+    {
+        let way = |d| {
+            if d == Direction::BiggerIsBetter {
+                "bigger"
+            } else {
+                "smaller"
+            }
+        };
+        return Err(CliError::Usage(format!(
+            "--format {} writes only figures where {} is better, and in {figure} {} is: use --format {other}",
+            clap::ValueEnum::to_possible_value(&args.format).map_or_else(String::new, |v| v.get_name().to_string()),
+            way(writes),
+            way(direction)
+        )));
+    }
     let commands = commands(&args)?;
     let target = Target::check(args.output.as_deref())?;
     let settings = ab::Settings {
@@ -254,7 +253,7 @@ pub fn ab(args: AbArgs) -> Result<(), CliError> {
             max_runs: args.max_runs as usize,
             max_time: Some(args.max_time),
         },
-        direction: Direction::of_figure(&figure),
+        direction,
         verdict: verdict::Settings {
             min_effect: args.threshold.map_or(
                 if args.instructions {
@@ -284,16 +283,17 @@ pub fn ab(args: AbArgs) -> Result<(), CliError> {
         commands,
         figure,
         quiet: args.quiet,
+        max_time: args.max_time,
+        deadline: Instant::now() + args.max_time,
     };
     let to_stdout = matches!(target, Some(Target::Stdout));
-    // Saved from its first run on, as `run` saves from its first
-    // repetition: a session ended before then leaves an earlier file at
-    // `--output` as it was.
+    // Saved from its first run on, and once more when it ends: a failed
+    // session is written even without a run (its `failure` says why); one
+    // interrupted before its first run leaves an earlier file at
+    // `--output` as it was, as `run` does.
     let saver = Saver::new(target, args.format);
     let outcome = ab::run(&mut processes, &mut session, &mut |s| saver.ab(s));
-    if !session.runs.is_empty() {
-        saver.ab(&session);
-    }
+    saver.ab(&session);
     CliError::all(vec![
         print_or_note(&report(&session), to_stdout),
         saver.finish(),
@@ -324,10 +324,11 @@ fn commands(args: &AbArgs) -> Result<[Vec<OsString>; 2], CliError> {
             bin.display()
         )));
     }
-    if args.max_time.is_zero() {
-        return Err(CliError::Usage(
-            "--max-time 0s leaves no time for a pair; give e.g. 120s".into(),
-        ));
+    if args.max_time < Duration::from_secs(1) {
+        return Err(CliError::Usage(format!(
+            "--max-time {} leaves no time for a pair; give at least 1s (default 120s)",
+            humantime::format_duration(args.max_time)
+        )));
     }
     let side = |bin: &PathBuf, own: &[String]| -> Result<Vec<OsString>, CliError> {
         let sets: Vec<String> = args.set.iter().chain(own).cloned().collect();

@@ -1,8 +1,8 @@
 //! SIGINT and SIGTERM: the run stops at once, as before, but first the
 //! result measured so far is written, marked `interrupted`; the exit code
-//! is the shell's for the signal (130, 143). An `ab` session's run in
-//! progress (a child process) is killed first, so it does not go on
-//! measuring after the session has ended.
+//! is the shell's for the signal (130, 143). A child process in progress
+//! (an `ab` run, callgrind) is stopped first with its process group, so
+//! nothing goes on measuring after the tool has ended.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,7 +28,7 @@ pub fn install() {
             if let Some(signal) = signals.forever().next() {
                 // Release: pairs with the Acquire in `interrupted`.
                 INTERRUPTED.store(true, Ordering::Release);
-                super::ab::kill_running();
+                taskbench::child::stop_all();
                 save::interrupt_all();
                 note(&format!(
                     "interrupted by {}",
