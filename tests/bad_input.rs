@@ -284,6 +284,13 @@ fn kind_5_sweep_axes_are_each_set_once_with_distinct_values() {
         axis(" network . segment_size", "[\"8KiB\"]")
     );
     profile_refused(&spaced, &[], &["sweep[1].set", "earlier axis"]);
+    // A vertex named or numbered: one field.
+    let aliased = format!(
+        "{MAP_SINK}{}{}",
+        axis("vertices.map.parallelism", "[1, 2]"),
+        axis("vertices.1.parallelism", "[1, 3]")
+    );
+    profile_refused(&aliased, &[], &["sweep[1].set", "earlier axis"]);
     let duplicate = format!(
         "{MAP_SINK}{}",
         axis("network.segment_size", "[\"4KiB\", \"8KiB\", \"4KiB\"]")
@@ -314,6 +321,14 @@ fn kind_5_sweep_axes_are_each_set_once_with_distinct_values() {
     refused(
         &["sweep", &swept, "--set", "network.segment_size=16KiB"],
         &["--set network.segment_size=16KiB", "sweep axis"],
+    );
+    let by_index = file(
+        dir.path(),
+        &format!("{MAP_SINK}{}", axis("vertices.1.parallelism", "[1, 2]")),
+    );
+    refused(
+        &["sweep", &by_index, "--set", "vertices.map.parallelism=2"],
+        &["--set vertices.map.parallelism=2", "sweep axis"],
     );
     let reps = file(
         dir.path(),

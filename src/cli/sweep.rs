@@ -28,8 +28,10 @@ pub fn sweep(args: SweepArgs) -> Result<(), CliError> {
     let target = match Target::check(run.output.output.as_deref())? {
         Some(target) => target,
         None => Target::File(OutputFile::check(&dir.join(result_name(
+            dir,
             &profile.name,
             exporter(run.output.format).extension(),
+            std::time::SystemTime::now(),
         )?))?),
     };
     let to_stdout = matches!(target, Target::Stdout);
@@ -117,17 +119,60 @@ fn refuse_swept_overrides(
     Ok(())
 }
 
-/// The result's file name in the sweep directory: the profile's name (a
-/// validated name holds no path separator) and the time.
-fn result_name(profile: &str, extension: &str) -> Result<String, CliError> {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+/// The default result file in `dir`: the profile's name and the time to
+/// the millisecond, with `-2`, `-3`, … when a sweep of the same profile in
+/// the same millisecond already took the name (a result is never written
+/// over).
+fn result_name(
+    dir: &Path,
+    profile: &str,
+    extension: &str,
+    now: std::time::SystemTime,
+) -> Result<String, CliError> {
+    let stamp = humantime::format_rfc3339_millis(now)
         .to_string()
         .replace(':', "");
-    let name = format!("{profile}-{stamp}.{extension}");
-    if Path::new(&name).components().count() != 1 {
+    let base = format!("{profile}-{stamp}");
+    if Path::new(&base).components().count() != 1 {
         return Err(CliError::Usage(format!(
             "the profile's name '{profile}' cannot name a file"
         )));
     }
-    Ok(name)
+    let name = |n: u32| match n {
+        1 => format!("{base}.{extension}"),
+        n => format!("{base}-{n}.{extension}"),
+    };
+    let free = (1..=1000)
+        .map(name)
+        .find(|f| dir.join(f).symlink_metadata().is_err());
+    free.ok_or_else(|| {
+        CliError::Usage(format!(
+            "{}: 1000 results named {base}-N already",
+            dir.display()
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_name_already_taken_gets_the_next_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_796_000_000_123);
+        let name = || result_name(dir.path(), "p", "json", at).unwrap();
+        let first = name();
+        assert!(
+            first.starts_with("p-") && first.ends_with(".123Z.json"),
+            "{first}"
+        );
+        assert!(!first.contains(':'), "{first}");
+        std::fs::write(dir.path().join(&first), "").unwrap();
+        let second = name();
+        assert_eq!(second, first.replace(".json", "-2.json"));
+        std::os::unix::fs::symlink("nowhere", dir.path().join(&second)).unwrap();
+        assert_eq!(name(), first.replace(".json", "-3.json"));
+        assert!(result_name(dir.path(), "a/b", "json", at).is_err());
+    }
 }

@@ -47,6 +47,35 @@ pub(super) fn path_of(assignment: &str) -> Option<String> {
     )
 }
 
+/// `path` (normalised, as [`path_of`] gives it) with every array element
+/// chosen by name written as its index instead (`vertices.map.parallelism`
+/// is `vertices.1.parallelism` when `map` is the second vertex), so two
+/// spellings of one field compare equal. A part that chooses nothing in
+/// `table` is kept as written.
+pub(super) fn canonical_path(table: &toml::Table, path: &str) -> String {
+    let mut at = Some(table);
+    let mut items: Option<&Vec<toml::Value>> = None;
+    let mut out: Vec<String> = Vec::new();
+    for part in path.split('.') {
+        if let Some(list) = items.take() {
+            let index = list
+                .iter()
+                .position(|item| item.get("name").and_then(toml::Value::as_str) == Some(part))
+                .or_else(|| part.parse::<usize>().ok().filter(|&i| i < list.len()));
+            out.push(index.map_or_else(|| part.to_string(), |i| i.to_string()));
+            at = index.and_then(|i| list[i].as_table());
+            continue;
+        }
+        out.push(part.to_string());
+        match at.and_then(|t| t.get(part)) {
+            Some(toml::Value::Table(t)) => at = Some(t),
+            Some(toml::Value::Array(list)) => (at, items) = (None, Some(list)),
+            _ => at = None,
+        }
+    }
+    out.join(".")
+}
+
 /// Splits and checks `path=value`: the path's parts and the value.
 fn parse(assignment: &str) -> Result<(Vec<&str>, toml::Value), String> {
     let (path, text) = assignment

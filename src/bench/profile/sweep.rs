@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 
 use super::error::{invalid, ProfileError};
-use super::set::{path_of, value_text, MAX_PATH_PARTS};
+use super::set::{canonical_path, path_of, value_text, MAX_PATH_PARTS};
 use super::{Axis, Profile};
 
 /// The most points a sweep may have.
@@ -16,6 +16,7 @@ impl Profile {
     /// The shape of the axes: each names a path once and each value once,
     /// and together they make at most [`MAX_SWEEP_POINTS`] points.
     pub(super) fn check_axes(&self) -> Result<(), ProfileError> {
+        let table = self.base_table();
         let mut paths = HashSet::new();
         let mut points: u64 = 1;
         for (i, axis) in self.sweep.iter().enumerate() {
@@ -36,7 +37,7 @@ impl Profile {
                     "cannot sweep the sweep itself",
                 ));
             }
-            if !paths.insert(path.clone()) {
+            if !paths.insert(canonical_path(&table, &path)) {
                 return Err(invalid(
                     format!("sweep[{i}].set"),
                     format!("{path} is swept by an earlier axis too; give each field one axis"),
@@ -73,10 +74,18 @@ impl Profile {
     /// `sweep` must not also be given that field, or every point would run
     /// with the override and be labelled with its axis value.
     pub fn axis_of(&self, path: &str) -> Option<&Axis> {
-        let path = path_of(&format!("{path}="))?;
+        let table = self.base_table();
+        let canonical = |path: &str| Some(canonical_path(&table, &path_of(&format!("{path}="))?));
+        let path = canonical(path)?;
         self.sweep
             .iter()
-            .find(|axis| path_of(&format!("{}=", axis.set)).as_deref() == Some(path.as_str()))
+            .find(|axis| canonical(&axis.set).as_deref() == Some(path.as_str()))
+    }
+
+    /// This profile, less its axes, as a TOML table: what paths choose
+    /// array elements in.
+    fn base_table(&self) -> toml::Table {
+        self.without_sweep().parse().unwrap_or_default()
     }
 
     /// Checks every point as `sweep` will build it, so a bad axis is
