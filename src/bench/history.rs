@@ -215,8 +215,12 @@ impl History {
                 }
                 Ok(added)
             }
-            other => Err(HistoryError::BadResult(format!(
-                "kind {other:?}; expected \"run\" or \"sweep\""
+            Some("ab") => Err(HistoryError::BadResult(
+                "an ab session (kind \"ab\"); history keeps runs and sweeps".into(),
+            )),
+            _ => Err(HistoryError::BadResult(format!(
+                "kind {}; expected \"run\" or \"sweep\"",
+                value.get("kind").map_or("missing".into(), Value::to_string)
             ))),
         }
     }
@@ -471,6 +475,12 @@ mod tests {
             h.add(r#"{"kind": "x"}"#),
             Err(HistoryError::BadResult(_))
         ));
+        let mut says = |json: &str| h.add(json).unwrap_err().to_string();
+        assert!(says(r#"{"schema_version": 2, "kind": "ab"}"#).contains("an ab session"));
+        assert!(says(r#"{"schema_version": 2, "kind": 5}"#).contains("kind 5; expected"));
+        assert!(says(r#"{"schema_version": 2}"#).contains("kind missing; expected"));
+        assert!(says(r#"{"schema_version": "2"}"#).contains("schema_version \"2\", this"));
+        assert!(says("[]").contains("schema_version missing (the file is not a JSON object)"));
         let mut bad = run(&date(0), "abc", &[100.0]);
         bad.repetitions[0].records_per_sec = 2.0;
         let err = h.add(&serde_json::to_string(&bad).unwrap()).unwrap_err();

@@ -29,9 +29,13 @@ pub fn check_schema_version(value: &serde_json::Value) -> Result<(), String> {
     if version.is_some_and(|v| readable.contains(&v)) {
         return Ok(());
     }
+    let found = match value.get("schema_version") {
+        _ if !value.is_object() => "missing (the file is not a JSON object)".to_string(),
+        None => "missing".to_string(),
+        Some(v) => v.to_string(),
+    };
     Err(format!(
-        "schema_version {}, this taskbench reads {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}",
-        version.map_or("(none)".into(), |v| v.to_string())
+        "schema_version {found}, this taskbench reads {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}"
     ))
 }
 

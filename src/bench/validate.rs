@@ -137,6 +137,15 @@ pub fn repetitions(reps: &[Repetition]) -> Result<(), FigureError> {
                 bytes,
                 "bytes / seconds",
             )?;
+        } else {
+            // No time measured: no rate can be anything but 0.
+            for (name, value) in [
+                ("records_per_sec", r.records_per_sec),
+                ("records_per_ms", r.records_per_ms),
+                ("bytes_per_sec", r.bytes_per_sec),
+            ] {
+                rate(at(name), value, 0.0, "0 seconds")?;
+            }
         }
     }
     Ok(())
@@ -268,6 +277,20 @@ mod tests {
             Err(FigureError::OutOfRange { .. })
         ));
         assert!(matches!(repetitions(&[]), Err(FigureError::Empty { .. })));
+    }
+
+    #[test]
+    fn rates_without_a_measured_time_are_inconsistent() {
+        let mut bad = rep(3000, 0.01);
+        bad.seconds = 0.0;
+        let err = repetitions(&[bad]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "repetitions[0].records_per_sec is 300000 but 0 seconds give 0; the result was edited or is corrupt"
+        );
+        let mut none = rep(0, 1.0);
+        none.seconds = 0.0;
+        assert_eq!(repetitions(&[none]), Ok(()));
     }
 
     #[test]
