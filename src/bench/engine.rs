@@ -227,10 +227,11 @@ pub fn run_profile_with(
         summary.stall_floor_ns = floor.as_ref().and_then(Latency::of);
         if profile.checkpoint.is_some() {
             let figures = CheckpointFigures::of(&checkpoints, checkpoints_skipped);
+            // No checkpoint counted: no figure to set beside Flink's.
             if let Some(flink) = profile
                 .flink
                 .as_ref()
-                .filter(|f| f.figure == FlinkFigure::Checkpoints)
+                .filter(|f| f.figure == FlinkFigure::Checkpoints && figures.completed > 0)
             {
                 summary.flink_ratio = Some(figures.checkpoints_per_sec / 1e3 / flink.ops_per_ms);
             }

@@ -412,6 +412,14 @@ pub fn sweep_table(sweep: &SweepResult) -> String {
 
 /// The checkpoints of a run, two lines.
 fn checkpoint_lines(out: &mut String, c: &CheckpointFigures) {
+    if c.completed == 0 {
+        let _ = writeln!(
+            out,
+            "  checkpoints   none counted · {} aborted, {} skipped",
+            c.aborted, c.skipped
+        );
+        return;
+    }
     let ms = |v: f64| format!("{v:.3} ms");
     let _ = writeln!(
         out,
@@ -441,6 +449,23 @@ fn checkpoint_lines(out: &mut String, c: &CheckpointFigures) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkpoints_none_of_which_counted_print_no_figures() {
+        let mut out = String::new();
+        checkpoint_lines(&mut out, &CheckpointFigures::of(&[], 3));
+        assert_eq!(out, "  checkpoints   none counted · 0 aborted, 3 skipped\n");
+        let one = crate::checkpoint::CheckpointStats {
+            end_to_end_ns: 2_000_000,
+            ..Default::default()
+        };
+        let mut out = String::new();
+        checkpoint_lines(&mut out, &CheckpointFigures::of(&[one], 0));
+        assert!(
+            out.starts_with("  checkpoints   500.0/s: end-to-end 2.000 ms"),
+            "{out}"
+        );
+    }
 
     #[test]
     fn numbers_read_well() {
