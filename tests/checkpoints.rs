@@ -156,7 +156,7 @@ fn a_failure_while_processing_restores_exactly_once() {
         assert!(result.is_finished(), "p={p}: {:?}", result.failure);
         assert_eq!(result.restarts, 1, "p={p}");
         assert!(
-            result.recovered_failures[0].contains("FailOnce"),
+            result.recovered_failures[0].contains("fail-once"),
             "{:?}",
             result.recovered_failures
         );
@@ -449,7 +449,7 @@ fn a_checkpoint_that_cannot_be_restored_fails_the_job_naming_why() {
         assert!(
             failure.contains("restoring the latest checkpoint failed")
                 && failure.contains(says)
-                && failure.contains("FailOnce"),
+                && failure.contains("fail-once"),
             "{failure}"
         );
         assert_eq!(result.restarts, 0);

@@ -475,4 +475,46 @@ fn a_restarted_run_counts_its_throughput_over_every_attempt() {
     assert!(seconds >= 0.3, "{seconds} s leaves out the restart");
     let rate = rep["records_per_sec"].as_f64().unwrap();
     assert!((rate - 20_000.0 / seconds).abs() < 1.0, "{rate}");
+    // The table says so.
+    let table = taskbench()
+        .args([
+            "run",
+            &path,
+            "-r",
+            "1",
+            "-w",
+            "0",
+            "--set",
+            "checkpoint.restart_delay=0ms",
+        ])
+        .output()
+        .unwrap();
+    assert!(table.status.success());
+    let table = String::from_utf8(table.stdout).unwrap();
+    assert!(
+        table.contains("\n  restarts      1, each from the latest completed checkpoint"),
+        "{table}"
+    );
+    // With no restart left, the failure says how many were used.
+    let no_more = taskbench()
+        .args([
+            "run",
+            &path,
+            "-r",
+            "1",
+            "-w",
+            "0",
+            "--set",
+            "vertices.map.fail_after=5",
+        ])
+        .args(["--set", "checkpoint.restart_delay=0ms"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&no_more.get_output().stderr).to_string();
+    assert!(
+        stderr.contains(
+            "operator fail-after failed after 5 records (after 1 restart(s) from checkpoints)"
+        ),
+        "{stderr}"
+    );
 }

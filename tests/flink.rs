@@ -368,7 +368,8 @@ fn every_operator_and_edge_counts_and_checksums_as_taskbench_does() {
     assert_eq!(job.state, "FAILED");
     let failure = job.failure.unwrap();
     assert!(
-        failure.contains("even") && failure.contains("operator FailAfter failed after 100 records"),
+        failure.contains("even")
+            && failure.contains("operator fail-after failed after 100 records"),
         "{failure}"
     );
     rest.delete_jar(&jar);

@@ -176,7 +176,7 @@ fn a_failing_operator_fails_its_task_and_cancels_the_others() {
     let result = run_job(&graph, &options()).unwrap();
     let failure = result.failure.clone().expect("the job failed");
     assert!(
-        failure.contains("operator FailAfter failed after 5000 records"),
+        failure.contains("operator fail-after failed after 5000 records"),
         "{failure}"
     );
     let failed = result
@@ -195,7 +195,7 @@ fn a_failing_operator_fails_its_task_and_cancels_the_others() {
         );
         if s.state == ExecutionState::Failed {
             assert!(
-                s.cause.as_deref().unwrap_or("").contains("FailAfter"),
+                s.cause.as_deref().unwrap_or("").contains("fail-after"),
                 "{:?}",
                 s.cause
             );

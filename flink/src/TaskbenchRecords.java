@@ -281,7 +281,7 @@ final class TaskbenchRecords {
         @Override
         public T map(T record) {
             if (seen == limit) {
-                throw new IllegalStateException("operator FailAfter failed after " + seen + " records");
+                throw new IllegalStateException("operator fail-after failed after " + seen + " records");
             }
             seen++;
             return record;

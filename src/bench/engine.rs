@@ -179,7 +179,10 @@ pub fn run_profile_with(
         let wall = started.elapsed();
         if let Some(failure) = &job.failure {
             result.status = Status::Failed;
-            result.failure = Some(failure.clone());
+            result.failure = Some(match job.restarts {
+                0 => failure.clone(),
+                n => format!("{failure} (after {n} restart(s) from checkpoints)"),
+            });
             return Ok(out);
         }
         if !measured {

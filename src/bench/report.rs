@@ -75,18 +75,30 @@ pub fn table(result: &RunResult) -> String {
     if !p.description.is_empty() {
         let _ = writeln!(out, "  {}", p.description);
     }
-    let records = result.repetitions.first().map_or(0, |r| r.records);
+    let measured = match result.repetitions.first() {
+        Some(r) => format!(
+            "{} repetition(s) after {} warm-up · {} records each",
+            result.repetitions.len(),
+            result.warmup_runs,
+            thousands(r.records as f64)
+        ),
+        None => "no repetition measured".to_string(),
+    };
     let _ = writeln!(
         out,
-        "  {} task thread(s) on {} core(s) ({}{}) · {} repetition(s) after {} warm-up · {} records each",
+        "  {} task thread(s) on {} core(s) ({}{}) · {measured}",
         t.task_threads,
         t.cores_available.len(),
         t.cpu_model,
         if t.virtualized { ", VM" } else { "" },
-        result.repetitions.len(),
-        result.warmup_runs,
-        thousands(records as f64)
     );
+    let restarts: u32 = result.repetitions.iter().map(|r| r.restarts).sum();
+    if restarts > 0 {
+        let _ = writeln!(
+            out,
+            "  restarts      {restarts}, each from the latest completed checkpoint (task rows show the last attempt)"
+        );
+    }
     if let Some(f) = &result.flink {
         let _ = writeln!(
             out,

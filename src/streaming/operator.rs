@@ -335,7 +335,7 @@ pub(crate) fn push<E: From<OperatorFailure>>(
             Operator::FailAfter { limit, seen } => {
                 if *seen == *limit {
                     return Err(OperatorFailure {
-                        operator: "FailAfter",
+                        operator: "fail-after",
                         records: *seen,
                     }
                     .into());
@@ -360,7 +360,7 @@ pub(crate) fn push<E: From<OperatorFailure>>(
 
 fn fail_once(records: u64) -> OperatorFailure {
     OperatorFailure {
-        operator: "FailOnce",
+        operator: "fail-once",
         records,
     }
 }
@@ -437,7 +437,7 @@ pub(crate) fn push_values<E: From<OperatorFailure>>(
                 if passed < len as u64 {
                     len = passed as usize;
                     failure = Some(OperatorFailure {
-                        operator: "FailAfter",
+                        operator: "fail-after",
                         records: *seen,
                     });
                 }
@@ -659,7 +659,10 @@ mod tests {
         assert!(push(&mut ops, &[0; 8], &mut emit).is_ok());
         assert!(push(&mut ops, &[0; 8], &mut emit).is_ok());
         let err = push(&mut ops, &[0; 8], &mut emit).unwrap_err();
-        assert_eq!(err.to_string(), "operator FailAfter failed after 2 records");
+        assert_eq!(
+            err.to_string(),
+            "operator fail-after failed after 2 records"
+        );
         assert_eq!(passed, 2);
     }
 
