@@ -324,7 +324,7 @@ fn a_run_still_going_when_max_time_is_spent_is_stopped_with_what_it_started() {
 }
 
 #[test]
-fn a_ci_format_that_cannot_hold_the_figure_and_a_max_time_under_a_second_are_refused() {
+fn inputs_ab_cannot_use_are_refused_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ab.json");
     let out = out.to_str().unwrap();
@@ -338,6 +338,11 @@ fn a_ci_format_that_cannot_hold_the_figure_and_a_max_time_under_a_second_are_ref
             "use --format github-action-benchmark-smaller",
         ),
         (vec!["--max-time", "1ns"], "--max-time 1ns leaves no time for a pair"),
+        (vec!["--a-set", "nosuch.field=1"], "error: --a-set nosuch.field=1: unknown field"),
+        (
+            vec!["--b-set", "measure.latency=true"],
+            "records need at least 16 bytes (8 for the value, 8 for the latency timestamp) (with --b-set measure.latency=true)",
+        ),
     ] {
         taskbench()
             .arg("ab")

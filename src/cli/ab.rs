@@ -19,9 +19,11 @@ use taskbench::bench::ab::{self, AbResult, Budget, Order, Side, SideInfo, Stop};
 use taskbench::bench::builtin;
 use taskbench::bench::export::Format;
 use taskbench::bench::figures;
+use taskbench::bench::profile::shown;
 use taskbench::bench::result::{check_schema_version, RunResult, Stats, Status};
 use taskbench::bench::validate;
 use taskbench::bench::verdict::{self, Direction, Verdict};
+use taskbench::bench::ProfileError;
 
 use super::interrupt::park_if_interrupted;
 use super::save::{Saver, Target};
@@ -330,9 +332,10 @@ fn commands(args: &AbArgs) -> Result<[Vec<OsString>; 2], CliError> {
             humantime::format_duration(args.max_time)
         )));
     }
-    let side = |bin: &PathBuf, own: &[String]| -> Result<Vec<OsString>, CliError> {
+    let side = |bin: &PathBuf, own: &[String], flag: &str| -> Result<Vec<OsString>, CliError> {
         let sets: Vec<String> = args.set.iter().chain(own).cloned().collect();
-        let (profile, origin) = builtin::load(args.profile.as_deref(), &sets)?;
+        let (profile, origin) =
+            builtin::load(args.profile.as_deref(), &sets).map_err(|e| blame(e, args, own, flag))?;
         if args.figure == "latency_p99_ns" && !profile.measures_latency() {
             return Err(CliError::Usage(format!(
                 "--figure latency_p99_ns: {origin} measures no latency (set measure.latency=true)"
@@ -354,7 +357,31 @@ fn commands(args: &AbArgs) -> Result<[Vec<OsString>; 2], CliError> {
         argv.extend(["--quiet", "--output", "-", "--format", "json"].map(OsString::from));
         Ok(argv)
     };
-    Ok([side(&a_bin, &args.a_set)?, side(&b_bin, &args.b_set)?])
+    Ok([
+        side(&a_bin, &args.a_set, "--a-set")?,
+        side(&b_bin, &args.b_set, "--b-set")?,
+    ])
+}
+
+/// A side's profile error, blaming what was typed: an assignment of the
+/// side's own (`flag`, i.e. `--a-set` or `--b-set`) is named by that flag,
+/// and an error the side's assignments cause only together with the
+/// profile says which ones.
+fn blame(e: ProfileError, args: &AbArgs, own: &[String], flag: &str) -> CliError {
+    let mut message = e.to_string();
+    for s in own.iter().filter(|s| !args.set.contains(s)) {
+        let typed = format!("--set {}", shown(s));
+        if message.contains(&typed) {
+            message = message.replace(&typed, &format!("{flag} {}", shown(s)));
+            return CliError::Usage(message);
+        }
+    }
+    let without_own = builtin::load(args.profile.as_deref(), &args.set).is_ok();
+    if without_own && !own.is_empty() {
+        let given: Vec<String> = own.iter().map(|s| format!("{flag} {}", shown(s))).collect();
+        message = format!("{message} (with {})", given.join(" "));
+    }
+    CliError::Usage(message)
 }
 
 /// Every pair's ratio, then the verdict with its interval.
