@@ -8,7 +8,7 @@ use taskbench::bench::compare::{self as judge, Options};
 use taskbench::bench::input::read_regular;
 use taskbench::bench::verdict::{self, Verdict};
 
-use super::term::print;
+use super::term::print_report;
 use super::{CliError, CompareArgs};
 
 /// The largest result file `compare` reads (a run of 100 000 repetitions
@@ -38,7 +38,7 @@ pub fn compare(args: &CompareArgs) -> Result<(), CliError> {
     };
     let comparison = judge::compare((&names.0, &names.1), &baseline, &current, &options)
         .map_err(|e| CliError::Usage(e.to_string()))?;
-    print(&judge::table(&comparison))?;
+    print_report(&judge::table(&comparison))?;
     let regressions = comparison.count(Verdict::Regression);
     if regressions > 0 {
         return Err(CliError::Regression(format!(

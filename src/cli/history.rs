@@ -11,7 +11,7 @@ use taskbench::bench::history_chart;
 use taskbench::bench::output::OutputFile;
 
 use super::compare::read_result;
-use super::term::{note, print};
+use super::term::{note, print_report};
 use super::CliError;
 
 /// `taskbench history`.
@@ -125,7 +125,7 @@ fn add(db: &std::path::Path, files: &[PathBuf]) -> Result<(), CliError> {
             .map_err(|e| CliError::from(e).prefixed(&file.display().to_string()))?;
         let _ = writeln!(out, "{}: {added} figure(s) added", file.display());
     }
-    print(&out)
+    print_report(&out)
 }
 
 fn revision(e: &Entry) -> String {
@@ -207,7 +207,7 @@ fn show(
             db.display()
         );
     }
-    print(&out)?;
+    print_report(&out)?;
     for d in drawn {
         note(&format!("chart: {d}"));
     }
@@ -253,7 +253,7 @@ fn check(
     if checks.is_empty() {
         let _ = writeln!(out, "{}: no results to check", db.display());
     }
-    print(&out)?;
+    print_report(&out)?;
     if regressed.is_empty() {
         Ok(())
     } else {

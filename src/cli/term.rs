@@ -19,30 +19,43 @@ pub fn print(text: &str) -> Result<(), CliError> {
     }
 }
 
-/// Writes `text` to stdout, or to stderr when stdout carries the result.
+/// Writes a report for people (a table, a verdict) to stdout, made
+/// [`safe`].
+pub fn print_report(text: &str) -> Result<(), CliError> {
+    print(&safe(text))
+}
+
+/// Writes a report for people to stdout, or to stderr when stdout carries
+/// the result; made [`safe`] either way.
 pub fn print_or_note(text: &str, stdout_taken: bool) -> Result<(), CliError> {
     if stdout_taken {
-        let _ = std::io::stderr().write_all(text.as_bytes());
+        let _ = std::io::stderr().write_all(safe(text).as_bytes());
         Ok(())
     } else {
-        print(text)
+        print_report(text)
     }
 }
 
-/// One line on stderr; a stderr that cannot take it is ignored. Control
-/// characters other than line breaks are escaped, whatever put them in the
-/// message (a path, a TOML parser's quote of the line): a message cannot
-/// clear the terminal or move the cursor.
+/// One line on stderr, made [`safe`]; a stderr that cannot take it is
+/// ignored.
 pub fn note(line: &str) {
-    let safe: String = line
-        .chars()
+    let _ = writeln!(std::io::stderr(), "{}", safe(line));
+}
+
+/// `text` with control characters other than line breaks and tabs, and
+/// the bidirectional overrides, escaped, whatever put them there (a path,
+/// a TOML parser's quote of a line, a name read from a result file): text
+/// for a terminal cannot clear it, move the cursor or reorder what it
+/// shows.
+pub fn safe(text: &str) -> String {
+    let bidi = |c: char| matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    text.chars()
         .flat_map(|c| match c {
-            '\n' => vec![c],
-            c if c.is_control() => c.escape_default().collect(),
+            '\n' | '\t' => vec![c],
+            c if c.is_control() || bidi(c) => c.escape_default().collect(),
             c => vec![c],
         })
-        .collect();
-    let _ = writeln!(std::io::stderr(), "{safe}");
+        .collect()
 }
 
 /// A progress bar on stderr, drawn only on a terminal, outside CI, and
@@ -75,5 +88,18 @@ pub fn show_progress(bar: &ProgressBar, profile: &Profile, p: &Progress<'_>) {
             bar.set_message(format!("repetition {}/{of}", repetition + 1));
         }
         Progress::Measured(_) => bar.inc(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_for_a_terminal_cannot_steer_it() {
+        assert_eq!(
+            safe("q\u{202e}evil\x1b[31mred\u{7}\n\tok"),
+            "q\\u{202e}evil\\u{1b}[31mred\\u{7}\n\tok"
+        );
     }
 }
