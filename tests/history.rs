@@ -135,10 +135,31 @@ fn bad_results_and_options_are_bad_input() {
             .assert()
             .code(2);
     }
+    // Refused input made no database, and reading makes none either.
+    assert!(!db.exists());
     taskbench()
         .args(["history", "show", "--no-charts", "--db"])
         .arg(&db)
         .assert()
-        .success()
-        .stdout(predicate::str::contains("no results yet"));
+        .code(2)
+        .stderr(predicate::str::contains("no history there yet"));
+    assert!(!db.exists());
+    // A profile the history does not hold is named.
+    let good = write(dir.path(), "good.json", &t);
+    taskbench()
+        .args(["history", "add", "--db"])
+        .arg(&db)
+        .arg(&good)
+        .assert()
+        .success();
+    for command in ["show", "check"] {
+        taskbench()
+            .args(["history", command, "nosuch", "--db"])
+            .arg(&db)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "no results of profile 'nosuch' (it has quickstart)",
+            ));
+    }
 }

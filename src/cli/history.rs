@@ -112,11 +112,18 @@ pub fn history(args: HistoryArgs) -> Result<(), CliError> {
 }
 
 fn add(db: &std::path::Path, files: &[PathBuf]) -> Result<(), CliError> {
-    // Every file is read and checked before the database changes.
+    // Every file is read and checked (added to a history in memory) before
+    // the database is opened, let alone made or changed.
     let texts = files
         .iter()
         .map(|f| read_result(f).map(|t| (f, t)))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut trial = History::in_memory()?;
+    for (file, text) in &texts {
+        trial
+            .add(text)
+            .map_err(|e| CliError::from(e).prefixed(&file.display().to_string()))?;
+    }
     let mut h = History::open(db)?;
     let mut out = String::new();
     for (file, text) in texts {
@@ -144,7 +151,7 @@ fn show(
             dir.display()
         )));
     }
-    let h = History::open(db)?;
+    let h = open_existing(db, profile)?;
     let profiles = match profile {
         Some(p) => vec![p.to_string()],
         None => h.profiles()?,
@@ -181,16 +188,7 @@ fn show(
                 let at: Vec<usize> = check.changes.iter().map(|c| c.point.index).collect();
                 let svg = history_chart::trend(&format!("{p} · {f}"), &entries, &at)
                     .map_err(CliError::Failed)?;
-                let name: String = format!("{p}-{f}")
-                    .chars()
-                    .map(|c| {
-                        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                            c
-                        } else {
-                            '-'
-                        }
-                    })
-                    .collect();
+                let name = chart_name(&format!("{p}-{f}"));
                 std::fs::create_dir_all(dir).map_err(|e| {
                     CliError::Failed(format!("cannot create {}: {e}", dir.display()))
                 })?;
@@ -214,12 +212,71 @@ fn show(
     Ok(())
 }
 
+/// A history to read: one that exists (reading never makes one), holding
+/// `profile` if one is named.
+fn open_existing(db: &std::path::Path, profile: Option<&str>) -> Result<History, CliError> {
+    if db.symlink_metadata().is_err() {
+        let parent = db.parent().filter(|d| !d.as_os_str().is_empty());
+        return Err(CliError::Usage(
+            match parent.and_then(taskbench::files::directory_problem) {
+                Some(problem) => format!("--db {}: {problem}", db.display()),
+                None => format!(
+                    "{}: no history there yet (taskbench history add RESULT.json starts one)",
+                    db.display()
+                ),
+            },
+        ));
+    }
+    let h = History::open(db)?;
+    if let Some(p) = profile {
+        let known = h.profiles()?;
+        if !known.iter().any(|k| k == p) {
+            return Err(CliError::Usage(format!(
+                "{}: no results of profile '{}' (it has {})",
+                db.display(),
+                p,
+                if known.is_empty() {
+                    "none yet".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    Ok(h)
+}
+
+/// A chart's file name for `label`: letters, digits, `_` and `-` kept,
+/// anything else a `-`, and then, so that labels told apart only by what
+/// was replaced (`x y`, `x.y`) do not share a file, 8 hex digits of the
+/// label's hash.
+fn chart_name(label: &str) -> String {
+    let plain: String = label
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if plain == label {
+        return plain;
+    }
+    // FNV-1a: stable across builds, unlike std's hasher.
+    let hash = label.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    format!("{plain}-{hash:08x}")
+}
+
 fn check(
     db: &std::path::Path,
     profile: Option<&str>,
     settings: changepoint::Settings,
 ) -> Result<(), CliError> {
-    let h = History::open(db)?;
+    let h = open_existing(db, profile)?;
     let checks = h.check_all(profile, settings)?;
     let mut out = String::new();
     let mut regressed = Vec::new();
@@ -261,5 +318,22 @@ fn check(
             "the newest regime is a regression in {}",
             regressed.join(", ")
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_names_of_different_labels_differ() {
+        assert_eq!(
+            chart_name("quickstart-records_per_sec"),
+            "quickstart-records_per_sec"
+        );
+        let names: Vec<String> = ["x y-f", "x.y-f", "x-y-f"].map(chart_name).to_vec();
+        assert!(names[0].starts_with("x-y-f-") && names[1].starts_with("x-y-f-"));
+        assert_eq!(names[2], "x-y-f");
+        assert!(names[0] != names[1] && names[0] != names[2] && names[1] != names[2]);
     }
 }
