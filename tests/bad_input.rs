@@ -156,6 +156,10 @@ fn kind_1_what_would_panic_or_abort_is_refused() {
         &["demo", "--channels", "65536", "--record-size", "1048576"],
         &["spill buffers"],
     );
+    refused(
+        &["demo", "--channels", "65536", "--segment-size", "1048576"],
+        &["need 64.0 GiB of network memory; at most 4.0 GiB"],
+    );
 }
 
 #[test]
@@ -422,11 +426,25 @@ fn kind_11_messages_say_what_is_accepted_and_blame_what_was_typed() {
 }
 
 #[test]
-fn a_large_record_runs_in_the_demo() {
+fn a_large_record_and_many_channels_run_in_the_demo() {
     taskbench()
         .args(["demo", "--record-size", "2000000", "--records", "20"])
         .assert()
         .success();
+    // Past the default 2048 segments: the demo maps what its pool needs.
+    taskbench()
+        .args([
+            "demo",
+            "--channels",
+            "8192",
+            "--records",
+            "50000",
+            "--record-size",
+            "8",
+        ])
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("pools full            true"));
 }
 
 #[test]
@@ -519,6 +537,11 @@ fn checkpoint_network_and_history_inputs_are_refused_by_name() {
         MAP_SINK,
         &["checkpoint.dir=\"a\\u0000b\""],
         &["checkpoint.dir", "NUL"],
+    );
+    profile_refused(
+        MAP_SINK,
+        &["checkpoint.dir=\"ck\\u001b[2J\""],
+        &["checkpoint.dir", "control character"],
     );
     // Only creating it tells: the run's first job, still exit 2.
     refused(

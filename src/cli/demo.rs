@@ -3,7 +3,11 @@
 use bytesize::ByteSize;
 use taskbench::bench::channel::{run_channel, ChannelRun, ChannelRunError};
 use taskbench::bench::profile::MAX_SPILL;
+use taskbench::memory::BufferPool;
 use taskbench::network::Partitioner;
+
+/// The most network memory `demo` maps (and faults in) for its channels.
+const MAX_DEMO_MEMORY: u64 = 4 << 30;
 
 use super::term::print;
 use super::{CliError, DemoArgs};
@@ -29,6 +33,21 @@ pub fn demo(args: &DemoArgs) -> Result<(), CliError> {
         ..ChannelRun::default()
     };
     run.network.memory.segment_size = args.segment_size as usize;
+    // As many segments as the writer's pool needs for its channels (at
+    // least the default count): `--channels` up to its limit runs.
+    let (needed, _) = BufferPool::default_bounds(args.channels);
+    let total = needed.max(run.network.memory.total_segments);
+    let memory = u64::from(total) * args.segment_size;
+    if memory > MAX_DEMO_MEMORY {
+        return Err(CliError::Usage(format!(
+            "--channels {} with --segment-size {} need {} of network memory; at most {}: use fewer channels or smaller segments",
+            args.channels,
+            args.segment_size,
+            ByteSize::b(memory).display().iec(),
+            ByteSize::b(MAX_DEMO_MEMORY).display().iec()
+        )));
+    }
+    run.network.memory.total_segments = total;
     run.network.max_record_size = run.network.max_record_size.max(run.record_size);
     let report = run_channel(&run).map_err(|e| match e {
         ChannelRunError::Failed(why) => CliError::Failed(why),

@@ -180,6 +180,12 @@ impl Profile {
             if let Some(problem) = crate::files::directory_problem(dir) {
                 return Err(invalid("checkpoint.dir", problem));
             }
+            if dir.to_string_lossy().chars().any(char::is_control) {
+                return Err(invalid(
+                    "checkpoint.dir",
+                    "contains a control character; name a directory without one",
+                ));
+            }
         }
         Ok(())
     }
