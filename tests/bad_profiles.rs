@@ -193,6 +193,14 @@ fn out_of_range_values_are_refused_naming_the_field() {
         &[],
         &["sweep point network.segment_size=3KiB", "power of two"],
     );
+    // A value the field cannot take, named as the axis's, not as a --set.
+    refused(
+        Some(&format!(
+            "{MAP_SINK}[[sweep]]\nset = \"records.batch\"\nvalues = [1, \"x\"]\n"
+        )),
+        &[],
+        &["sweep point records.batch=x: invalid type: string \"x\""],
+    );
 }
 
 #[test]

@@ -22,7 +22,7 @@ pub enum FigureError {
         field: String,
     },
     /// NaN, infinite, negative (or zero where a ratio is taken).
-    #[error("{field} is {value}, out of range: {why}")]
+    #[error("{field} is {}, out of range: {why}", compact(*value))]
     OutOfRange {
         /// Where.
         field: String,
@@ -33,7 +33,9 @@ pub enum FigureError {
     },
     /// A rate that does not follow from the counts it is a rate of.
     #[error(
-        "{field} is {value} but {counts} give {expected}; the result was edited or is corrupt"
+        "{field} is {} but {counts} give {}; the result was edited or is corrupt",
+        compact(*value),
+        compact(*expected)
     )]
     Inconsistent {
         /// Where.
@@ -45,6 +47,16 @@ pub enum FigureError {
         /// Which counts, e.g. `records / seconds`.
         counts: &'static str,
     },
+}
+
+/// `v` as written, or in exponent form when that would run past 15
+/// digits (a figure of 1e308 is not 309 digits of message).
+fn compact(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
 }
 
 /// Checks values a ratio will be taken of: finite and positive.
@@ -277,6 +289,14 @@ mod tests {
             Err(FigureError::OutOfRange { .. })
         ));
         assert!(matches!(repetitions(&[]), Err(FigureError::Empty { .. })));
+    }
+
+    #[test]
+    fn huge_and_tiny_figures_are_shown_in_exponent_form() {
+        assert_eq!(compact(1e308), "1e308");
+        assert_eq!(compact(-2.5e-9), "-2.5e-9");
+        assert_eq!(compact(300_000.0), "300000");
+        assert_eq!(compact(f64::NAN), "NaN");
     }
 
     #[test]

@@ -53,13 +53,24 @@ pub enum ProfileError {
         message: String,
     },
     /// A point of the sweep is not a valid profile.
-    #[error("sweep point {point}: {source}")]
+    #[error("sweep point {point}: {}", without_set_prefix(source, point))]
     SweepPoint {
         /// The point's assignments.
         point: String,
         /// Why it is refused.
         source: Box<ProfileError>,
     },
+}
+
+/// `source`'s message less a leading `--set ASSIGNMENT: ` naming one of
+/// the sweep point's assignments: the point applies its values the way
+/// `--set` does, but the user typed an axis, not a `--set`.
+fn without_set_prefix(source: &ProfileError, point: &str) -> String {
+    let message = source.to_string();
+    point
+        .split(' ')
+        .find_map(|a| message.strip_prefix(&format!("--set {}: ", shown(a))))
+        .map_or_else(|| message.clone(), str::to_string)
 }
 
 /// The most characters of a user's text a message repeats.
