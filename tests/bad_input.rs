@@ -300,6 +300,20 @@ fn kind_5_sweep_axes_are_each_set_once_with_distinct_values() {
         axis("network.segment_size", "[\"4KiB\", \"8KiB\", \"4KiB\"]")
     );
     profile_refused(&duplicate, &[], &["sweep[0].values", "4KiB is given twice"]);
+    // One value written two ways runs one job under two labels.
+    let spelled = format!(
+        "{MAP_SINK}{}",
+        axis("network.segment_size", "[\"8KiB\", 8192]")
+    );
+    profile_refused(
+        &spelled,
+        &[],
+        &[
+            "network.segment_size=8KiB",
+            "network.segment_size=8192",
+            "run the same job",
+        ],
+    );
     let many = format!(
         "{MAP_SINK}{}{}{}",
         axis(

@@ -87,11 +87,32 @@ impl Exporter for Csv {
         }))
     }
 
-    /// One row per run: index, side, figure, seconds into the session.
+    /// One row per run: its 0-based index, side, figure and end time,
+    /// the 1-based pair it belongs to (as the table numbers pairs; empty
+    /// for a run left unpaired) and the session's status, so a file of a
+    /// failed or interrupted session is not read as a complete one.
     fn ab(&self, result: &AbResult) -> String {
+        let pair_of = |index: usize| {
+            result
+                .pairs
+                .iter()
+                .position(|p| p.a == index || p.b == index)
+                .map_or_else(String::new, |i| (i + 1).to_string())
+        };
+        let status = serde_json::to_value(result.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
         let mut out = csv::Writer::from_writer(Vec::new());
         let written = out
-            .write_record(["index", "side", &result.figure, "elapsed_secs"])
+            .write_record([
+                "index",
+                "side",
+                &result.figure,
+                "elapsed_secs",
+                "pair",
+                "session_status",
+            ])
             .and_then(|()| {
                 for r in &result.runs {
                     out.write_record([
@@ -99,6 +120,8 @@ impl Exporter for Csv {
                         format!("{:?}", r.side),
                         r.figure.to_string(),
                         format!("{:.3}", r.elapsed_secs),
+                        pair_of(r.index),
+                        status.clone(),
                     ])?;
                 }
                 Ok(())
@@ -116,6 +139,38 @@ impl Exporter for Csv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::ab::{AbRun, Pair, Settings, Side};
+    use crate::bench::result::Status;
+
+    #[test]
+    fn ab_rows_name_their_pair_and_the_sessions_status() {
+        let mut r = AbResult::new("records_per_sec", Settings::default());
+        for (index, side) in [Side::A, Side::B, Side::B].into_iter().enumerate() {
+            r.runs.push(AbRun {
+                index,
+                side,
+                figure: 1e6 + index as f64,
+                elapsed_secs: index as f64,
+            });
+        }
+        r.pairs.push(Pair {
+            a: 0,
+            b: 1,
+            ratio: 1.0,
+        });
+        r.status = Status::Failed;
+        let text = Csv.ab(&r);
+        let rows: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            rows,
+            [
+                "index,side,records_per_sec,elapsed_secs,pair,session_status",
+                "0,A,1000000,0.000,1,failed",
+                "1,B,1000001,1.000,1,failed",
+                "2,B,1000002,2.000,,failed",
+            ]
+        );
+    }
 
     #[test]
     fn fields_with_commas_or_quotes_are_quoted() {

@@ -3,7 +3,7 @@
 //! a value given twice, or a path a `--set` also sets is refused, since
 //! each would run a point other than the one its label names.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use super::error::{invalid, ProfileError};
 use super::set::{canonical_path, path_of, value_text, MAX_PATH_PARTS};
@@ -95,12 +95,25 @@ impl Profile {
             return Ok(());
         }
         let base = self.without_sweep();
+        let mut jobs: HashMap<String, String> = HashMap::new();
         for point in self.sweep_points() {
-            self.point(&base, &point)
+            let label = point.join(" ");
+            let at = self
+                .point(&base, &point)
                 .map_err(|e| ProfileError::SweepPoint {
-                    point: point.join(" "),
+                    point: label.clone(),
                     source: Box::new(e),
                 })?;
+            // Two spellings of one value (`"8B"` and `8`) pass the text
+            // check above but run the same job twice under two labels.
+            if let Some(earlier) = jobs.insert(at.without_sweep(), label.clone()) {
+                return Err(invalid(
+                    "sweep",
+                    format!(
+                        "points {earlier} and {label} run the same job (one value written two ways); give each value once"
+                    ),
+                ));
+            }
         }
         Ok(())
     }
