@@ -557,6 +557,18 @@ fn checkpoint_network_and_history_inputs_are_refused_by_name() {
         &["checkpoint.dir=\"ck\\u001b[2J\""],
         &["checkpoint.dir", "control character"],
     );
+    // Short enough to create, too long for the files under it.
+    let long = format!("/tmp/{}", vec!["c".repeat(200); 20].join("/"));
+    profile_refused(
+        MAP_SINK,
+        &[&format!("checkpoint.dir={long:?}")],
+        &["checkpoint.dir", "bytes long", "limit of 4096 bytes"],
+    );
+    profile_refused(
+        MAP_SINK,
+        &["checkpoint.tolerable_failed_checkpoints=1000001"],
+        &["checkpoint.tolerable_failed_checkpoints", "0 to 1000000"],
+    );
     // Only creating it tells: the run's first job, still exit 2.
     refused(
         &[

@@ -41,13 +41,14 @@ fn profile_file(dir: &Path, name: &str, text: &str) -> String {
 }
 
 /// Runs `validate` and `run` on `text` with `overrides`: both exit 2 with
-/// one message containing every `expected` part.
-fn refused(text: Option<&str>, overrides: &[&str], expected: &[&str]) {
+/// one message containing every `expected` part, which is returned.
+fn refused(text: Option<&str>, overrides: &[&str], expected: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = match text {
         Some(text) => profile_file(dir.path(), "p.toml", text),
         None => dir.path().join("missing.toml").display().to_string(),
     };
+    let mut message = String::new();
     for command in ["validate", "run"] {
         let mut cmd = taskbench();
         cmd.args([command, path.as_str()]);
@@ -64,7 +65,9 @@ fn refused(text: Option<&str>, overrides: &[&str], expected: &[&str]) {
             );
         }
         assert!(!stderr.contains("panicked"), "{stderr}");
+        message = stderr;
     }
+    message
 }
 
 #[test]
@@ -201,6 +204,17 @@ fn out_of_range_values_are_refused_naming_the_field() {
         &[],
         &["sweep point records.batch=x: invalid type: string \"x\""],
     );
+    // A file's value that only one point makes wrong: named by field, not
+    // by a line of the profile as the point rewrote it.
+    let out = refused(
+        Some(&format!(
+            "{MAP_SINK}[checkpoint]\nmode = \"aligned\"\naligned_timeout = \"1ms\"\n\
+             [[sweep]]\nset = \"checkpoint.mode\"\nvalues = [\"aligned\", \"unaligned\"]\n"
+        )),
+        &[],
+        &["sweep point checkpoint.mode=unaligned: checkpoint.aligned_timeout: only an aligned"],
+    );
+    assert!(!out.contains(", line "), "{out}");
 }
 
 #[test]

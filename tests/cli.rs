@@ -518,3 +518,40 @@ fn a_restarted_run_counts_its_throughput_over_every_attempt() {
         "{stderr}"
     );
 }
+
+#[test]
+fn checkpoints_failing_past_the_tolerable_number_fail_the_run_naming_why() {
+    // The slow sink keeps the job back-pressured, so an aligned checkpoint
+    // takes tens of milliseconds: with a 1 ms timeout checkpoints expire.
+    let run = |extra: &[&str]| {
+        taskbench()
+            .args([
+                "run",
+                "checkpoint-single-input-aligned",
+                "-r",
+                "1",
+                "-w",
+                "0",
+            ])
+            .args(["--set", "records.duration=\"300ms\"", "--quiet"])
+            .args(["--set", "checkpoint.timeout=1ms"])
+            .args(extra.iter().flat_map(|s| ["--set", s]))
+            .output()
+            .unwrap()
+    };
+    // Flink's default tolerates none: the first expired one fails the run.
+    let failed = run(&[]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        stderr.contains("checkpoint-coordinator: checkpoint")
+            && stderr.contains("expired after 1ms")
+            && stderr.contains("checkpoint.tolerable_failed_checkpoints"),
+        "{stderr}"
+    );
+    // Tolerating them, the run ends, every checkpoint aborted and counted.
+    let tolerated = run(&["checkpoint.tolerable_failed_checkpoints=1000000"]);
+    assert!(tolerated.status.success(), "{tolerated:?}");
+    let table = String::from_utf8_lossy(&tolerated.stdout);
+    assert!(table.contains(" aborted"), "{table}");
+}

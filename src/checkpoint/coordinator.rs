@@ -8,6 +8,7 @@
 //! [`CheckpointResponder`]: super::CheckpointResponder
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -48,6 +49,47 @@ pub struct CheckpointingConfig {
     pub options: CheckpointOptions,
     /// How a failed job restarts.
     pub restart: RestartStrategy,
+    /// Checkpoints that may fail in a row (expired, or their files could
+    /// not be written) before the job fails (Flink's
+    /// `execution.checkpointing.tolerable-failed-checkpoints`, default 0:
+    /// the first such failure fails the job, which then restarts as
+    /// `restart` says). Checkpoints aborted because a task finished or
+    /// failed, a newer one superseded them or the job ended never count.
+    pub tolerable_failures: u32,
+}
+
+/// Why a checkpoint was aborted (Flink's `CheckpointFailureReason`, the
+/// kinds taskbench has).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointFailureReason {
+    /// Not complete within the checkpoint timeout (`CHECKPOINT_EXPIRED`).
+    Expired,
+    /// A task's file could not be written (`CHECKPOINT_ASYNC_EXCEPTION`).
+    AsyncFailed,
+    /// `_metadata` could not be written (`FINALIZE_CHECKPOINT_FAILURE`).
+    FinalizeFailed,
+    /// A task finished before its part was complete
+    /// (`CHECKPOINT_DECLINED_TASK_CLOSING`).
+    TaskClosing,
+    /// A newer checkpoint replaced it (`CHECKPOINT_SUBSUMED`).
+    Subsumed,
+    /// A task ended without acknowledging: the job is going down
+    /// (`TASK_FAILURE`).
+    TaskEnded,
+    /// The job ended first (`CHECKPOINT_COORDINATOR_SHUTDOWN`).
+    JobEnding,
+}
+
+impl CheckpointFailureReason {
+    /// Whether it counts against
+    /// [`tolerable_failures`](CheckpointingConfig::tolerable_failures), as
+    /// Flink's `CheckpointFailureManager` counts it.
+    pub fn counts(self) -> bool {
+        matches!(
+            self,
+            Self::Expired | Self::AsyncFailed | Self::FinalizeFailed
+        )
+    }
 }
 
 impl Default for CheckpointingConfig {
@@ -58,6 +100,7 @@ impl Default for CheckpointingConfig {
             min_pause: Duration::ZERO,
             options: CheckpointOptions::default(),
             restart: RestartStrategy::None,
+            tolerable_failures: 0,
         }
     }
 }
@@ -82,7 +125,9 @@ pub enum CheckpointMessage {
         task: TaskKey,
         /// The checkpoint.
         id: u64,
-        /// Why.
+        /// What kind of failure.
+        failure: CheckpointFailureReason,
+        /// Why, in words.
         reason: String,
     },
     /// Trigger a checkpoint now (if none is pending).
@@ -156,6 +201,8 @@ struct Pending {
 pub struct CheckpointCoordinator {
     sender: Sender<CheckpointMessage>,
     thread: Option<JoinHandle<Vec<CheckpointStats>>>,
+    /// Set once checkpoint failures passed the tolerable number.
+    job_failure: std::sync::Arc<OnceLock<String>>,
 }
 
 /// The channel tasks acknowledge through; create it before the tasks, start
@@ -175,10 +222,14 @@ impl CheckpointCoordinator {
         first_id: u64,
         (sender, receiver): (Sender<CheckpointMessage>, Receiver<CheckpointMessage>),
     ) -> Self {
+        let job_failure = std::sync::Arc::new(OnceLock::new());
+        let fail_job = job_failure.clone();
         let thread = std::thread::Builder::new()
             .name("checkpoint-coordinator".into())
             .spawn(move || {
                 Loop {
+                    fail_job,
+                    failed_in_a_row: 0,
                     config,
                     storage,
                     tasks,
@@ -197,7 +248,15 @@ impl CheckpointCoordinator {
         Self {
             sender,
             thread: Some(thread),
+            job_failure,
         }
+    }
+
+    /// Why the job must fail, once more checkpoints failed in a row than
+    /// it tolerates (Flink's `CheckpointFailureManager` failing the job);
+    /// the caller cancels the job and lets its restart strategy act.
+    pub fn job_failure(&self) -> Option<String> {
+        self.job_failure.get().cloned()
     }
 
     /// Asks for a checkpoint now.
@@ -225,6 +284,9 @@ impl Drop for CheckpointCoordinator {
 }
 
 struct Loop {
+    fail_job: std::sync::Arc<OnceLock<String>>,
+    /// Counted failures since the last completed checkpoint.
+    failed_in_a_row: u32,
     config: CheckpointingConfig,
     storage: Arc<CheckpointStorage>,
     tasks: Vec<CoordinatedTask>,
@@ -256,9 +318,14 @@ impl Loop {
                     stored,
                     async_ns,
                 }) => self.acknowledge(*snapshot, metrics, stored, async_ns),
-                Ok(CheckpointMessage::Decline { task, id, reason }) => {
+                Ok(CheckpointMessage::Decline {
+                    task,
+                    id,
+                    failure,
+                    reason,
+                }) => {
                     if self.pending.as_ref().is_some_and(|p| p.id == id) {
-                        self.abort(format!("{task} declined: {reason}"));
+                        self.abort(failure, format!("{task} declined: {reason}"));
                     }
                 }
                 Ok(CheckpointMessage::Trigger) => self.trigger(),
@@ -271,12 +338,15 @@ impl Loop {
                         .as_ref()
                         .is_some_and(|p| !p.acks.contains_key(&task));
                     if waits_on_it {
-                        self.abort(format!("{task} ended before acknowledging"));
+                        self.abort(
+                            CheckpointFailureReason::TaskEnded,
+                            format!("{task} ended before acknowledging"),
+                        );
                     }
                 }
                 Ok(CheckpointMessage::Stop) | Err(RecvTimeoutError::Disconnected) => {
                     if self.pending.is_some() {
-                        self.abort("the job ended".into());
+                        self.abort(CheckpointFailureReason::JobEnding, "the job ended".into());
                     }
                     return self.stats;
                 }
@@ -285,7 +355,10 @@ impl Loop {
             let now = Instant::now();
             if let Some(p) = &self.pending {
                 if now.duration_since(p.triggered) >= self.config.timeout {
-                    self.abort(format!("expired after {:?}", self.config.timeout));
+                    self.abort(
+                        CheckpointFailureReason::Expired,
+                        format!("expired after {:?}", self.config.timeout),
+                    );
                 }
             }
             if self.next_trigger().is_some_and(|at| at <= now) {
@@ -398,7 +471,10 @@ impl Loop {
                 pending.stored.insert(task, stored);
                 pending.acks.insert(task, snapshot);
             }
-            Err(e) => self.abort(format!("storing finished {task}: {e}")),
+            Err(e) => self.abort(
+                CheckpointFailureReason::AsyncFailed,
+                format!("storing finished {task}: {e}"),
+            ),
         }
     }
 
@@ -445,7 +521,10 @@ impl Loop {
             // A checkpoint a source induced itself: the first
             // acknowledgement opens it (a newer one supersedes the last).
             if self.pending.is_some() {
-                self.abort(format!("superseded by induced checkpoint {id}"));
+                self.abort(
+                    CheckpointFailureReason::Subsumed,
+                    format!("superseded by induced checkpoint {id}"),
+                );
             }
             if !self.ended.is_empty() {
                 return self.storage.discard(id);
@@ -482,10 +561,13 @@ impl Loop {
             tasks: pending.acks,
         };
         if let Err(e) = self.storage.complete(checkpoint, &pending.stored) {
-            stats.failure = Some(format!("completing: {e}"));
+            let reason = format!("completing: {e}");
+            self.count_failure(id, CheckpointFailureReason::FinalizeFailed, &reason);
+            stats.failure = Some(reason);
             self.storage.discard(id);
             self.notify(Mail::NotifyCheckpointAborted { id });
         } else {
+            self.failed_in_a_row = 0;
             self.notify(Mail::NotifyCheckpointComplete { id });
         }
         let end = Instant::now();
@@ -494,10 +576,28 @@ impl Loop {
         self.last_end = Some(end);
     }
 
-    fn abort(&mut self, reason: String) {
+    /// Counts a failure of checkpoint `id` against the tolerable number;
+    /// past it, the job fails with `reason`.
+    fn count_failure(&mut self, id: u64, failure: CheckpointFailureReason, reason: &str) {
+        if !failure.counts() {
+            return;
+        }
+        self.failed_in_a_row += 1;
+        let tolerable = self.config.tolerable_failures;
+        if self.failed_in_a_row > tolerable {
+            let _ = self.fail_job.set(format!(
+                "checkpoint {id} failed, {} in a row where {tolerable} are tolerated \
+                 (checkpoint.tolerable_failed_checkpoints): {reason}",
+                self.failed_in_a_row
+            ));
+        }
+    }
+
+    fn abort(&mut self, failure: CheckpointFailureReason, reason: String) {
         let Some(pending) = self.pending.take() else {
             return;
         };
+        self.count_failure(pending.id, failure, &reason);
         self.storage.discard(pending.id);
         self.notify(Mail::NotifyCheckpointAborted { id: pending.id });
         let end = Instant::now();
@@ -514,5 +614,90 @@ impl Loop {
             // A task that ended meanwhile has a closed mailbox.
             let _ = t.mailbox.put_first(mail);
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sync::Parker;
+
+    /// A coordinator over one source task whose mailbox the test holds,
+    /// tolerating `tolerable` failed checkpoints in a row.
+    fn coordinator(tolerable: u32) -> (CheckpointCoordinator, Sender<CheckpointMessage>) {
+        let (sender, receiver) = channel();
+        let task = CoordinatedTask {
+            task: TaskKey {
+                vertex: 0,
+                subtask: 0,
+            },
+            mailbox: Arc::new(TaskMailbox::new(16, Arc::new(Parker::new()))),
+            source: true,
+        };
+        let config = CheckpointingConfig {
+            tolerable_failures: tolerable,
+            ..CheckpointingConfig::default()
+        };
+        let c = CheckpointCoordinator::start(
+            config,
+            Arc::new(CheckpointStorage::memory()),
+            vec![task.clone()],
+            Instant::now(),
+            1,
+            (sender.clone(), receiver),
+        );
+        (c, sender)
+    }
+
+    fn decline(sender: &Sender<CheckpointMessage>, id: u64, failure: CheckpointFailureReason) {
+        sender
+            .send(CheckpointMessage::Decline {
+                task: TaskKey {
+                    vertex: 0,
+                    subtask: 0,
+                },
+                id,
+                failure,
+                reason: format!("{failure:?}"),
+            })
+            .unwrap();
+    }
+
+    /// Triggers checkpoint `id`, has it declined with `failure`, and
+    /// returns the job's failure once the coordinator dealt with it (its
+    /// statistics list the abort, read after stopping).
+    fn fail_checkpoints(tolerable: u32, failures: &[CheckpointFailureReason]) -> Option<String> {
+        let (c, sender) = coordinator(tolerable);
+        for (i, &failure) in failures.iter().enumerate() {
+            c.trigger();
+            decline(&sender, i as u64 + 1, failure);
+        }
+        // Messages are handled in order: once Stop returns, every decline
+        // was counted.
+        let job_failure = c.job_failure.clone();
+        let stats = c.stop();
+        assert_eq!(stats.len(), failures.len(), "{stats:?}");
+        assert!(stats.iter().all(|s| s.failure.is_some()), "{stats:?}");
+        job_failure.get().cloned()
+    }
+
+    #[test]
+    fn checkpoint_failures_past_the_tolerable_number_fail_the_job() {
+        use CheckpointFailureReason::*;
+        // Flink's default, 0: the first counted failure fails the job.
+        let cause = fail_checkpoints(0, &[AsyncFailed]).expect("the job fails");
+        assert!(
+            cause.contains("checkpoint 1 failed") && cause.contains("AsyncFailed"),
+            "{cause}"
+        );
+        // Tolerating 2: the third in a row does.
+        assert_eq!(fail_checkpoints(2, &[Expired, AsyncFailed]), None);
+        let cause = fail_checkpoints(2, &[Expired, AsyncFailed, Expired]).unwrap();
+        assert!(cause.contains("checkpoint 3 failed, 3 in a row"), "{cause}");
+        // What Flink does not count never fails the job.
+        assert_eq!(
+            fail_checkpoints(0, &[TaskClosing, Subsumed, TaskEnded, JobEnding]),
+            None
+        );
     }
 }

@@ -27,8 +27,8 @@ pub use barrier::{
     Alignment, CancelCheckpointMarker, CheckpointBarrier, CheckpointOptions, CheckpointType,
 };
 pub use coordinator::{
-    channel, CheckpointCoordinator, CheckpointMessage, CheckpointStats, CheckpointingConfig,
-    CoordinatedTask, RestartStrategy,
+    channel, CheckpointCoordinator, CheckpointFailureReason, CheckpointMessage, CheckpointStats,
+    CheckpointingConfig, CoordinatedTask, RestartStrategy,
 };
 pub use responder::{AsyncCheckpointWriters, CheckpointResponder};
 pub use snapshot::{ChannelState, StateError, StateReader, StateWriter, TaskKey, TaskSnapshot};

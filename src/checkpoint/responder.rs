@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use super::coordinator::CheckpointMessage;
+use super::coordinator::{CheckpointFailureReason, CheckpointMessage};
 use super::snapshot::{TaskKey, TaskSnapshot};
 use super::storage::{CheckpointStorage, StoredTask};
 use super::task_state::TaskCheckpointMetrics;
@@ -106,10 +106,11 @@ impl CheckpointResponder {
     }
 
     /// Declines checkpoint `id` (Flink's `declineCheckpoint`).
-    pub fn decline(&self, task: TaskKey, id: u64, reason: &str) {
+    pub fn decline(&self, task: TaskKey, id: u64, failure: CheckpointFailureReason, reason: &str) {
         let _ = self.coordinator.send(CheckpointMessage::Decline {
             task,
             id,
+            failure,
             reason: reason.to_string(),
         });
     }
@@ -239,6 +240,7 @@ fn persist(
         Err(e) => CheckpointMessage::Decline {
             task: snapshot.task,
             id: snapshot.checkpoint_id,
+            failure: CheckpointFailureReason::AsyncFailed,
             reason: format!("the async part failed: {e}"),
         },
     };
@@ -302,8 +304,14 @@ mod tests {
         responder.acknowledge(snapshot(5, 0), TaskCheckpointMetrics::default());
         writers.unwrap().stop();
         match rx.try_recv().unwrap() {
-            CheckpointMessage::Decline { id, reason, .. } => {
+            CheckpointMessage::Decline {
+                id,
+                failure,
+                reason,
+                ..
+            } => {
                 assert_eq!(id, 5);
+                assert_eq!(failure, CheckpointFailureReason::AsyncFailed);
                 assert!(reason.contains("chk-5"), "{reason}");
             }
             other => panic!("{other:?}"),

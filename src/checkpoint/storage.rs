@@ -139,7 +139,7 @@ impl CheckpointStorage {
             CheckpointStorage::Memory(_) => Ok(StoredTask::in_memory(snapshot)),
             CheckpointStorage::Directory(root) => {
                 let dir = Self::checkpoint_dir(root, snapshot.checkpoint_id);
-                fs::create_dir_all(&dir).map_err(io(&dir))?;
+                create_real_dir(&dir)?;
                 let path = dir.join(format!("{}.bin", snapshot.task));
                 let bytes = snapshot.encode();
                 write_synced(&path, &bytes)?;
@@ -338,8 +338,37 @@ fn content_crc(file: &[u8]) -> u32 {
     crc32fast::hash(&file[..file.len().saturating_sub(4)])
 }
 
+/// Creates checkpoint directory `dir` unless it is one already; anything
+/// else there (a symbolic link to a directory elsewhere, a file) is
+/// refused, so files are only ever written inside the run's own tree.
+fn create_real_dir(dir: &Path) -> Result<(), StorageError> {
+    match fs::create_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(io(dir)(e)),
+        _ => {}
+    }
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(io(dir)(std::io::Error::other("not a directory of its own"))),
+        Err(e) => Err(io(dir)(e)),
+    }
+}
+
+/// Writes `bytes` as a new file at `path` and fsyncs it. Whatever the
+/// name held is unlinked first, never opened: a FIFO there would block
+/// the writer for good and a symbolic link would write over its target.
+/// The file is then created exclusively (`O_EXCL`), so a name taken again
+/// in between is an error naming the file rather than a file written
+/// through.
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), StorageError> {
-    let mut file = fs::File::create(path).map_err(io(path))?;
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(path)(e)),
+        _ => {}
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(io(path))?;
     file.write_all(bytes).map_err(io(path))?;
     file.sync_all().map_err(io(path))
 }
@@ -435,6 +464,48 @@ mod tests {
             e.contains("chk-4/_metadata") && e.contains("not a valid"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn files_are_written_new_never_through_what_stood_at_their_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = CheckpointStorage::directory(dir.path().join("run")).unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, "precious").unwrap();
+        let chk = dir.path().join("run/chk-5");
+        fs::create_dir(&chk).unwrap();
+        // A FIFO at one task's name (opening it would wait for a reader
+        // for good), a link to another file at the other's and at
+        // `_metadata.inprogress`.
+        let made = std::process::Command::new("mkfifo")
+            .arg(chk.join("task-0-0.bin"))
+            .status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+        std::os::unix::fs::symlink(&victim, chk.join("task-0-1.bin")).unwrap();
+        std::os::unix::fs::symlink(&victim, chk.join("_metadata.inprogress")).unwrap();
+        store(&storage, &checkpoint(5));
+        assert_eq!(storage.latest().unwrap(), Some(checkpoint(5)));
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
+        for name in ["task-0-0.bin", "task-0-1.bin", "_metadata"] {
+            let m = fs::symlink_metadata(chk.join(name)).unwrap();
+            assert!(m.is_file(), "{name}: {m:?}");
+        }
+        // A checkpoint directory that is a link elsewhere: refused, naming it.
+        let elsewhere = dir.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("run/chk-6")).unwrap();
+        let e = storage.write_task(
+            &checkpoint(6).tasks[&TaskKey {
+                vertex: 0,
+                subtask: 0,
+            }],
+        );
+        let e = e.unwrap_err().to_string();
+        assert!(
+            e.contains("chk-6") && e.contains("not a directory of its own"),
+            "{e}"
+        );
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! restores from and the responder it acknowledges through.
 
 use super::barrier::CheckpointOptions;
+use super::coordinator::CheckpointFailureReason;
 use super::responder::CheckpointResponder;
 use super::snapshot::{TaskKey, TaskSnapshot};
 use std::sync::Arc;
@@ -82,7 +83,7 @@ impl TaskStateManager {
     }
 
     /// Declines checkpoint `id` (Flink's `declineCheckpoint`).
-    pub fn decline(&self, id: u64, reason: &str) {
-        self.responder.decline(self.task, id, reason);
+    pub fn decline(&self, id: u64, failure: CheckpointFailureReason, reason: &str) {
+        self.responder.decline(self.task, id, failure, reason);
     }
 }

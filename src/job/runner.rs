@@ -579,6 +579,15 @@ fn run_attempt(
             Ok(_) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        // Too many checkpoints failed in a row: the job fails as if a
+        // task had (Flink's `CheckpointFailureManager`), and restarts
+        // from the last completed checkpoint if its strategy allows.
+        if failure.is_none() {
+            if let Some(cause) = coordinator.as_ref().and_then(|c| c.job_failure()) {
+                failure = Some(format!("checkpoint-coordinator: {cause}"));
+                tasks.iter().for_each(|t| t.cancel());
+            }
+        }
     }
     if let Some(w) = writers {
         w.stop();

@@ -14,8 +14,8 @@ use super::{
 };
 use super::{ChainError, RestoreError};
 use crate::checkpoint::{
-    Alignment, CancelCheckpointMarker, ChannelState, CheckpointBarrier, StateReader, StateWriter,
-    TaskCheckpointMetrics, TaskSnapshot, TaskStateManager,
+    Alignment, CancelCheckpointMarker, ChannelState, CheckpointBarrier, CheckpointFailureReason,
+    StateReader, StateWriter, TaskCheckpointMetrics, TaskSnapshot, TaskStateManager,
 };
 use crate::mailbox::{ActionStatus, LoopExit, Mail, MailboxDefaultAction, MailboxProcessor};
 use crate::metrics::AllocationCount;
@@ -391,6 +391,7 @@ impl StreamTask {
             if let (Some(_), Some(state)) = (self.pending_ack.take(), &self.state) {
                 state.decline(
                     id,
+                    CheckpointFailureReason::TaskClosing,
                     "the task finished before its in-flight state was complete",
                 );
             }

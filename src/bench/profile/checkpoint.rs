@@ -59,6 +59,11 @@ pub struct CheckpointSection {
     pub restart_attempts: u32,
     /// Wait before each restart.
     pub restart_delay: Span,
+    /// Checkpoints that may fail in a row (expired, or their files could
+    /// not be written) before the job fails and restarts (Flink's
+    /// `execution.checkpointing.tolerable-failed-checkpoints`; 0, Flink's
+    /// default: the first fails it).
+    pub tolerable_failed_checkpoints: u32,
     /// Sources induce checkpoint `n` themselves after `n ×` this many
     /// records each (Flink's `ExternallyInducedSource`); the interval is
     /// then not used.
@@ -81,6 +86,7 @@ impl Default for CheckpointSection {
             dir: None,
             restart_attempts: 0,
             restart_delay: Span(Duration::ZERO),
+            tolerable_failed_checkpoints: 0,
             induced_every: None,
             skip_first: 0,
         }
@@ -89,6 +95,13 @@ impl Default for CheckpointSection {
 
 /// The most restarts a profile may ask for.
 pub const MAX_RESTARTS: u32 = 1000;
+
+/// The most checkpoint failures in a row a profile may tolerate.
+pub const MAX_TOLERABLE_FAILURES: u32 = 1_000_000;
+
+/// The most a checkpoint file's path adds to `checkpoint.dir`:
+/// `/job-<ns>-<pid>` (36), `/chk-<id>` (25) and `/task-<v>-<s>.bin` (31).
+const RUN_FILE_SUFFIX: usize = 92;
 
 impl CheckpointSection {
     /// The engine's configuration.
@@ -112,6 +125,7 @@ impl CheckpointSection {
                 kind: CheckpointType::Checkpoint,
                 alignment,
             },
+            tolerable_failures: self.tolerable_failed_checkpoints,
             restart: match self.restart_attempts {
                 0 => RestartStrategy::None,
                 attempts => RestartStrategy::FixedDelay {
@@ -173,9 +187,30 @@ impl Profile {
                 format!("{}: use 0 to {MAX_RESTARTS}", c.restart_attempts),
             ));
         }
+        if c.tolerable_failed_checkpoints > MAX_TOLERABLE_FAILURES {
+            return Err(invalid(
+                "checkpoint.tolerable_failed_checkpoints",
+                format!(
+                    "{}: use 0 to {MAX_TOLERABLE_FAILURES}",
+                    c.tolerable_failed_checkpoints
+                ),
+            ));
+        }
         if let Some(dir) = &c.dir {
             if dir.as_os_str().is_empty() {
                 return Err(invalid("checkpoint.dir", "an empty path"));
+            }
+            let len = dir.as_os_str().len();
+            if len + RUN_FILE_SUFFIX > libc::PATH_MAX as usize - 1 {
+                return Err(invalid(
+                    "checkpoint.dir",
+                    format!(
+                        "{len} bytes long: the files under it (a run's directory, \
+                         chk-N and a task file add up to {RUN_FILE_SUFFIX} bytes) would pass \
+                         the system's limit of {} bytes a path",
+                        libc::PATH_MAX
+                    ),
+                ));
             }
             if let Some(problem) = crate::files::directory_problem(dir) {
                 return Err(invalid("checkpoint.dir", problem));

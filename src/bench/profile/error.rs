@@ -62,6 +62,20 @@ pub enum ProfileError {
     },
 }
 
+impl ProfileError {
+    /// The error less the file and line of a field's value: a sweep
+    /// point's profile is checked from the profile written out again with
+    /// the point's values, whose lines and name are not the user's file's.
+    pub fn without_location(self) -> Self {
+        match self {
+            ProfileError::InvalidIn { field, message, .. } => {
+                ProfileError::Invalid { field, message }
+            }
+            other => other,
+        }
+    }
+}
+
 /// `source`'s message less a leading `--set ASSIGNMENT: ` naming one of
 /// the sweep point's assignments: the point applies its values the way
 /// `--set` does, but the user typed an axis, not a `--set`.

@@ -102,7 +102,7 @@ impl Profile {
                 .point(&base, &point)
                 .map_err(|e| ProfileError::SweepPoint {
                     point: label.clone(),
-                    source: Box::new(e),
+                    source: Box::new(e.without_location()),
                 })?;
             // Two spellings of one value (`"8B"` and `8`) pass the text
             // check above but run the same job twice under two labels.
