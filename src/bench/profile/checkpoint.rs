@@ -207,7 +207,7 @@ impl Profile {
                     format!(
                         "{len} bytes long: the files under it (a run's directory, \
                          chk-N and a task file add up to {RUN_FILE_SUFFIX} bytes) would pass \
-                         the system's limit of {} bytes a path",
+                         the system's limit of {} bytes on a path",
                         libc::PATH_MAX
                     ),
                 ));
