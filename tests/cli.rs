@@ -511,10 +511,11 @@ fn a_restarted_run_counts_its_throughput_over_every_attempt() {
         .assert()
         .code(1);
     let stderr = String::from_utf8_lossy(&no_more.get_output().stderr).to_string();
+    // (The restart restores a checkpoint only if one completed within the
+    // first 5 records, which the timing decides.)
     assert!(
-        stderr.contains(
-            "operator fail-after failed after 5 records (after 1 restart(s) from checkpoints)"
-        ),
+        stderr.contains("operator fail-after failed after 5 records (after 1 restart(s), ")
+            && stderr.contains(" from a checkpoint)"),
         "{stderr}"
     );
 }

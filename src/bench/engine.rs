@@ -181,7 +181,11 @@ pub fn run_profile_with(
             result.status = Status::Failed;
             result.failure = Some(match job.restarts {
                 0 => failure.clone(),
-                n => format!("{failure} (after {n} restart(s) from checkpoints)"),
+                n => {
+                    // A restart with no checkpoint completed yet starts over.
+                    let restored = job.restored_from.iter().flatten().count();
+                    format!("{failure} (after {n} restart(s), {restored} from a checkpoint)")
+                }
             });
             return Ok(out);
         }

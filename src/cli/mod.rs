@@ -26,7 +26,7 @@ use taskbench::bench::Profile;
 pub use error::CliError;
 
 /// The exit codes, as `--help` shows them.
-pub const EXIT_CODES: &str = "Exit codes: 0 ok (no regression), 1 the run failed or a result could not be written, 2 bad usage or input, 3 a regression (compare, ab, history check; with --strict also an inconclusive verdict), 130/143 interrupted by SIGINT/SIGTERM (the result so far is written, status \"interrupted\").";
+pub const EXIT_CODES: &str = "Exit codes: 0 ok (no regression), 1 the run failed or a result could not be written, 2 bad usage or input, 3 a regression (compare, ab, history check; with --strict also an inconclusive verdict), 130/143 interrupted by SIGINT/SIGTERM (the result so far is written, status \"interrupted\"; one interrupted before anything was measured leaves an earlier file as it was).";
 
 /// Apache Flink's task runtime in one process, and a benchmark engine
 /// around it.
