@@ -42,10 +42,10 @@ fn kill_group(child: &Child) {
     let Ok(group) = libc::pid_t::try_from(child.id()) else {
         return;
     };
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     // `-group` names the process group the child leads (it was started
     // with `process_group(0)`); the child is not reaped yet, so that group
     // id is still its own.
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     unsafe {
         libc::kill(-group, libc::SIGKILL);
     }

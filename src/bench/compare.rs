@@ -232,8 +232,8 @@ fn engine_warning(base: &RunResult, cur: &RunResult) -> Option<String> {
 fn unfinished(name: &str, status: Status) -> Option<String> {
     (status != Status::Complete).then(|| {
         format!(
-            "{name} is not a complete result (status {}): it holds what was measured before it stopped",
-            serde_json::to_value(status).map_or_else(|_| "?".into(), |v| v.to_string())
+            "{name} is not a complete result (status \"{}\"): it holds what was measured before it stopped",
+            status.as_str()
         )
     })
 }

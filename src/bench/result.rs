@@ -78,6 +78,18 @@ pub enum Status {
     Interrupted,
 }
 
+impl Status {
+    /// Its name in a result file (`"failed"`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Complete => "complete",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
 /// One `taskbench run`: the profile as run, where, and every figure.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct RunResult {
@@ -501,6 +513,18 @@ pub struct SweepResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_name_is_the_one_its_file_holds() {
+        for s in [
+            Status::Running,
+            Status::Complete,
+            Status::Failed,
+            Status::Interrupted,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+    }
 
     #[test]
     fn stats_take_the_middle_and_the_spread() {

@@ -641,7 +641,7 @@ mod tests {
         let c = CheckpointCoordinator::start(
             config,
             Arc::new(CheckpointStorage::memory()),
-            vec![task.clone()],
+            vec![task],
             Instant::now(),
             1,
             (sender.clone(), receiver),
@@ -663,9 +663,8 @@ mod tests {
             .unwrap();
     }
 
-    /// Triggers checkpoint `id`, has it declined with `failure`, and
-    /// returns the job's failure once the coordinator dealt with it (its
-    /// statistics list the abort, read after stopping).
+    /// Triggers one checkpoint per entry of `failures`, each declined with
+    /// that reason, and returns why the job must fail, if it must.
     fn fail_checkpoints(tolerable: u32, failures: &[CheckpointFailureReason]) -> Option<String> {
         let (c, sender) = coordinator(tolerable);
         for (i, &failure) in failures.iter().enumerate() {

@@ -99,10 +99,7 @@ impl Exporter for Csv {
                 .position(|p| p.a == index || p.b == index)
                 .map_or_else(String::new, |i| (i + 1).to_string())
         };
-        let status = serde_json::to_value(result.status)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let status = result.status.as_str();
         let mut out = csv::Writer::from_writer(Vec::new());
         let written = out
             .write_record([
@@ -121,7 +118,7 @@ impl Exporter for Csv {
                         r.figure.to_string(),
                         format!("{:.3}", r.elapsed_secs),
                         pair_of(r.index),
-                        status.clone(),
+                        status.to_string(),
                     ])?;
                 }
                 Ok(())
